@@ -1,0 +1,7 @@
+"""`python -m kerbtrace` runs the command-line tool."""
+
+import sys
+
+from kerbtrace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Runs the whole pipeline over capture files and assembles the `kerbtrace/1` result.
+
+source -> reassembly -> decoders -> exchanges -> checks; the reports only format what this returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kerbtrace.checks import Context, Finding, evaluate
+from kerbtrace.diagnostics import Diagnostics
+from kerbtrace.exchanges.client import ClientExchange
+from kerbtrace.exchanges.tracker import ExchangeTracker, KerberosRecord
+from kerbtrace.pipeline import Pipeline
+from kerbtrace.reassembly.network import NetworkLayer
+from kerbtrace.sources import CaptureError, open_capture
+
+SCHEMA = "kerbtrace/1"
+PROGRESS_EVERY = 1 << 14  # packets between progress updates
+
+
+@dataclass(slots=True)
+class InputSummary:
+    path: str
+    format: str | None
+    packets: int = 0
+    start: float | None = None
+    end: float | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ClientResult:
+    client: ClientExchange
+    verdict: str
+    findings: list[Finding]
+
+    @property
+    def primary(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+
+@dataclass(slots=True)
+class Analysis:
+    inputs: list[InputSummary] = field(default_factory=list)
+    clients: list[ClientResult] = field(default_factory=list)
+    kerberos: list[KerberosRecord] = field(default_factory=list)
+    diag: Diagnostics = field(default_factory=Diagnostics)
+
+    @property
+    def usable(self) -> bool:
+        return any(i.error is None for i in self.inputs)
+
+
+def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = ()) -> Analysis:
+    """Analyse capture files in order (as one capture per file: frame numbers restart per file)."""
+    result = Analysis()
+    show = sys.stderr.isatty() if progress is None else progress
+    for path in paths:
+        diag = result.diag
+        tracker = ExchangeTracker(mp_names=mp_names)
+        pipeline = Pipeline(diag, tracker.feed)
+        network = NetworkLayer(pipeline, diag)
+        summary = InputSummary(path, None)
+        result.inputs.append(summary)
+        try:
+            capture = open_capture(path, diag)
+        except (CaptureError, OSError) as exc:
+            summary.error = str(exc)
+            diag.warn(None, f"{path}: {exc}", "file")
+            continue
+        summary.format = capture.format
+        bar = _Progress(Path(path).name, capture.size) if show else None
+        feed = network.feed
+        try:
+            with capture:
+                for frame, time, linktype, data in capture:
+                    feed(frame, time, linktype, data)
+                    if bar is not None and not frame % PROGRESS_EVERY:
+                        bar.update(capture.position())
+        except KeyboardInterrupt:
+            diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
+        network.flush()
+        if bar is not None:
+            bar.close()
+        summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
+        clients = tracker.finish()
+        ctx = Context.build(clients)
+        for client in clients:
+            verdict, findings = evaluate(client, ctx)
+            result.clients.append(ClientResult(client, verdict, findings))
+        result.kerberos.extend(tracker.kerberos)
+    return result
+
+
+class _Progress:
+    """A progress bar on stderr, by bytes of the file read (tqdm does the drawing)."""
+
+    def __init__(self, name: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr, leave=False)
+        self.last = 0
+
+    def update(self, position: int) -> None:
+        self.bar.update(max(0, position - self.last))
+        self.last = position
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

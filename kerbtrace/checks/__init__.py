@@ -1,0 +1,82 @@
+"""Checks: one module per cause, each a pure function `check(client, ctx) -> Finding | None`.
+
+`evaluate` runs them all, decides the verdict from the MP's answer and orders the findings so the
+primary cause comes first. A newcomer finds any cause's logic in the module named after its code.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from kerbtrace.checks import (
+    account_revoked,
+    approval_pending,
+    clock_skew,
+    dns_failure,
+    duplicate_guid,
+    etype_unsupported,
+    incomplete_capture,
+    kdc_unreachable,
+    no_kerberos_attempt,
+    no_trust_path,
+    ntlm_fallback,
+    ok,
+    preauth_failed,
+    spn_missing,
+    spn_wrong_account,
+    trust_broken,
+)
+from kerbtrace.checks.base import Context, Finding
+from kerbtrace.checks.common import approved
+from kerbtrace.exchanges.client import ClientExchange
+
+#: Precedence: when several causes apply, the earliest in this list is the primary one
+#: (a root cause before its consequences: a missing SPN before the NTLM fallback it causes).
+CHECKS: tuple[ModuleType, ...] = (
+    ok,
+    dns_failure,
+    kdc_unreachable,
+    account_revoked,
+    preauth_failed,
+    clock_skew,
+    trust_broken,
+    no_trust_path,
+    spn_missing,
+    etype_unsupported,
+    spn_wrong_account,
+    duplicate_guid,
+    ntlm_fallback,
+    no_kerberos_attempt,
+    approval_pending,
+    incomplete_capture,
+)
+CAUSE_CODES = tuple(m.CODE for m in CHECKS)
+_ORDER = {code: i for i, code in enumerate(CAUSE_CODES)}
+_SEVERITY = {"error": 0, "warning": 1, "info": 2}
+
+
+def verdict_of(client: ClientExchange) -> str:
+    """approved / not_approved / inconclusive, from what the MP answered (or the client never reached it)."""
+    state = approved(client)
+    if state is True:
+        return "approved"
+    if state is False:
+        return "not_approved"
+    return "inconclusive"
+
+
+def evaluate(client: ClientExchange, ctx: Context) -> tuple[str, list[Finding]]:
+    findings = [f for f in (m.check(client, ctx) for m in CHECKS) if f is not None]
+    verdict = verdict_of(client)
+    errors = [f for f in findings if f.severity == "error"]
+    if verdict == "inconclusive" and errors and not client.legs:
+        verdict = "not_approved"  # it never reached the MP: nothing can have approved it
+    if verdict == "approved":
+        findings.sort(key=lambda f: (f.code != "ok", _SEVERITY[f.severity], _ORDER[f.code]))
+    else:
+        findings = [f for f in findings if f.code != "ok"]
+        findings.sort(key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
+    return verdict, findings
+
+
+__all__ = ["CAUSE_CODES", "CHECKS", "Context", "Finding", "evaluate", "verdict_of"]

@@ -1,0 +1,68 @@
+"""Small questions several checks ask of an exchange, answered once here."""
+
+from __future__ import annotations
+
+from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
+
+CLOCK_ERRORS = (37, 33, 32)
+
+
+def approved(client: ClientExchange) -> bool | None:
+    """True/False when the MP's answer tells, None when the capture does not show it."""
+    leg = client.final_leg
+    if leg is None or leg.status is None:
+        return None
+    if leg.reply is not None and leg.reply.approval_status is not None:
+        return leg.reply.approval_status == 1 and (leg.reply.status in (0, None))
+    if leg.status == 200 and leg.is_windowsauth and leg.mech == "kerberos":
+        return True  # Kerberos-authenticated registration; reply body not readable
+    if leg.status == 200 and leg.reply is None:
+        return None
+    return False
+
+
+def kerberos_accepted(client: ClientExchange) -> bool:
+    return any(leg.mech == "kerberos" and leg.status == 200 for leg in client.legs)
+
+
+def kdc_errors(client: ClientExchange, codes: tuple[int, ...]) -> list[KdcExchange]:
+    return [ex for ex in client.kdc if ex.error_code in codes]
+
+
+def mp_service_errors(client: ClientExchange, codes: tuple[int, ...]) -> list[KdcExchange]:
+    """KDC errors answering a request for the MP's HTTP SPN."""
+    return [ex for ex in client.mp_spn_exchanges() if ex.error_code in codes]
+
+
+def legs_with_ap_req(client: ClientExchange) -> list[AuthLeg]:
+    return [leg for leg in client.legs if leg.ap_req is not None]
+
+
+def ntlm_legs(client: ClientExchange) -> list[AuthLeg]:
+    return [leg for leg in client.legs if leg.mech == "ntlm"]
+
+
+def ticket_for_mp(client: ClientExchange) -> KdcExchange | None:
+    """The last TGS exchange that delivered a service ticket (not a referral) for the MP's SPN."""
+    found = None
+    for ex in client.mp_spn_exchanges():
+        rep = ex.rep
+        if rep is not None and rep.msg_type == 13 and not ex.is_referral:
+            found = ex
+    return found
+
+
+def referrals(client: ClientExchange) -> list[KdcExchange]:
+    return [ex for ex in client.kdc if ex.is_referral]
+
+
+def realm_related(a: str | None, b: str | None) -> bool:
+    """Same realm, or one is a DNS child of the other (same AD forest tree)."""
+    if not a or not b:
+        return False
+    a, b = a.upper(), b.upper()
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def frame_list(*items: int | None) -> list[int]:
+    return sorted({i for i in items if i is not None})

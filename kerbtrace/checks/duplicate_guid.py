@@ -1,0 +1,37 @@
+"""duplicate_guid: two different computers register with the same ConfigMgr client GUID (SMSID)."""
+
+from __future__ import annotations
+
+from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.common import approved
+from kerbtrace.exchanges.client import ClientExchange
+
+CODE = "duplicate_guid"
+
+
+def check(client: ClientExchange, ctx: Context) -> Finding | None:
+    if not client.smsid:
+        return None
+    users = ctx.smsid_users.get(client.smsid.upper(), set())
+    me = (client.hostname or client.ip).upper()
+    others = sorted(users - {me})
+    if not others:
+        return None
+    leg = next((x for x in client.legs if x.request_ccm is not None and x.request_ccm.smsid), None)
+    evidence = []
+    if leg is not None:
+        evidence.append(Evidence(leg.request_frame, f"registration request with SMSID {client.smsid}"))
+    final = client.final_leg
+    if final is not None and final.reply is not None:
+        evidence.append(Evidence(final.response_frame or final.request_frame,
+                                 f"MP reply Status={final.reply.status} ApprovalStatus={final.reply.approval_status}"))
+    severity = "warning" if approved(client) else "error"
+    return Finding(
+        CODE, severity,
+        f"{client.hostname or client.ip} registers with SMSID {client.smsid}, which {', '.join(others)} also "
+        "uses: duplicate GUIDs (usually from an image captured with the ConfigMgr client identity) make the site "
+        "treat the computers as one and leave registrations pending or conflicting.",
+        fix="On the duplicate computer(s) stop ccmexec, delete %windir%\\SMSCFG.INI and the SMS certificates "
+            "(ccmdelcert / certutil -delstore SMS), start ccmexec so a new GUID is generated; resolve Conflicting "
+            "Records in the console; fix the image (no SMSCFG.INI in it).",
+        codes=[], evidence=evidence)

@@ -1,0 +1,35 @@
+"""ok: the client authenticated with Kerberos and the MP approved it."""
+
+from __future__ import annotations
+
+from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.common import approved, referrals, ticket_for_mp
+from kerbtrace.exchanges.client import ClientExchange
+
+CODE = "ok"
+
+
+def check(client: ClientExchange, ctx: Context) -> Finding | None:
+    if approved(client) is not True:
+        return None
+    leg = client.final_leg
+    assert leg is not None
+    evidence = []
+    ticket = ticket_for_mp(client)
+    for hop in referrals(client):
+        evidence.append(Evidence(hop.frame, f"referral: {hop.realm} KDC {hop.kdc_ip} issued "
+                                 f"{hop.rep.ticket.sname}" if hop.rep and hop.rep.ticket else "referral"))
+    if ticket is not None:
+        evidence.append(Evidence(ticket.frame, f"KDC {ticket.kdc_ip} issued the service ticket for {ticket.sname}"))
+    auth_leg = next((x for x in client.legs if x.ap_req is not None and x.status == 200), None)
+    if auth_leg is not None:
+        evidence.append(Evidence(auth_leg.request_frame, "CCM_POST with Authorization: Negotiate (Kerberos AP-REQ)"))
+    text = f"MP answered HTTP {leg.status}"
+    if leg.reply is not None:
+        text += f" with ApprovalStatus={leg.reply.approval_status}"
+    evidence.append(Evidence(leg.response_frame or leg.request_frame, text))
+    how = "across a Kerberos referral" if referrals(client) else "with Kerberos"
+    return Finding(CODE, "info",
+                   f"Approved: the client authenticated {how} as a computer of a trusted domain "
+                   "and the MP approved its registration.",
+                   evidence=evidence)

@@ -1,0 +1,60 @@
+"""spn_wrong_account: the client presented a ticket for the MP's SPN and the MP could not use it.
+
+Typical cause: HTTP/<mp fqdn> is registered on a user account (a web service running as that user),
+so the KDC encrypts the ticket with that account's key while IIS on the MP decrypts with the MP's
+computer key. Also a duplicate SPN or a stale MP machine password.
+"""
+
+from __future__ import annotations
+
+from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted, ticket_for_mp
+from kerbtrace.codes import hresult, krb_error
+from kerbtrace.exchanges.client import ClientExchange
+
+CODE = "spn_wrong_account"
+DECRYPT_ERRORS = (41, 31, 44, 45, 35)
+
+
+def check(client: ClientExchange, ctx: Context) -> Finding | None:
+    if kerberos_accepted(client):
+        return None
+    rejected = [leg for leg in client.legs if leg.ap_req is not None and leg.status == 401]
+    if not rejected:
+        return None
+    leg = rejected[-1]
+    error = leg.response_krb if leg.response_krb is not None and leg.response_krb.msg_type == 30 else None
+    if error is not None and error.error_code in CLOCK_ERRORS:
+        return None  # the clock_skew check explains this one
+    if error is not None and error.error_code not in DECRYPT_ERRORS:
+        return None
+    codes = [krb_error(error.error_code).label()] if error is not None and error.error_code is not None else []
+    codes.append(hresult(0x80090322).label())
+    evidence = []
+    ticket = ticket_for_mp(client)
+    ap_ticket = leg.ap_req.ticket if leg.ap_req is not None else None
+    if ticket is not None and ticket.rep is not None and ticket.rep.ticket is not None:
+        t = ticket.rep.ticket
+        evidence.append(Evidence(ticket.frame, f"KDC {ticket.kdc_ip} issued the ticket for {t.sname} "
+                                 f"(etype {t.etype}, kvno {t.kvno})"))
+    what = "AP-REQ presented"
+    if ap_ticket is not None:
+        what += f" for {ap_ticket.sname}@{ap_ticket.realm} (kvno {ap_ticket.kvno})"
+    evidence.append(Evidence(leg.request_frame, what))
+    answer = "MP answered 401"
+    if error is not None:
+        answer += f" carrying {krb_error(error.error_code or 0).label()}"
+    else:
+        answer += " without a Kerberos error token"
+    evidence.append(Evidence(leg.response_frame or leg.request_frame, answer))
+    spn = ap_ticket.sname if ap_ticket is not None else f"HTTP/{client.mp_name or 'the MP'}"
+    return Finding(
+        CODE, "error",
+        f"The MP could not decrypt the Kerberos ticket for {spn}: the SPN is most likely registered on "
+        "another account (a user account running a web service, or a duplicate), so the ticket is encrypted "
+        "with a key the MP's computer account does not have. The client is not authenticated and not approved.",
+        fix=f"Run `setspn -Q {spn}` and `setspn -X`; remove the HTTP SPN from the user account "
+            "(`setspn -D`) so HOST/<mp> on the MP computer account serves it, or move the other web service "
+            "to its own port with an SPN such as HTTP/<mp>:81. If the SPN is on the MP's own account, reset its "
+            "machine password / secure channel. Then restart the client's registration (ccmexec).",
+        codes=codes, evidence=evidence)

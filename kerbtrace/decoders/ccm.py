@@ -1,0 +1,294 @@
+"""ConfigMgr (CCM) message decoder: the multipart body of `CCM_POST` requests and of the MP's replies.
+
+Layout (ccm-protocol.md, sections 2-3): part 1 is the `<Msg>` header, UTF-16 with a BOM; part 2
+is the body, zlib-compressed UTF-16LE when the header has `Hook3 zlib-compress`, plain UTF-16LE
+otherwise. Only what client approval needs is pulled out: registration request identity and the
+reply's Status / ApprovalStatus / SMSID.
+
+Input is untrusted: inflation is capped (a zlib bomb is cut off, never expanded fully) and XML
+with a DOCTYPE or ENTITY declaration is refused before parsing, so entity expansion cannot run.
+Problems become `warnings` on the record; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from xml.etree import ElementTree
+
+DEFAULT_BOUNDARY = "aAbBcCdDv1234567890VxXyYzZ"
+_MAX_PARTS = 16
+
+
+@dataclass(slots=True)
+class CcmMessage:
+    """What one CCM message says about client registration."""
+
+    kind: str  # "registration_request" | "registration_response" | "other"
+    msg_id: str | None = None  # header <ID>
+    source_host: str | None = None  # header <SourceHost> (NetBIOS name of the sender)
+    source_id: str | None = None  # header <SourceID> (client GUID; absent on registration)
+    target_endpoint: str | None = None  # header <TargetEndpoint>, e.g. MP_ClientRegistration
+    target_host: str | None = None  # header <TargetHost> (MP FQDN)
+    reply_mode: str | None = None  # header <ReplyMode>: Sync / Async
+    netbios_name: str | None = None  # request: DiscoveryProperties "Netbios Name"
+    fq_name: str | None = None  # request: DiscoveryProperties "FQ Name"
+    smsid: str | None = None  # request: Data/@SMSID (requested, may be ""); response: @SMSID (assigned)
+    request_type: str | None = None  # request: Data/@RequestType (Registration / Confirmation)
+    agent_identity: str | None = None  # request: AgentInformation/@AgentIdentity
+    agent_version: str | None = None  # request: AgentInformation/@AgentVersion
+    hardware_id: str | None = None  # request: DiscoveryProperties "HardwareID1"
+    status: int | None = None  # response: @Status (0 registered, 1 pending, 2 reset, 3 error, 4 cert reset)
+    approval_status: int | None = None  # response: @ApprovalStatus (-1 unknown, 0 pending, 1 approved, ...)
+    response_type: str | None = None  # response: @ResponseType
+    warnings: list[str] = field(default_factory=list)  # what could not be read, and why
+
+
+def _boundary(content_type: str | None) -> str:
+    """`boundary=` parameter of a Content-Type (quoted or not), or the ConfigMgr default."""
+    if not content_type:
+        return DEFAULT_BOUNDARY
+    low = content_type.lower()
+    i = low.find("boundary=")
+    if i < 0:
+        return DEFAULT_BOUNDARY
+    value = content_type[i + 9 :].strip()
+    if value.startswith('"'):
+        end = value.find('"', 1)
+        value = value[1:end] if end > 0 else value[1:]
+    else:
+        for stop in (";", " ", "\t", ","):
+            j = value.find(stop)
+            if j >= 0:
+                value = value[:j]
+    return value or DEFAULT_BOUNDARY
+
+
+def _split_parts(body: bytes, boundary: bytes, warnings: list[str]) -> list[tuple[bytes, bytes]] | None:
+    """(part headers, part content) for each part; None when the boundary never appears."""
+    delim = b"--" + boundary
+    first = body.find(delim)
+    if first < 0:
+        return None
+    parts: list[tuple[bytes, bytes]] = []
+    pos = first
+    closed = truncated = False
+    while len(parts) < _MAX_PARTS:
+        after = pos + len(delim)
+        if body[after : after + 2] == b"--":
+            closed = True
+            break
+        eol = body.find(b"\n", after)
+        if eol < 0:
+            break
+        start = eol + 1
+        # Part headers end at the first empty line (CRLF or bare LF).
+        hdr_end, content_start = start, -1
+        if body.startswith(b"\r\n", start):
+            content_start = start + 2
+        elif body.startswith(b"\n", start):
+            content_start = start + 1
+        else:
+            i = body.find(b"\n\r\n", start)
+            j = body.find(b"\n\n", start)
+            if i >= 0 and (j < 0 or i < j):
+                hdr_end, content_start = i + 1, i + 3
+            elif j >= 0:
+                hdr_end, content_start = j + 1, j + 2
+        if content_start < 0:
+            warnings.append("multipart part without end of headers")
+            truncated = True
+            break
+        nxt = body.find(delim, content_start)
+        if nxt < 0:
+            warnings.append("multipart body truncated (no closing boundary)")
+            parts.append((body[start:hdr_end], body[content_start:]))
+            truncated = True
+            break
+        end = nxt
+        if body[end - 2 : end] == b"\r\n":
+            end -= 2
+        elif body[end - 1 : end] == b"\n":
+            end -= 1
+        parts.append((body[start:hdr_end], body[content_start:end]))
+        pos = nxt
+    else:
+        warnings.append(f"more than {_MAX_PARTS} multipart parts; rest ignored")
+        truncated = True
+    if not closed and not truncated:
+        warnings.append("multipart body has no final boundary")
+    return parts
+
+
+def _utf16(data: bytes, warnings: list[str], what: str) -> str:
+    """UTF-16 text (BOM optional, little-endian by default) without trailing NULs and line ends."""
+    if data.startswith(b"\xff\xfe"):
+        data, codec = data[2:], "utf-16-le"
+    elif data.startswith(b"\xfe\xff"):
+        data, codec = data[2:], "utf-16-be"
+    else:
+        codec = "utf-16-le"
+    if data.endswith(b"\x00\x00\r\n"):
+        data = data[:-2]  # ASCII CRLF the tools append after the UTF-16 NUL
+    if len(data) % 2:
+        # The tools append an ASCII CRLF after the UTF-16 text; an odd tail byte is that or damage.
+        if not data.endswith(b"\r\n") and not data.endswith(b"\n"):
+            warnings.append(f"{what}: odd length for UTF-16")
+        data = data[:-1]
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        warnings.append(f"{what}: bad UTF-16")
+        text = data.decode(codec, errors="replace")
+    return text.strip("\x00\r\n\ufeff \t").replace("\x00", "")
+
+
+def _xml(text: str, warnings: list[str], what: str) -> ElementTree.Element | None:
+    """Parse `text`, refusing DTDs so no entity can be declared or expanded."""
+    if not text:
+        warnings.append(f"{what}: empty")
+        return None
+    probe = text.upper()
+    if "<!DOCTYPE" in probe or "<!ENTITY" in probe:
+        warnings.append(f"{what}: XML with DOCTYPE/ENTITY refused")
+        return None
+    try:
+        return ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        warnings.append(f"{what}: XML not well-formed ({exc})")
+        return None
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _child_text(root: ElementTree.Element, name: str) -> str | None:
+    for el in root:
+        if _local(el.tag) == name:
+            return (el.text or "").strip()
+    return None
+
+
+def _int(value: str | None, warnings: list[str], what: str) -> int | None:
+    if value is None:
+        return None
+    v = value.strip()
+    if v.lstrip("-").isdigit() and len(v) < 12:
+        return int(v)
+    warnings.append(f"{what} is not a number: {value[:20]!r}")
+    return None
+
+
+def _inflate(data: bytes, max_inflate: int, warnings: list[str]) -> bytes | None:
+    """Inflate a zlib stream, at most `max_inflate` bytes: a bomb is cut off, never expanded."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, max_inflate)
+    except zlib.error as exc:
+        warnings.append(f"zlib body does not inflate ({exc})")
+        return None
+    if d.unconsumed_tail:
+        warnings.append(f"zlib body exceeds {max_inflate >> 20} MiB limit; cut off")
+    elif not d.eof:
+        warnings.append("zlib body truncated")
+    return out
+
+
+def _looks_zlib(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] == 0x78 and ((data[0] << 8) | data[1]) % 31 == 0
+
+
+def _read_header(msg: CcmMessage, root: ElementTree.Element) -> tuple[bool, int | None]:
+    """Fill the header fields; return (zlib-compressed body?, Body/@Length)."""
+    msg.msg_id = _child_text(root, "ID")
+    msg.source_host = _child_text(root, "SourceHost")
+    msg.source_id = _child_text(root, "SourceID")
+    msg.target_endpoint = _child_text(root, "TargetEndpoint")
+    msg.target_host = _child_text(root, "TargetHost")
+    msg.reply_mode = _child_text(root, "ReplyMode")
+    compressed = False
+    length = None
+    for el in root:
+        name = _local(el.tag)
+        if name == "Hooks":
+            compressed = any((h.get("Name") or "").lower() == "zlib-compress" for h in el)
+        elif name == "Body":
+            length = _int(el.get("Length"), msg.warnings, "Body/@Length")
+    return compressed, length
+
+
+def _read_request(msg: CcmMessage, root: ElementTree.Element) -> None:
+    msg.kind = "registration_request"
+    for el in root.iter():
+        name = _local(el.tag)
+        if name == "Data":
+            msg.smsid = el.get("SMSID")
+            msg.request_type = el.get("RequestType")
+        elif name == "AgentInformation":
+            msg.agent_identity = el.get("AgentIdentity")
+            msg.agent_version = el.get("AgentVersion")
+        elif name == "Property":
+            prop = (el.get("Name") or "").lower()
+            if prop == "netbios name":
+                msg.netbios_name = el.get("Value")
+            elif prop == "fq name":
+                msg.fq_name = el.get("Value")
+            elif prop == "hardwareid1":
+                msg.hardware_id = el.get("Value")
+
+
+def _read_response(msg: CcmMessage, root: ElementTree.Element) -> None:
+    msg.kind = "registration_response"
+    msg.smsid = root.get("SMSID")
+    msg.status = _int(root.get("Status"), msg.warnings, "Status")
+    msg.approval_status = _int(root.get("ApprovalStatus"), msg.warnings, "ApprovalStatus")
+    msg.response_type = root.get("ResponseType")
+
+
+def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 << 20) -> CcmMessage | None:
+    """Decode a CCM multipart body; None when `body` is not one (empty 200, HTML error page, ...)."""
+    if not body:
+        return None
+    if content_type and "multipart" not in content_type.lower():
+        return None
+    warnings: list[str] = []
+    boundary = _boundary(content_type).encode("latin-1", "replace")
+    parts = _split_parts(body, boundary, warnings)
+    if parts is None:
+        return None
+    msg = CcmMessage(kind="other", warnings=warnings)
+    if not parts:
+        warnings.append("multipart body has no parts")
+        return msg
+    header = _xml(_utf16(parts[0][1], warnings, "header"), warnings, "header")
+    compressed, length = False, None
+    if header is not None:
+        if _local(header.tag) != "Msg":
+            warnings.append(f"header root is <{_local(header.tag)[:40]}>, not <Msg>")
+        compressed, length = _read_header(msg, header)
+    if (msg.target_endpoint or "").lower() == "mp_clientregistration":
+        msg.kind = "registration_request"
+    if len(parts) < 2:
+        warnings.append("no body part")
+        return msg
+    raw = parts[1][1]
+    if compressed or _looks_zlib(raw):
+        if not compressed and header is not None:
+            warnings.append("body is zlib but the header has no zlib-compress hook")
+        plain = _inflate(raw, max_inflate, warnings)
+        if plain is None:
+            return msg
+    else:
+        plain = raw
+    if length is not None and len(plain) not in (length, length + 2) and len(plain) < max_inflate:
+        warnings.append(f"body is {len(plain)} bytes, header Length says {length}")
+    root = _xml(_utf16(plain, warnings, "body"), warnings, "body")
+    if root is None:
+        return msg
+    name = _local(root.tag)
+    if name == "ClientRegistrationRequest":
+        _read_request(msg, root)
+    elif name == "ClientRegistrationResponse":
+        _read_response(msg, root)
+    return msg

@@ -1,0 +1,184 @@
+"""Minimal DNS message decoder (RFC 1035): enough to see which SRV/A/CNAME lookups a client made
+(DC locator `_kerberos._tcp...`, the MP's name) and whether they failed.
+
+Strict on structure (truncation, bad pointers and compression loops raise `DecodeError`), light
+on content: rdata of types that are not needed is kept as hex.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+from kerbtrace.decoders import DecodeError
+
+RCODE_NAMES: dict[int, str] = {
+    0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+    6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 11: "DSOTYPENI",
+    16: "BADVERS", 17: "BADKEY", 18: "BADTIME", 19: "BADMODE", 20: "BADNAME", 21: "BADALG",
+    22: "BADTRUNC", 23: "BADCOOKIE",
+}
+
+QTYPE_NAMES: dict[int, str] = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT", 17: "RP",
+    18: "AFSDB", 24: "SIG", 25: "KEY", 28: "AAAA", 29: "LOC", 33: "SRV", 35: "NAPTR", 36: "KX",
+    37: "CERT", 39: "DNAME", 41: "OPT", 42: "APL", 43: "DS", 44: "SSHFP", 45: "IPSECKEY", 46: "RRSIG",
+    47: "NSEC", 48: "DNSKEY", 49: "DHCID", 50: "NSEC3", 51: "NSEC3PARAM", 52: "TLSA", 53: "SMIMEA",
+    55: "HIP", 59: "CDS", 60: "CDNSKEY", 61: "OPENPGPKEY", 62: "CSYNC", 63: "ZONEMD", 64: "SVCB",
+    65: "HTTPS", 99: "SPF", 108: "EUI48", 109: "EUI64", 249: "TKEY", 250: "TSIG", 251: "IXFR",
+    252: "AXFR", 255: "ANY", 256: "URI", 257: "CAA",
+}
+
+_MAX_POINTERS = 64  # a legitimate name never needs more jumps than it has labels
+_MAX_NAME = 255  # RFC 1035 2.3.4, wire length
+_NAME_RDATA = frozenset((2, 5, 12, 39))  # NS, CNAME, PTR, DNAME: rdata is one (compressible) name
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_SRV = struct.Struct("!HHH")
+_PRINTABLE = frozenset(range(0x21, 0x7F)) - {ord("."), ord("\\")}
+_PRINTABLE_BYTES = bytes(sorted(_PRINTABLE))
+
+
+@dataclass(slots=True)
+class DnsMessage:
+    """One DNS query or response."""
+
+    id: int
+    is_response: bool
+    opcode: int
+    rcode: int  # header RCODE (4 bits); see RCODE_NAMES
+    questions: list[tuple[str, int]]  # (name, qtype)
+    answers: list[tuple[str, int, str]]  # (name, type, value): A/AAAA address, CNAME/PTR/NS target,
+    #                                      SRV "priority weight port target"; other types: rdata hex
+
+
+def _label(raw: bytes) -> str:
+    if not raw.translate(None, _PRINTABLE_BYTES):
+        return raw.decode("ascii")
+    return "".join(chr(b) if b in _PRINTABLE else f"\\{b:03d}" for b in raw)
+
+
+def _name(data: bytes, pos: int) -> tuple[str, int]:
+    """Read a possibly compressed name at `pos`; return (dotted name, offset after it in place)."""
+    labels: list[str] = []
+    end = -1  # where the name ends in place (after the first pointer)
+    jumps = 0
+    wire = 0
+    n = len(data)
+    while True:
+        if pos >= n:
+            raise DecodeError("DNS name runs past the end of the message")
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        kind = length & 0xC0
+        if kind == 0xC0:
+            if pos + 1 >= n:
+                raise DecodeError("DNS compression pointer truncated")
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if end < 0:
+                end = pos + 2
+            jumps += 1
+            if jumps > _MAX_POINTERS or target >= n:
+                raise DecodeError("DNS compression loop or bad pointer")
+            pos = target
+            continue
+        if kind:
+            raise DecodeError(f"DNS label type {kind:#x} not supported")
+        wire += length + 1
+        if wire > _MAX_NAME:
+            raise DecodeError("DNS name longer than 255 bytes")
+        if pos + 1 + length > n:
+            raise DecodeError("DNS label runs past the end of the message")
+        labels.append(_label(data[pos + 1 : pos + 1 + length]))
+        pos += 1 + length
+    return (".".join(labels) if labels else "."), (end if end >= 0 else pos)
+
+
+def _rdata_value(data: bytes, rtype: int, start: int, rdlen: int) -> str:
+    rd = data[start : start + rdlen]
+    if not rdlen:
+        return ""  # dynamic-update prerequisites and deletions carry no rdata (RFC 2136)
+    if rtype == 1 and rdlen == 4:
+        return f"{rd[0]}.{rd[1]}.{rd[2]}.{rd[3]}"
+    if rtype == 28 and rdlen == 16:
+        return socket.inet_ntop(socket.AF_INET6, rd)
+    if rtype in _NAME_RDATA:
+        name, after = _name(data, start)
+        if after > start + rdlen:
+            raise DecodeError("DNS rdata name runs past its length")
+        return name
+    if rtype == 33 and rdlen >= 7:
+        prio, weight, port = _SRV.unpack_from(data, start)
+        target, after = _name(data, start + 6)
+        if after > start + rdlen:
+            raise DecodeError("DNS SRV target runs past its length")
+        return f"{prio} {weight} {port} {target}"
+    return rd.hex()
+
+
+def _parse(data: bytes, base: int, end: int) -> DnsMessage:
+    msg = data[base:end] if base or end != len(data) else data
+    if type(msg) is not bytes:
+        msg = bytes(msg)  # bytearray / memoryview from the caller
+    if len(msg) < 12:
+        raise DecodeError("DNS message shorter than its 12-byte header")
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(msg, 0)
+    # Each question takes at least 5 bytes and each record 11: counts beyond that are lies.
+    if qd * 5 + (an + ns + ar) * 11 > len(msg) - 12:
+        raise DecodeError("DNS record counts exceed the message size")
+    pos = 12
+    questions: list[tuple[str, int]] = []
+    for _ in range(qd):
+        name, pos = _name(msg, pos)
+        if pos + 4 > len(msg):
+            raise DecodeError("DNS question truncated")
+        questions.append((name, (msg[pos] << 8) | msg[pos + 1]))
+        pos += 4
+    answers: list[tuple[str, int, str]] = []
+    for i in range(an + ns + ar):
+        name, pos = _name(msg, pos)
+        if pos + 10 > len(msg):
+            raise DecodeError("DNS resource record truncated")
+        rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, pos)
+        pos += 10
+        if pos + rdlen > len(msg):
+            raise DecodeError("DNS rdata runs past the end of the message")
+        if i < an:
+            answers.append((name, rtype, _rdata_value(msg, rtype, pos, rdlen)))
+        pos += rdlen
+    return DnsMessage(
+        id=ident,
+        is_response=bool(flags & 0x8000),
+        opcode=(flags >> 11) & 0xF,
+        rcode=flags & 0xF,
+        questions=questions,
+        answers=answers,
+    )
+
+
+def decode_dns(payload: bytes) -> DnsMessage:
+    """Decode one DNS message (a UDP payload). Raises `DecodeError` when it is malformed."""
+    return _parse(payload, 0, len(payload))
+
+
+def decode_dns_tcp(data: bytes) -> list[DnsMessage]:
+    """Decode DNS over TCP: messages each preceded by a 2-byte length (RFC 1035 4.2.2).
+
+    Raises `DecodeError` if any message is malformed or the data ends inside one.
+    """
+    out: list[DnsMessage] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if pos + 2 > n:
+            raise DecodeError("DNS/TCP length prefix truncated")
+        length = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if pos + length > n:
+            raise DecodeError("DNS/TCP message truncated")
+        out.append(_parse(data, pos, pos + length))
+        pos += length
+    return out

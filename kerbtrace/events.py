@@ -1,0 +1,67 @@
+"""Typed events the decoding pipeline hands to the exchange tracker.
+
+Decoders produce protocol records; the pipeline wraps each in an event that says where and when it
+was seen (Wireshark frame number, capture time, addresses). Exchanges consume only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kerbtrace.decoders.ccm import CcmMessage
+from kerbtrace.decoders.dns import DnsMessage
+from kerbtrace.decoders.gss import AuthToken
+from kerbtrace.decoders.http import HttpMessage
+from kerbtrace.decoders.kerberos import KerberosMessage
+
+
+@dataclass(slots=True)
+class KerberosEvent:
+    """One Kerberos message: on port 88 (udp/tcp) or inside an HTTP auth header (transport "http")."""
+
+    frame: int
+    time: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str
+    msg: KerberosMessage
+    stream: int | None = None
+
+    @property
+    def is_request(self) -> bool:
+        return self.msg.msg_type in (10, 12, 14)
+
+
+@dataclass(slots=True)
+class HttpEvent:
+    """One HTTP request or response, with its decoded auth tokens and CCM body."""
+
+    frame: int
+    time: float
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    stream: int
+    msg: HttpMessage
+    auth: list[AuthToken] = field(default_factory=list)
+    ccm: CcmMessage | None = None
+    request: HttpMessage | None = None  # for a response: the request it answers
+
+    @property
+    def is_request(self) -> bool:
+        return self.msg.is_request
+
+
+@dataclass(slots=True)
+class DnsEvent:
+    frame: int
+    time: float
+    src: str
+    dst: str
+    msg: DnsMessage
+
+
+Event = KerberosEvent | HttpEvent | DnsEvent

@@ -1,0 +1,323 @@
+"""Builds one `ClientExchange` per ConfigMgr client from the event stream.
+
+Like Zeek's per-connection records: events fill per-client state, and a client is handed on when
+its exchange completes or goes idle (live capture) or at the end of the file. Kerberos and DNS
+traffic seen from an address before it talks to an MP is kept in a small bounded history, so the
+TGS exchanges that precede the authenticated CCM_POST are not lost.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kerbtrace.codes import krb_error, msg_type_name
+from kerbtrace.events import DnsEvent, Event, HttpEvent, KerberosEvent
+from kerbtrace.exchanges.client import AuthLeg, ClientExchange, DnsLookup, KdcExchange
+from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, describe_kdc_request
+
+KERBEROS_PORT = 88
+HISTORY_PER_ADDRESS = 64
+MAX_ADDRESSES = 65536
+HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
+REGISTRATION_PREFIX = "/ccm_system"
+DNS_NAME_TYPES = (1, 28, 5)  # A, AAAA, CNAME
+
+
+@dataclass(slots=True)
+class KerberosRecord:
+    """One row of the `kerberos` list of the JSON report."""
+
+    frame: int
+    time: float
+    src: str
+    dst: str
+    transport: str
+    msg_type: int
+    error_code: int | None
+    realm: str | None
+    sname: str | None
+    cname: str | None
+
+
+class _Lru(OrderedDict):
+    """Per-address history, evicting the least recently used address past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def deque_for(self, key: str) -> deque:
+        value = self.get(key)
+        if value is None:
+            value = deque(maxlen=HISTORY_PER_ADDRESS)
+            self[key] = value
+            if len(self) > self.limit:
+                self.popitem(last=False)
+        else:
+            self.move_to_end(key)
+        return value
+
+
+class ExchangeTracker:
+    """Consumes pipeline events; yields finished `ClientExchange` records."""
+
+    def __init__(self, idle_timeout: float = 600.0, mp_names: tuple[str, ...] = ()) -> None:
+        self.idle_timeout = idle_timeout
+        self.clients: dict[str, ClientExchange] = {}
+        self.kerberos: list[KerberosRecord] = []
+        self.mp_names: set[str] = {n.lower().rstrip(".") for n in mp_names}
+        self._kdc_history = _Lru(MAX_ADDRESSES)
+        self._dns_history = _Lru(MAX_ADDRESSES)
+        self._pending_kdc: OrderedDict[tuple, KdcExchange] = OrderedDict()
+        self._pending_tcp: dict[tuple, deque[KdcExchange]] = {}
+        self._pending_dns: OrderedDict[tuple, DnsLookup] = OrderedDict()
+        self._pending_legs: dict[int, deque[AuthLeg]] = {}
+        self._leg_owner: dict[int, str] = {}
+        self.now = 0.0
+
+    # ------------------------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        self.now = max(self.now, event.time)
+        if isinstance(event, KerberosEvent):
+            self._kerberos(event)
+        elif isinstance(event, HttpEvent):
+            self._http(event)
+        elif isinstance(event, DnsEvent):
+            self._dns(event)
+
+    def expire(self) -> Iterator[ClientExchange]:
+        """Clients idle for longer than the timeout (live capture hands them to the checks)."""
+        for ip in [ip for ip, c in self.clients.items() if self.now - c.last_time > self.idle_timeout]:
+            yield self.clients.pop(ip)
+
+    def finish(self) -> list[ClientExchange]:
+        """End of input: every client, plus addresses whose lookup of an MP name failed."""
+        self._add_dns_only_clients()
+        out = list(self.clients.values())
+        self.clients = {}
+        for client in out:
+            client.timeline.sort(key=lambda e: e.frame)
+        return sorted(out, key=lambda c: (c.first_time, c.ip))
+
+    # --- Kerberos -----------------------------------------------------------------------
+    def _kerberos(self, ev: KerberosEvent) -> None:
+        m = ev.msg
+        self.kerberos.append(KerberosRecord(ev.frame, ev.time, ev.src, ev.dst, ev.transport, m.msg_type,
+                                            m.error_code, m.realm, m.sname, m.cname))
+        if ev.transport == "http":
+            return  # carried by an HttpEvent and handled there
+        if ev.dport == KERBEROS_PORT and ev.is_request:
+            exchange = KdcExchange(ev.src, ev.dst, request=ev)
+            key = (ev.src, ev.sport, ev.dst, ev.stream)
+            if ev.transport == "udp":
+                self._pending_kdc[key] = exchange  # a retransmission replaces the earlier try
+            else:
+                self._pending_tcp.setdefault(key, deque(maxlen=16)).append(exchange)
+            self._trim_pending()
+            self._record_kdc(exchange, ev)
+            return
+        if ev.sport == KERBEROS_PORT and not ev.is_request:
+            key = (ev.dst, ev.dport, ev.src, ev.stream)
+            if ev.transport == "udp":
+                exchange = self._pending_kdc.pop(key, None)
+            else:
+                queue = self._pending_tcp.get(key)
+                exchange = queue.popleft() if queue else None
+            if exchange is None:
+                exchange = KdcExchange(ev.dst, ev.src, reply=ev)
+                self._record_kdc(exchange, ev)
+                return
+            exchange.reply = ev
+            client = self.clients.get(exchange.client_ip)
+            if client is not None:
+                self._timeline_kdc(client, exchange, ev)
+                self._learn_identity(client, exchange)
+
+    def _trim_pending(self) -> None:
+        while len(self._pending_kdc) > 4096:
+            self._pending_kdc.popitem(last=False)
+        while len(self._pending_tcp) > 4096:
+            self._pending_tcp.pop(next(iter(self._pending_tcp)))
+
+    def _record_kdc(self, exchange: KdcExchange, ev: KerberosEvent) -> None:
+        client = self.clients.get(exchange.client_ip)
+        if client is None:
+            self._kdc_history.deque_for(exchange.client_ip).append(exchange)
+            return
+        client.kdc.append(exchange)
+        self._timeline_kdc(client, exchange, ev)
+        self._learn_identity(client, exchange)
+
+    def _timeline_kdc(self, client: ClientExchange, exchange: KdcExchange, ev: KerberosEvent) -> None:
+        if ev is exchange.request:
+            client.add(ev.frame, ev.time, ev.src, ev.dst, msg_type_name(ev.msg.msg_type),
+                       describe_kdc_request(exchange))
+        else:
+            client.add(ev.frame, ev.time, ev.src, ev.dst, msg_type_name(ev.msg.msg_type),
+                       describe_kdc_reply(exchange))
+
+    @staticmethod
+    def _learn_identity(client: ClientExchange, exchange: KdcExchange) -> None:
+        """Client realm and account from the cleartext parts of AS/TGS messages."""
+        req, rep = exchange.req, exchange.rep
+        if req is not None and req.msg_type == 10 and req.cname and not client.account:
+            client.account = f"{req.cname}@{req.realm}" if req.realm else req.cname
+            client.realm = client.realm or req.realm
+        if rep is not None and rep.msg_type in (11, 13) and rep.cname and rep.crealm:
+            client.account = client.account or f"{rep.cname}@{rep.crealm}"
+            client.realm = client.realm or rep.crealm
+        if req is not None and req.msg_type == 12 and not client.realm and req.ticket is not None:
+            tgt = req.ticket.sname.split("/")
+            if len(tgt) == 2 and tgt[1].upper() == req.ticket.realm.upper():
+                client.realm = req.ticket.realm
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def _http(self, ev: HttpEvent) -> None:
+        msg = ev.msg
+        if msg.is_request:
+            uri = (msg.uri or "").lower()
+            path = uri.split("?", 1)[0]
+            if not (path.startswith(REGISTRATION_PREFIX) and path.endswith("/request")):
+                return
+            client = self._client(ev.client_ip, ev.time, ev.frame)
+            host = msg.header("host")
+            leg = AuthLeg(ev.frame, ev.time, ev.stream, ev.server_ip, ev.server_port, msg.method or "",
+                          msg.uri or "", host, msg.header("user-agent"),
+                          ev.auth[0] if ev.auth else None, ev.ccm)
+            if ev.ccm is not None and ev.ccm.kind == "registration_request":
+                client.hostname = ev.ccm.netbios_name or ev.ccm.source_host or client.hostname
+                client.fqdn = ev.ccm.fq_name or client.fqdn
+                if ev.ccm.smsid:
+                    client.smsid = ev.ccm.smsid
+            client.mp_ip = ev.server_ip
+            if host:
+                name = host.split(":")[0].lower().rstrip(".")
+                if not _is_address(name):
+                    client.mp_name = name
+                    self.mp_names.add(name)
+            client.legs.append(leg)
+            self._pending_legs.setdefault(ev.stream, deque(maxlen=16)).append(leg)
+            self._leg_owner[ev.stream] = ev.client_ip
+            client.add(ev.frame, ev.time, ev.client_ip, ev.server_ip, f"{leg.method} {leg.uri}",
+                       describe_auth(leg.token, request=True))
+            return
+        queue = self._pending_legs.get(ev.stream)
+        if not queue:
+            return
+        if msg.status is not None and msg.status < 200:
+            return
+        leg = queue.popleft()
+        client = self.clients.get(self._leg_owner.get(ev.stream, ""))
+        leg.response_frame, leg.response_time, leg.status = ev.frame, ev.time, msg.status
+        leg.response_tokens = list(ev.auth)
+        leg.date_header = msg.header("date")
+        if ev.ccm is not None and ev.ccm.kind == "registration_response":
+            leg.reply = ev.ccm
+        if client is None:
+            return
+        if leg.reply is not None and leg.reply.smsid:
+            client.assigned_smsid = leg.reply.smsid
+        detail = describe_auth(ev.auth[0] if ev.auth else None, request=False)
+        if leg.reply is not None:
+            detail += f"; registration reply Status={leg.reply.status} ApprovalStatus={leg.reply.approval_status}"
+            if leg.reply.smsid:
+                detail += f" SMSID={leg.reply.smsid}"
+        client.add(ev.frame, ev.time, ev.server_ip, ev.client_ip, f"HTTP {msg.status} {msg.reason or ''}".strip(),
+                   detail.strip("; "))
+
+    def _client(self, ip: str, time: float, frame: int) -> ClientExchange:
+        client = self.clients.get(ip)
+        if client is not None:
+            return client
+        client = ClientExchange(ip)
+        self.clients[ip] = client
+        for exchange in self._kdc_history.pop(ip, ()):
+            if time - (exchange.reply or exchange.request).time <= HISTORY_WINDOW:
+                client.kdc.append(exchange)
+                for ev in (exchange.request, exchange.reply):
+                    if ev is not None:
+                        self._timeline_kdc(client, exchange, ev)
+                self._learn_identity(client, exchange)
+        for lookup in self._dns_history.pop(ip, ()):
+            if time - lookup.time <= HISTORY_WINDOW:
+                self._attach_dns(client, lookup)
+        return client
+
+    # --- DNS ----------------------------------------------------------------------------
+    def _dns(self, ev: DnsEvent) -> None:
+        msg = ev.msg
+        if not msg.questions:
+            return
+        name, qtype = msg.questions[0]
+        name = name.lower().rstrip(".")
+        if not msg.is_response:
+            key = (ev.src, ev.dst, msg.id, name)
+            lookup = DnsLookup(ev.frame, ev.time, ev.src, ev.dst, name, qtype)
+            self._pending_dns[key] = lookup
+            while len(self._pending_dns) > 4096:
+                self._pending_dns.popitem(last=False)
+            client = self.clients.get(ev.src)
+            if client is not None:
+                self._attach_dns(client, lookup)
+            else:
+                self._dns_history.deque_for(ev.src).append(lookup)
+            return
+        lookup = self._pending_dns.pop((ev.dst, ev.src, msg.id, name), None)
+        if lookup is None:
+            lookup = DnsLookup(ev.frame, ev.time, ev.dst, ev.src, name, qtype)
+            self._dns_history.deque_for(ev.dst).append(lookup)
+        lookup.response_frame, lookup.rcode, lookup.answers = ev.frame, msg.rcode, list(msg.answers)
+        client = self.clients.get(ev.dst)
+        if client is not None and lookup in client.dns:
+            client.add(ev.frame, ev.time, ev.src, ev.dst, "DNS response", _dns_detail(lookup))
+
+    def _attach_dns(self, client: ClientExchange, lookup: DnsLookup) -> None:
+        client.dns.append(lookup)
+        client.add(lookup.frame, lookup.time, lookup.client_ip, lookup.server_ip, "DNS query",
+                   f"{lookup.name} type {lookup.qtype}")
+        if lookup.response_frame is not None:
+            client.add(lookup.response_frame, lookup.time, lookup.server_ip, lookup.client_ip, "DNS response",
+                       _dns_detail(lookup))
+
+    def _add_dns_only_clients(self) -> None:
+        """Addresses that failed to resolve an MP's name never reach the MP: they are clients too."""
+        if not self.mp_names:
+            return
+        short = {n.split(".")[0] for n in self.mp_names}
+        for ip, lookups in list(self._dns_history.items()):
+            if ip in self.clients:
+                continue
+            failed = [lk for lk in lookups if lk.qtype in DNS_NAME_TYPES and lk.failed
+                      and (lk.name in self.mp_names or lk.name.split(".")[0] in short)]
+            if not failed:
+                continue
+            client = ClientExchange(ip)
+            name = failed[0].name
+            client.mp_name = name if name in self.mp_names else next(
+                (n for n in self.mp_names if n.split(".")[0] == name.split(".")[0]), name)
+            for lookup in lookups:
+                self._attach_dns(client, lookup)
+            for exchange in self._kdc_history.get(ip, ()):
+                client.kdc.append(exchange)
+                for ev in (exchange.request, exchange.reply):
+                    if ev is not None:
+                        self._timeline_kdc(client, exchange, ev)
+                self._learn_identity(client, exchange)
+            self.clients[ip] = client
+
+
+def _dns_detail(lookup: DnsLookup) -> str:
+    from kerbtrace.decoders.dns import RCODE_NAMES
+
+    rcode = RCODE_NAMES.get(lookup.rcode or 0, str(lookup.rcode))
+    answers = ", ".join(value for _, _, value in lookup.answers[:4])
+    return f"{lookup.name}: {rcode}" + (f" -> {answers}" if answers else " (no answer)")
+
+
+def _is_address(name: str) -> bool:
+    return name.replace(".", "").isdigit() or ":" in name
+
+
+__all__ = ["ExchangeTracker", "KerberosRecord", "krb_error"]

@@ -1,0 +1,204 @@
+"""The decoding pipeline: transport bytes in, typed events out.
+
+It implements the reassembly layer's `TransportSink`: Kerberos on port 88 (UDP datagrams and the
+TCP length framing), DNS on port 53, and HTTP recognised by content on any TCP port (WinRM on
+5985 as well as an MP on 80). Every decoded message becomes an event for the exchange tracker.
+Nothing here knows about clients or verdicts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from kerbtrace.decoders import DecodeError
+from kerbtrace.decoders.ccm import decode_ccm
+from kerbtrace.decoders.dns import decode_dns, decode_dns_tcp
+from kerbtrace.decoders.gss import AuthToken, decode_auth_header
+from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
+from kerbtrace.decoders.kerberos import decode_kerberos
+from kerbtrace.diagnostics import Diagnostics
+from kerbtrace.events import DnsEvent, Event, HttpEvent, KerberosEvent
+from kerbtrace.model import TcpConn
+from kerbtrace.reassembly.kerberos_framing import KerberosTcpFramer
+
+KERBEROS_PORT = 88
+DNS_PORT = 53
+AUTH_HEADERS_REQUEST = ("authorization",)
+AUTH_HEADERS_RESPONSE = ("www-authenticate",)
+#: The registration body is small; anything larger than this is not kept for CCM decoding.
+MAX_DNS_TCP_BUFFER = 1 << 16
+
+
+class _KerberosConn:
+    __slots__ = ("framers",)
+
+    def __init__(self) -> None:
+        self.framers = {True: KerberosTcpFramer(), False: KerberosTcpFramer()}
+
+
+class _DnsConn:
+    __slots__ = ("buffers",)
+
+    def __init__(self) -> None:
+        self.buffers: dict[bool, bytearray] = {True: bytearray(), False: bytearray()}
+
+
+class _HttpConn:
+    __slots__ = ("requests", "responses", "pending")
+
+    def __init__(self, diag: Diagnostics) -> None:
+        self.requests = HttpStreamParser(True, diag)
+        self.responses = HttpStreamParser(False, diag)
+        self.pending: deque[HttpMessage] = deque(maxlen=64)
+
+
+class Pipeline:
+    """TransportSink that turns reassembled bytes into Kerberos, HTTP and DNS events."""
+
+    udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
+
+    def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:
+        self.diag = diag
+        self.emit = emit
+        self.counts = {"kerberos": 0, "http": 0, "dns": 0}
+
+    # --- connection selection -------------------------------------------------------------
+    def wants_tcp(self, conn: TcpConn, payload: bytes, from_client: bool) -> bool:
+        if conn.server_port == KERBEROS_PORT or conn.client_port == KERBEROS_PORT:
+            conn.app = _KerberosConn()
+            return True
+        if conn.server_port == DNS_PORT:
+            conn.app = _DnsConn()
+            return True
+        if looks_like_http(payload):
+            conn.app = _HttpConn(self.diag)
+            return True
+        return False
+
+    # --- TCP ------------------------------------------------------------------------------
+    def on_tcp_data(self, conn: TcpConn, from_client: bool, data: bytes, frame: int, time: float) -> None:
+        app = conn.app
+        if isinstance(app, _HttpConn):
+            self._http_data(conn, app, from_client, data, frame, time)
+        elif isinstance(app, _KerberosConn):
+            framer = app.framers[from_client]
+            if framer.error:
+                return
+            for raw in framer.feed(data):
+                self._kerberos(raw, conn_src(conn, from_client), conn_dst(conn, from_client), "tcp", frame, time,
+                               conn.stream)
+            if framer.error:
+                self.diag.warn(frame, f"TCP stream {conn.stream} on port 88 is not Kerberos framing: "
+                               f"{framer.error}", "kerberos")
+        elif isinstance(app, _DnsConn):
+            buf = app.buffers[from_client]
+            buf += data
+            if len(buf) > MAX_DNS_TCP_BUFFER:
+                buf.clear()
+                return
+            # messages are length-prefixed; decode whole ones only
+            while len(buf) >= 2:
+                n = int.from_bytes(buf[:2], "big")
+                if len(buf) < 2 + n:
+                    break
+                chunk = bytes(buf[: 2 + n])
+                del buf[: 2 + n]
+                try:
+                    for msg in decode_dns_tcp(chunk):
+                        src, dst = conn_src(conn, from_client), conn_dst(conn, from_client)
+                        self.emit(DnsEvent(frame, time, src[0], dst[0], msg))
+                except DecodeError as exc:
+                    self.diag.warn(frame, f"malformed DNS over TCP: {exc}", "dns")
+
+    def on_tcp_gap(self, conn: TcpConn, from_client: bool, missing: int, frame: int) -> None:
+        app = conn.app
+        if isinstance(app, _HttpConn):
+            (app.requests if from_client else app.responses).gap(missing, frame)
+        elif isinstance(app, _KerberosConn):
+            app.framers[from_client] = KerberosTcpFramer()
+            self.diag.warn(frame, f"{missing} bytes missing in Kerberos TCP stream {conn.stream}; "
+                           "messages spanning the hole are lost", "capture")
+
+    def on_tcp_close(self, conn: TcpConn, frame: int | None, time: float | None) -> None:
+        app = conn.app
+        if isinstance(app, _HttpConn):
+            for msg in app.requests.close(frame, time):
+                self._http_message(conn, app, msg)
+            for msg in app.responses.close(frame, time):
+                self._http_message(conn, app, msg)
+        conn.app = None
+
+    def _http_data(self, conn: TcpConn, app: _HttpConn, from_client: bool, data: bytes, frame: int,
+                   time: float) -> None:
+        parser = app.requests if from_client else app.responses
+        for msg in parser.feed(data, frame, time):
+            self._http_message(conn, app, msg)
+
+    def _http_message(self, conn: TcpConn, app: _HttpConn, msg: HttpMessage) -> None:
+        self.counts["http"] += 1
+        request = None
+        if msg.is_request:
+            app.responses.expect_response_to(msg.method or "GET")
+            app.pending.append(msg)
+            header_names = AUTH_HEADERS_REQUEST
+        else:
+            if msg.status is not None and msg.status >= 200 and app.pending:
+                request = app.pending.popleft()
+            header_names = AUTH_HEADERS_RESPONSE
+        tokens: list[AuthToken] = []
+        for name in header_names:
+            for value in msg.headers_named(name):
+                token = decode_auth_header(value)
+                tokens.append(token)
+                if token.error and token.form == "invalid":
+                    self.diag.warn(msg.frame, f"undecodable {name} header: {token.error}", "auth")
+        ccm = None
+        if msg.body and (msg.is_request or (request is not None and request.method == "CCM_POST")):
+            ccm = decode_ccm(msg.header("content-type"), msg.body)
+            if ccm is not None:
+                for text in ccm.warnings:
+                    self.diag.warn(msg.frame, f"CCM message: {text}", "ccm")
+        client = (conn.client_ip, conn.client_port)
+        server = (conn.server_ip, conn.server_port)
+        event = HttpEvent(msg.frame, msg.time, conn.client_ip, conn.client_port, conn.server_ip,
+                          conn.server_port, conn.stream, msg, tokens, ccm, request)
+        # Kerberos messages carried in the auth headers are listed like those on port 88.
+        src, dst = (client, server) if msg.is_request else (server, client)
+        for token in tokens:
+            if token.kerberos is not None:
+                self.counts["kerberos"] += 1
+                self.emit(KerberosEvent(msg.frame, msg.time, src[0], src[1], dst[0], dst[1], "http",
+                                        token.kerberos, conn.stream))
+        self.emit(event)
+
+    # --- UDP ------------------------------------------------------------------------------
+    def on_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float) -> None:
+        if sport == KERBEROS_PORT or dport == KERBEROS_PORT:
+            self._kerberos(payload, (src, sport), (dst, dport), "udp", frame, time, None)
+        elif sport == DNS_PORT or dport == DNS_PORT:
+            try:
+                msg = decode_dns(payload)
+            except DecodeError as exc:
+                self.diag.warn(frame, f"malformed DNS message: {exc}", "dns")
+                return
+            self.counts["dns"] += 1
+            self.emit(DnsEvent(frame, time, src, dst, msg))
+
+    def _kerberos(self, raw: bytes, src: tuple[str, int], dst: tuple[str, int], transport: str, frame: int,
+                  time: float, stream: int | None) -> None:
+        try:
+            msg = decode_kerberos(raw)
+        except DecodeError as exc:
+            self.diag.warn(frame, f"malformed Kerberos message on port 88 ({transport}): {exc}", "kerberos")
+            return
+        self.counts["kerberos"] += 1
+        self.emit(KerberosEvent(frame, time, src[0], src[1], dst[0], dst[1], transport, msg, stream))
+
+
+def conn_src(conn: TcpConn, from_client: bool) -> tuple[str, int]:
+    return (conn.client_ip, conn.client_port) if from_client else (conn.server_ip, conn.server_port)
+
+
+def conn_dst(conn: TcpConn, from_client: bool) -> tuple[str, int]:
+    return (conn.server_ip, conn.server_port) if from_client else (conn.client_ip, conn.client_port)

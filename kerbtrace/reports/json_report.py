@@ -1,0 +1,44 @@
+"""The `kerbtrace/1` JSON document (documented in docs/json-schema.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from kerbtrace.analysis import SCHEMA, Analysis, ClientResult, iso
+
+
+def client_json(result: ClientResult) -> dict:
+    c = result.client
+    return {
+        "client_ip": c.ip,
+        "hostname": c.hostname,
+        "fqdn": c.fqdn,
+        "smsid": c.assigned_smsid or c.smsid,
+        "realm": c.realm,
+        "account": c.account,
+        "mp": {"ip": c.mp_ip, "name": c.mp_name},
+        "verdict": result.verdict,
+        "auth": c.auth,
+        "causes": [f.as_json() for f in result.findings],
+        "timeline": [{"frame": e.frame, "time": iso(e.time), "src": e.src, "dst": e.dst, "event": e.event,
+                      "detail": e.detail} for e in c.timeline],
+    }
+
+
+def to_json(analysis: Analysis) -> dict:
+    return {
+        "schema": SCHEMA,
+        "inputs": [{"path": i.path, "format": i.format, "packets": i.packets, "start": iso(i.start),
+                    "end": iso(i.end), **({"error": i.error} if i.error else {})} for i in analysis.inputs],
+        "clients": [client_json(r) for r in analysis.clients],
+        "kerberos": [{"frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst, "transport": k.transport,
+                      "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm, "sname": k.sname,
+                      "cname": k.cname} for k in analysis.kerberos],
+        "warnings": analysis.diag.as_json(),
+    }
+
+
+def write_json(analysis: Analysis, out: IO[str]) -> None:
+    json.dump(to_json(analysis), out, indent=1)
+    out.write("\n")

@@ -1,0 +1,80 @@
+"""The terminal report: one row per client, a summary line, and with -v each client's timeline."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tabulate import tabulate
+
+from kerbtrace.analysis import Analysis, ClientResult
+
+MAX_FRAMES_SHOWN = 6
+
+
+def _frames(result: ClientResult) -> str:
+    primary = result.primary
+    if primary is None:
+        return ""
+    frames = sorted({e.frame for e in primary.evidence})
+    text = ",".join(str(f) for f in frames[:MAX_FRAMES_SHOWN])
+    return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
+
+
+def render(analysis: Analysis, verbose: bool = False) -> str:
+    rows = []
+    for r in analysis.clients:
+        c = r.client
+        rows.append([c.ip, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
+                     r.verdict, c.auth, r.primary.code if r.primary else "", _frames(r)])
+    parts = []
+    for i in analysis.inputs:
+        if i.error:
+            parts.append(f"{i.path}: not analysed: {i.error}")
+        else:
+            parts.append(f"{i.path}: {i.format}, {i.packets} packets")
+    if rows:
+        parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
+                                             "evidence frames"]))
+    else:
+        parts.append("No ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
+    counts = Counter(r.verdict for r in analysis.clients)
+    causes = Counter(r.primary.code for r in analysis.clients if r.primary and r.verdict != "approved")
+    summary = (f"{len(analysis.clients)} client(s): {counts['approved']} approved, "
+               f"{counts['not_approved']} not approved, {counts['inconclusive']} inconclusive")
+    if causes:
+        summary += " — causes: " + ", ".join(f"{code} {n}" for code, n in causes.most_common())
+    summary += f"; {len(analysis.kerberos)} Kerberos messages; {len(analysis.diag.warnings)} warning(s)"
+    parts.append(summary)
+    for r in analysis.clients:
+        if r.verdict == "approved" and not verbose:
+            continue
+        parts.append(_explain(r, verbose))
+    if analysis.diag.warnings:
+        shown = analysis.diag.warnings[:10]
+        lines = [f"  frame {w.frame}: {w.message}" if w.frame else f"  {w.message}" for w in shown]
+        more = len(analysis.diag.warnings) - len(shown) + sum(analysis.diag.dropped.values())
+        if more > 0:
+            lines.append(f"  … {more} more (see --json)")
+        parts.append("Warnings:\n" + "\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def _explain(r: ClientResult, verbose: bool) -> str:
+    c = r.client
+    head = f"{c.hostname or c.ip} ({c.ip}) — {r.verdict}"
+    lines = [head]
+    for f in r.findings:
+        if f.severity == "info" and not verbose and f.code != "ok":
+            continue
+        lines.append(f"  [{f.severity}] {f.code}: {f.summary}")
+        if f.codes:
+            lines.append(f"      codes: {', '.join(f.codes)}")
+        if f.fix:
+            lines.append(f"      fix: {f.fix}")
+        for e in f.evidence:
+            lines.append(f"      frame.number == {e.frame}: {e.text}")
+    if verbose:
+        lines.append("  timeline:")
+        for e in c.timeline:
+            lines.append(f"    {e.frame:>7}  {e.src} -> {e.dst}  {e.event}  {e.detail}")
+    return "\n".join(lines)

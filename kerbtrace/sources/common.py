@@ -1,0 +1,32 @@
+"""Pieces shared by the readers: the error type and bounded, failure-tolerant chunk reads."""
+
+from __future__ import annotations
+
+import zlib
+from typing import BinaryIO
+
+from kerbtrace.diagnostics import Diagnostics
+
+#: Bytes read per refill: big enough that the per-chunk overhead vanishes, small enough to stay cheap.
+CHUNK = 1 << 20
+
+#: Largest record accepted. Wireshark refuses records over 256 KiB; TSO captures stay far below.
+MAX_RECORD = 1 << 22
+
+
+class CaptureError(Exception):
+    """The input is not a capture file this tool can read (the message says why, in plain words)."""
+
+
+def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> bytes:
+    """Read up to `size` bytes; a damaged gzip stream or read error ends the input with a warning."""
+    try:
+        return stream.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        diag.warn(frame, f"reading stopped before frame {frame}: the file cannot be read further ({exc})")
+        return b""
+
+
+def truncated(diag: Diagnostics, frame: int, have: int, need: int) -> None:
+    diag.warn(frame, f"frame {frame} is cut short: the file ends {have} bytes into a record of {need} bytes; "
+                     f"the {frame - 1} frames before it were read")

@@ -1,0 +1,128 @@
+"""Rebuild the test captures: ``python -m lab.build [--only SCENARIO ...]`` (root; see docs/lab.md).
+
+Each scenario gets fresh KDCs/DNS/MPs, a capture of the namespace's loopback, the MP logs, and a manifest
+whose evidence frames are located in the finished capture with tshark. A scenario whose capture does not
+show its intended outcome fails the build and leaves no files behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab import evidence, netns, procs, verify
+from lab.capture import Capture
+from lab.runner import Runner
+from lab.scenarios import Outcome, Scenario, all_scenarios
+from lab.world import World
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_CAPTURE_BYTES = 2 * 1024 * 1024
+
+
+def _client_entry(o: Outcome, ev: list[dict[str, object]]) -> dict[str, object]:
+    c = o.client
+    return {"client_ip": c.ip, "hostname": c.hostname.upper(), "fqdn": c.fqdn, "realm": c.realm,
+            "account": c.account, "smsid": c.smsid, "mp": {"ip": c.mp.ip, "name": o.mp_name},
+            "approved": o.verdict == "approved", "verdict": o.verdict, "auth": o.auth, "cause": o.cause,
+            "secondary_causes": list(o.secondary), "evidence_frames": sorted({int(e["frame"]) for e in ev}),
+            "evidence": ev}
+
+
+def _copy_logs(world: World, sc: Scenario, out: Path) -> None:
+    """One IIS log and one MP_RegistrationManager.log per capture; with several MPs, one block per MP."""
+    for name in ("iis.log", "MP_RegistrationManager.log"):
+        parts = []
+        for mp in sc.mps:
+            f = world.mp_log_dir(mp) / name
+            if f.exists():
+                parts.append(f.read_text(errors="replace"))
+        (out / f"{sc.name}.{name}").write_text("".join(parts))
+
+
+def build_one(sc: Scenario, out: Path, keep: bool = False) -> dict[str, object]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"kerbtrace-lab-{sc.name}-"))
+    pcap = out / f"{sc.name}.pcapng"
+    world = sc.world(tmp)
+    runner = Runner(world)
+    started = time.monotonic()
+    try:
+        world.setup()
+        world.start()
+        cap = Capture(pcap)
+        cap.start()
+        try:
+            outcomes = sc.run(runner)
+        finally:
+            cap.stop()
+            runner.stop_background()
+        _copy_logs(world, sc, out)
+    finally:
+        world.stop()
+        netns.clear_routes(world.server_ips)
+        (tmp / "runner.log").write_text("\n".join(runner.log) + "\n")
+    try:
+        rows = evidence.read_rows(pcap)
+        clients = []
+        errors = []
+        for o in outcomes:
+            ev = evidence.locate(rows, o.client.ip, o.mp_name)
+            errors += [f"{o.client.hostname}: {p}" for p in verify.problems(o, ev)]
+            clients.append(_client_entry(o, ev))
+        size = pcap.stat().st_size
+        if size >= MAX_CAPTURE_BYTES:
+            errors.append(f"capture is {size} bytes, limit {MAX_CAPTURE_BYTES}")
+        if errors:
+            raise procs.LabError(f"scenario {sc.name} did not produce its outcome:\n  " + "\n  ".join(errors)
+                                 + f"\n  (lab files kept in {tmp})")
+        manifest = {"capture": pcap.name, "scenario": sc.name, "description": sc.description,
+                    "mps": [{"ip": mp.ip, "name": mp.fqdn, "realm": "CORP.LAB"} for mp in sc.mps],
+                    "clients": clients}
+        (out / f"{sc.name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    except Exception:
+        for suffix in (".pcapng", ".json", ".iis.log", ".MP_RegistrationManager.log"):
+            f = out / f"{sc.name}{suffix}"
+            if f.exists():  # never leave a capture that failed its check among the test data
+                shutil.move(str(f), str(tmp / f.name))
+        raise
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{sc.name}: {len(outcomes)} clients, {size} bytes, {len(rows)} frames of interest, "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    scenarios = all_scenarios()
+    ap = argparse.ArgumentParser(prog="python -m lab.build", description=__doc__)
+    ap.add_argument("--only", nargs="+", metavar="SCENARIO", choices=[s.name for s in scenarios])
+    ap.add_argument("--out", type=Path, default=REPO / "captures")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep each scenario's KDC/MP/log directory")
+    args = ap.parse_args(argv)
+    if not netns.inside():
+        return netns.run_inside(["-m", "lab.build", *argv], cwd=REPO)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for sc in scenarios:
+        if args.only and sc.name not in args.only:
+            continue
+        try:
+            build_one(sc, args.out, args.keep_tmp)
+        except procs.LabError as exc:
+            failed.append(sc.name)
+            print(f"FAILED {sc.name}: {exc}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"failed scenarios: {' '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""The lab scenarios: what each sets up, what its clients do, and the outcome the lab expects.
+
+A scenario returns one :class:`Outcome` per client; the build then locates the evidence in the capture and
+refuses to write a manifest whose expected outcome the capture does not show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.runner import Runner
+from lab.world import Client, Mp, World, smsid_for
+
+MP01 = Mp("mp01", "127.0.0.10")
+MP02 = Mp("mp02", "127.0.0.11")
+MP03 = Mp("mp03", "127.0.0.12")
+MP04 = Mp("mp04", "127.0.0.13", spn_registered=False)  # HTTP/mp04.corp.lab missing from the KDC
+STALE_NAME = "mp-old.corp.lab"  # retired MP name, gone from DNS
+SKEW = "+2h"  # libfaketime offset; MIT's default clockskew is 300 s
+
+
+@dataclass
+class Outcome:
+    """What the lab configured for one client and what the client reported."""
+
+    client: Client
+    mp_name: str
+    verdict: str
+    auth: str
+    cause: str
+    secondary: list[str] = field(default_factory=list)
+    result: dict[str, object] | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    clients: list[Client]
+    mps: list[Mp]
+    run: Callable[[Runner], list[Outcome]]
+    max_dgram_reply: int | None = None
+    extra_dns: dict[str, str] = field(default_factory=dict)
+    background: bool = False
+
+    def world(self, root: Path) -> World:
+        return World(root, self.clients, self.mps, self.max_dgram_reply, dict(self.extra_dns))
+
+
+# ---- building blocks shared by the single scenarios and the mixed one ----------------------------------
+
+def ok(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "approved", "kerberos", "ok", result=res)
+
+
+def spn_wrong_account(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "kerberos", "spn_wrong_account", result=res)
+
+
+def spn_missing(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "ntlm", "spn_missing", ["ntlm_fallback"], res)
+
+
+def clock_skew(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    r.kvno(c, c.mp.spn)  # service ticket fetched with the right clock: the TGS exchange succeeds
+    res = r.register(c, faketime=SKEW)
+    return Outcome(c, c.mp.fqdn, "not_approved", "kerberos", "clock_skew", result=res)
+
+
+def locked(r: Runner, c: Client, maxfailure: int = 3) -> Outcome:
+    kdc = r.world.kdcs[c.realm]
+    principal = c.account.split("@")[0]
+    kdc.kadmin(f"addpol -maxfailure {maxfailure} -failurecountinterval 0 -lockoutduration 0 "
+               f"lockout-{c.hostname}")
+    kdc.kadmin(f"modprinc -policy lockout-{c.hostname} {principal}")
+    kdc.kadmin(f"cpw -randkey {principal}")  # the machine's keytab is now stale: wrong password
+    for _ in range(maxfailure):
+        r.kinit(c, expect_ok=False)  # PREAUTH_FAILED each time, then the account is locked
+    r.kinit(c, expect_ok=False)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "none", "account_revoked", ["preauth_failed"], res)
+
+
+def disabled(r: Runner, c: Client) -> Outcome:
+    r.world.kdcs[c.realm].kadmin(f"modprinc -allow_tix {c.account.split('@')[0]}")
+    r.kinit(c, expect_ok=False)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "none", "account_revoked", result=res)
+
+
+def no_trust(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "ntlm", "no_trust_path", ["ntlm_fallback"], res)
+
+
+def dns_failure(r: Runner, c: Client) -> Outcome:
+    r.kinit(c)
+    res = r.register(c, mp_name=STALE_NAME)
+    return Outcome(c, STALE_NAME, "not_approved", "none", "dns_failure", result=res)
+
+
+def duplicate(r: Runner, first: Client, second: Client) -> list[Outcome]:
+    a = ok(r, first)
+    a.secondary.append("duplicate_guid")
+    r.kinit(second)
+    res = r.register(second)
+    return [a, Outcome(second, second.mp.fqdn, "not_approved", "kerberos", "duplicate_guid", result=res)]
+
+
+def rekey_mp(r: Runner, mp: Mp) -> None:
+    """The KDC now encrypts HTTP/<mp> tickets under a key the MP's keytab does not hold (same kvno).
+
+    Stands for the SPN being registered on another account: the ticket is valid, just not for this server.
+    """
+    kdc = r.world.kdcs["CORP.LAB"]
+    kdc.kadmin(f"delprinc -force {mp.spn}")
+    kdc.kadmin(f"addprinc -randkey {mp.spn}")
+
+
+# ---- the scenarios ----------------------------------------------------------------------------------
+
+def _single(name: str, description: str, client: Client, step: Callable[[Runner, Client], Outcome],
+            **kw: object) -> Scenario:
+    return Scenario(name, description, [client], [client.mp], lambda r: [step(r, client)], **kw)  # type: ignore[arg-type]
+
+
+def _spn_other(r: Runner, c: Client) -> Outcome:
+    rekey_mp(r, c.mp)
+    return spn_wrong_account(r, c)
+
+
+def _duplicate_scenario() -> Scenario:
+    a = Client("WK10", "CORP.LAB", "127.0.1.10", MP01)
+    b = Client("WK11", "CORP.LAB", "127.0.1.11", MP01, smsid=a.smsid)
+    return Scenario("duplicate_guid", "Two machines present the same SMSID (cloned image): the first is "
+                    "approved, the second gets a pending conflicting record.", [a, b], [MP01],
+                    lambda r: duplicate(r, a, b))
+
+
+def _mixed_scenario() -> Scenario:
+    plan: list[tuple[Client, Callable[[Runner, Client], Outcome]]] = []
+    n = 0
+
+    def add(host: str, realm: str, mp: Mp, step: Callable[[Runner, Client], Outcome], **kw: object) -> Client:
+        nonlocal n
+        n += 1
+        net = {"CORP.LAB": 1, "CHILD.CORP.LAB": 2, "OTHER.LAB": 3}[realm]
+        c = Client(host, realm, f"127.0.{net}.{100 + n}", mp, **kw)  # type: ignore[arg-type]
+        plan.append((c, step))
+        return c
+
+    mps = [MP01, MP02, MP03, MP04]
+    for i in range(8):
+        add(f"PC{i + 1:02d}", "CORP.LAB", mps[i % 2], ok)
+    for i in range(6):
+        add(f"CPC{i + 1:02d}", "CHILD.CORP.LAB", mps[i % 2], ok, kerberos_tcp=(i == 5))
+    for i in range(3):
+        add(f"SRV{i + 1:02d}", "CORP.LAB", MP03, spn_wrong_account)
+    for i in range(3):
+        add(f"XPC{i + 1:02d}", "OTHER.LAB", mps[i % 2], no_trust, ntlm=True)
+    for i in range(2):
+        add(f"KIOSK{i + 1:02d}", "CORP.LAB", MP04, spn_missing, ntlm=True)
+    for i in range(2):
+        add(f"LAP{i + 1:02d}", "CHILD.CORP.LAB", MP02, clock_skew)
+    add("OLD01", "CORP.LAB", MP01, disabled)
+    add("OLD02", "CORP.LAB", MP02, locked)
+    add("VM01", "CORP.LAB", MP01, dns_failure)
+    dup_a = add("CLONE01", "CORP.LAB", MP01, ok)  # one site database: same MP process
+    dup_b = add("CLONE02", "CORP.LAB", MP01, ok, smsid=smsid_for("CLONE01"))
+    for i in range(3):
+        add(f"PC{i + 9:02d}", "CORP.LAB", mps[i % 2], ok)
+    # interleave the outcomes: round-robin over kinds instead of one block per kind
+    order = [c for c, _ in plan]
+    steps = dict((c.hostname, s) for c, s in plan)
+    order = order[::3] + order[1::3] + order[2::3]
+
+    def run(r: Runner) -> list[Outcome]:
+        rekey_mp(r, MP03)
+        r.start_background()
+        out: list[Outcome] = []
+        for i, c in enumerate(order):
+            if c is dup_b:
+                continue
+            if c is dup_a:
+                out += duplicate(r, dup_a, dup_b)
+            else:
+                out.append(steps[c.hostname](r, c))
+            if i % 5 == 2:
+                r.background_step(i)
+        r.stop_background()
+        return out
+
+    return Scenario("mixed", "Busy site: clients of three realms over four MPs with every outcome "
+                    "interleaved, plus unrelated web, DNS and bulk TCP traffic.", order, mps, run,
+                    background=True)
+
+
+def all_scenarios() -> list[Scenario]:
+    return [
+        _single("ok_same_realm", "Client and MP in the same realm: TGT, service ticket, approved.",
+                Client("WK01", "CORP.LAB", "127.0.1.1", MP01), ok),
+        _single("ok_child_referral", "Client in a child domain with no realm mapping for the MP: its KDC "
+                "returns a referral TGT krbtgt/CORP.LAB, the parent KDC issues HTTP/mp01.",
+                Client("WK05", "CHILD.CORP.LAB", "127.0.2.5", MP01), ok),
+        _single("spn_on_other_account", "HTTP/mp01 tickets are encrypted under a key the MP does not hold "
+                "(SPN registered on another account): the MP cannot decrypt the AP-REQ.",
+                Client("WK02", "CORP.LAB", "127.0.1.2", MP01), _spn_other),
+        _single("spn_missing", "MP mp04 has its keytab but HTTP/mp04.corp.lab is not registered in the "
+                "directory: KDC_ERR_S_PRINCIPAL_UNKNOWN, then NTLM inside SPNEGO; registered but not approved.",
+                Client("WK03", "CORP.LAB", "127.0.1.3", MP04, ntlm=True), spn_missing),
+        _single("clock_skew", f"Service ticket obtained normally, AP-REQ built with the clock moved {SKEW}: "
+                "the MP rejects it as skewed.", Client("WK04", "CORP.LAB", "127.0.1.4", MP01), clock_skew),
+        _single("account_locked", "Machine account with a stale password: PREAUTH_FAILED until the lockout "
+                "policy locks it, then the KDC refuses the AS-REQ.",
+                Client("WK06", "CORP.LAB", "127.0.1.6", MP01), locked),
+        _single("account_disabled", "Machine account disabled (MIT: -allow_tix): the KDC refuses the AS-REQ.",
+                Client("WK07", "CORP.LAB", "127.0.1.7", MP01), disabled),
+        _single("no_trust_path", "Client in OTHER.LAB, no trust to CORP.LAB: its KDC cannot find or refer "
+                "HTTP/mp01, the client falls back to NTLM; registered but not approved.",
+                Client("WK09", "OTHER.LAB", "127.0.3.9", MP01, ntlm=True), no_trust),
+        _duplicate_scenario(),
+        _single("kerberos_over_tcp", "KDC replies larger than its UDP limit: KRB_ERR_RESPONSE_TOO_BIG, the "
+                "client retries over TCP; approved.", Client("WK12", "CORP.LAB", "127.0.1.12", MP01), ok,
+                max_dgram_reply=400),
+        _single("dns_failure", f"Client looks up the retired MP name {STALE_NAME}: NXDOMAIN, no HTTP.",
+                Client("WK13", "CORP.LAB", "127.0.1.13", MP01), dns_failure),
+        _mixed_scenario(),
+    ]

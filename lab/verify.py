@@ -1,0 +1,60 @@
+"""Does the capture show the outcome the lab configured? A scenario that fails this is not written."""
+
+from __future__ import annotations
+
+from lab.scenarios import Outcome
+
+Evidence = list[dict[str, object]]
+
+
+def _kinds(ev: Evidence, kind: str, **match: object) -> list[dict[str, object]]:
+    return [e for e in ev if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+def _final_http(ev: Evidence) -> dict[str, object] | None:
+    resp = _kinds(ev, "http_response")
+    return resp[-1] if resp else None
+
+
+def problems(o: Outcome, ev: Evidence) -> list[str]:
+    """Every mismatch between the expected outcome, the client's own result and the capture."""
+    out: list[str] = []
+    res = o.result or {}
+    spn = f"HTTP/{o.mp_name}"
+    final = _final_http(ev)
+    status = final["status"] if final else None
+    if o.verdict == "approved":
+        if status != 200 or res.get("approval_status") != 1:
+            out.append(f"expected approval, got HTTP {status}, client result {res}")
+    elif o.cause != "dns_failure" and status == 200 and res.get("approval_status") == 1:
+        out.append("client was approved although the scenario expects no approval")
+    if o.auth == "kerberos" and not _kinds(ev, "http_ap_req"):
+        out.append("no AP-REQ in the HTTP Authorization header")
+    if o.auth == "ntlm" and not _kinds(ev, "http_ntlm_auth"):
+        out.append("no NTLMSSP AUTHENTICATE in the HTTP Authorization header")
+    if o.auth == "none" and (_kinds(ev, "http_ap_req") or _kinds(ev, "http_ntlm_auth")):
+        out.append("client authenticated although the scenario expects no authentication")
+    if res.get("auth") != o.auth:
+        out.append(f"client reports auth {res.get('auth')!r}, scenario expects {o.auth!r}")
+    cause = o.cause
+    if cause in ("ok", "duplicate_guid") and not _kinds(ev, "tgs_rep", sname=spn):
+        out.append(f"no TGS-REP with ticket {spn}")
+    if cause == "ok" and o.client.realm != "CORP.LAB" and not _kinds(ev, "tgs_rep", sname="krbtgt/CORP.LAB"):
+        out.append("no referral TGS-REP with ticket krbtgt/CORP.LAB")
+    if cause == "duplicate_guid" and (status != 200 or res.get("status") != 1):
+        out.append(f"expected a 200 with Status=1 (pending), got HTTP {status}, result {res}")
+    if cause == "spn_wrong_account" and (not _kinds(ev, "tgs_rep", sname=spn) or status != 401):
+        out.append(f"expected TGS-REP {spn} then a final 401, got {status}")
+    if cause in ("spn_missing", "no_trust_path") and not _kinds(ev, "krb_error", error_code=7, sname=spn):
+        out.append(f"no KDC_ERR_S_PRINCIPAL_UNKNOWN for {spn}")
+    if cause == "clock_skew" and status != 401:
+        out.append(f"expected a final 401 for the skewed AP-REQ, got {status}")
+    if cause == "account_revoked" and not [e for e in _kinds(ev, "krb_error") if e["error_code"] in (1, 12, 18)]:
+        out.append("no KRB-ERROR refusing the client account")
+    if "preauth_failed" in o.secondary and not _kinds(ev, "krb_error", error_code=24):
+        out.append("no KDC_ERR_PREAUTH_FAILED")
+    if cause == "dns_failure" and (not _kinds(ev, "dns_response", rcode=3) or final is not None):
+        out.append("expected NXDOMAIN and no HTTP")
+    if "ntlm_fallback" in o.secondary and status != 200:
+        out.append(f"NTLM fallback should still be answered 200, got {status}")
+    return out

@@ -1,0 +1,55 @@
+"""Every lab capture gives the verdicts and causes its manifest records.
+
+The manifests come from what the lab configured and were checked against tshark's reading of the
+same capture (tests/test_lab_manifests.py), so agreement here means kerbtrace reads real traffic right.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kerbtrace.analysis import analyze
+from tests.conftest import CAPTURES, lab_manifests
+
+MANIFESTS = lab_manifests()
+
+
+def test_lab_captures_are_shipped():
+    names = {p.stem for p in MANIFESTS}
+    assert {"ok_same_realm", "ok_child_referral", "spn_on_other_account", "spn_missing", "mixed"} <= names
+
+
+@pytest.mark.parametrize("manifest_path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
+def test_manifest_verdicts(manifest_path):
+    manifest = json.loads(manifest_path.read_text())
+    result = analyze([str(CAPTURES / manifest["capture"])], progress=False)
+    by_ip = {r.client.ip: r for r in result.clients}
+    problems = []
+    for expected in manifest["clients"]:
+        got = by_ip.get(expected["client_ip"])
+        if got is None:
+            problems.append(f"{expected['client_ip']}: client not found")
+            continue
+        primary = got.primary.code if got.primary else None
+        if got.verdict != expected["verdict"]:
+            problems.append(f"{expected['client_ip']}: verdict {got.verdict} != {expected['verdict']}")
+        if primary != expected["cause"]:
+            problems.append(f"{expected['client_ip']}: cause {primary} != {expected['cause']}")
+        if expected.get("auth") and got.client.auth != expected["auth"]:
+            problems.append(f"{expected['client_ip']}: auth {got.client.auth} != {expected['auth']}")
+        for code in expected.get("secondary_causes", []):
+            if code not in {f.code for f in got.findings}:
+                problems.append(f"{expected['client_ip']}: secondary cause {code} missing")
+        if expected.get("hostname") and got.client.hostname and \
+                got.client.hostname.upper() != expected["hostname"].upper():
+            problems.append(f"{expected['client_ip']}: hostname {got.client.hostname}")
+        wanted = set(expected.get("evidence_frames", []))
+        shown = {e.frame for f in got.findings for e in f.evidence} | {e.frame for e in got.client.timeline}
+        if wanted and not wanted & shown:
+            problems.append(f"{expected['client_ip']}: none of the evidence frames {sorted(wanted)} is shown")
+    extra = set(by_ip) - {c["client_ip"] for c in manifest["clients"]}
+    if extra:
+        problems.append(f"clients not in the manifest: {sorted(extra)}")
+    assert not problems, "\n".join(problems)

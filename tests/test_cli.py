@@ -1,0 +1,107 @@
+"""The command line: exit codes scripts can use, JSON on stdout, help that teaches, bad input handled."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+from tests.conftest import CAPTURES, REAL_CAPTURES
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kerbtrace", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_explains_usage_and_exit_codes():
+    out = run("analyze", "--help")
+    assert out.returncode == 0
+    for words in ("frame.number == N", "exit status", "--json", "pcapng", "NetMon"):
+        assert words in out.stdout
+
+
+def test_all_approved_exits_zero_and_json_to_stdout():
+    out = run("analyze", str(CAPTURES / "ok_same_realm.pcapng"), "--json", "-")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == "kerbtrace/1"
+    assert doc["clients"] and all(c["verdict"] == "approved" for c in doc["clients"])
+    assert {"path", "format", "packets", "start", "end"} <= set(doc["inputs"][0])
+    assert doc["inputs"][0]["format"] == "pcapng"
+    first = doc["clients"][0]
+    assert first["causes"][0]["code"] == "ok"
+    assert any(k["msg_type"] == 13 for k in doc["kerberos"])
+    assert "Traceback" not in out.stderr
+
+
+def test_not_approved_exits_one_and_names_the_cause():
+    out = run("analyze", str(CAPTURES / "spn_on_other_account.pcapng"))
+    assert out.returncode == 1, out.stderr
+    assert "spn_wrong_account" in out.stdout
+    assert "frame.number ==" in out.stdout
+
+
+def test_unusable_input_exits_two(tmp_path):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture file at all" * 10)
+    out = run("analyze", str(junk))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "junk.pcap" in out.stderr
+
+
+def test_missing_file_exits_two(tmp_path):
+    out = run("analyze", str(tmp_path / "nope.pcapng"))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+
+
+def test_truncated_capture_warns_and_goes_on(tmp_path):
+    data = (CAPTURES / "mixed.pcapng").read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) * 2 // 3 + 7])
+    out = run("analyze", str(cut), "--json", "-")
+    assert "Traceback" not in out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["clients"], "clients before the cut are still reported"
+    assert any("truncat" in w["message"].lower() for w in doc["warnings"])
+
+
+def test_corrupted_copies_never_traceback(tmp_path, tshark):
+    sources = [CAPTURES / "mixed.pcapng", REAL_CAPTURES / "otrf__NEWYORK.cap",
+               REAL_CAPTURES / "elc__winrm_psremote_05-16.pcap"]
+    for i, src in enumerate(sources):
+        for seed in (1, 2, 3):
+            bad = tmp_path / f"bad{i}-{seed}.pcapng"
+            subprocess.run(["editcap", "-E", "0.02", "--seed", str(seed), str(src), str(bad)], check=True,
+                           capture_output=True)
+            out = run("analyze", str(bad), "--json", "-")
+            assert out.returncode in (0, 1), out.stderr[-2000:]
+            assert "Traceback" not in out.stderr
+            json.loads(out.stdout)
+
+
+def test_gzip_capture_reads_like_the_original(tmp_path):
+    src = CAPTURES / "ok_child_referral.pcapng"
+    gz = tmp_path / "ok.pcapng.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    plain = json.loads(run("analyze", str(src), "--json", "-").stdout)
+    packed = json.loads(run("analyze", str(gz), "--json", "-").stdout)
+    assert packed["inputs"][0]["format"] == "pcapng.gz"
+    assert packed["clients"] == plain["clients"]
+    assert packed["kerberos"] == plain["kerberos"]
+
+
+def test_netmon_copy_gives_same_verdicts(tmp_path, tshark):
+    src = CAPTURES / "mixed.pcapng"
+    cap = tmp_path / "mixed.cap"
+    subprocess.run(["editcap", "-F", "netmon2", str(src), str(cap)], check=True, capture_output=True)
+    plain = json.loads(run("analyze", str(src), "--json", "-").stdout)
+    netmon = json.loads(run("analyze", str(cap), "--json", "-").stdout)
+    assert netmon["inputs"][0]["format"] == "netmon2"
+    strip = [(c["client_ip"], c["verdict"], c["causes"][0]["code"] if c["causes"] else None) for c in plain["clients"]]
+    assert [(c["client_ip"], c["verdict"], c["causes"][0]["code"] if c["causes"] else None)
+            for c in netmon["clients"]] == strip
+    assert [(k["frame"], k["msg_type"]) for k in netmon["kerberos"]] == \
+        [(k["frame"], k["msg_type"]) for k in plain["kerberos"]]

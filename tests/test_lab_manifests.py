@@ -1,0 +1,195 @@
+"""The lab's capture manifests against Wireshark's own reading of the captures.
+
+Every evidence item is turned into a Wireshark display filter from its kind and values (not from the lab's
+code), and the frame must match it. Manifest-wide claims (client addresses, 200 for approved clients, no
+HTTP after NXDOMAIN, Kerberos sent from the client's own address) are checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTURES = REPO / "captures"
+MANIFESTS = sorted(CAPTURES.glob("*.json"))
+REG_URI = "/ccm_system_windowsauth/request"
+CAUSES = {"ok", "spn_wrong_account", "spn_missing", "no_trust_path", "trust_broken", "clock_skew",
+          "account_revoked", "preauth_failed", "ntlm_fallback", "no_kerberos_attempt", "kdc_unreachable",
+          "dns_failure", "duplicate_guid", "etype_unsupported", "incomplete_capture"}
+EXPECTED_SCENARIOS = {"ok_same_realm", "ok_child_referral", "spn_on_other_account", "spn_missing", "clock_skew",
+                      "account_locked", "account_disabled", "no_trust_path", "duplicate_guid",
+                      "kerberos_over_tcp", "dns_failure", "mixed"}
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+def _tshark(pcap: Path, display_filter: str, *fields: str) -> list[list[str]]:
+    cmd = ["tshark", "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields"]
+    for f in fields or ("frame.number",):
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split("\t") for line in proc.stdout.splitlines()]
+
+
+def _q(text: object) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sname(sname: object) -> str:
+    return " && ".join(f"kerberos.SNameString == {_q(p)}" for p in str(sname).split("/"))
+
+
+def _port88(transport: object) -> str:
+    return "tcp.srcport == 88" if transport == "tcp" else "udp.srcport == 88"
+
+
+def evidence_filter(e: dict[str, object]) -> str:
+    """Display filter that frame ``e['frame']`` must match for the evidence item to be true."""
+    ip = e["client_ip"]
+    kind = e["kind"]
+    if kind == "dns_response":
+        return (f"dns.flags.response == 1 && ip.dst == {ip} && dns.qry.name == {_q(e['name'])} "
+                f"&& dns.flags.rcode == {e['rcode']}")
+    if kind == "krb_error":
+        return (f"kerberos.msg_type == 30 && kerberos.error_code == {e['error_code']} && ip.dst == {ip} "
+                f"&& {_port88(e['transport'])} && {_sname(e['sname'])}")
+    if kind == "as_rep":
+        return (f"kerberos.msg_type == 11 && ip.dst == {ip} && {_port88(e['transport'])} "
+                f"&& kerberos.CNameString == {_q(e['cname'])}")
+    if kind == "tgs_rep":  # the only sname of a TGS-REP is the one of the ticket it carries
+        return f"kerberos.msg_type == 13 && ip.dst == {ip} && {_port88(e['transport'])} && {_sname(e['sname'])}"
+    if kind == "http_ap_req":
+        return (f"http.request.uri == {_q(REG_URI)} && ip.src == {ip} && kerberos.msg_type == 14 "
+                f"&& {_sname(e['sname'])}")
+    if kind == "http_ntlm_auth":
+        return f"http.request.uri == {_q(REG_URI)} && ip.src == {ip} && ntlmssp.messagetype == 3"
+    if kind == "http_response":
+        f = f"http.response.code == {e['status']} && ip.dst == {ip} && http.response_for.uri contains {_q(REG_URI)}"
+        if "error_code" in e:
+            f += f" && kerberos.msg_type == 30 && kerberos.error_code == {e['error_code']}"
+        return f
+    raise AssertionError(f"unknown evidence kind {kind!r}")
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_all_scenarios_present() -> None:
+    assert {p.stem for p in MANIFESTS} == EXPECTED_SCENARIOS
+    for name in EXPECTED_SCENARIOS:
+        for suffix in (".pcapng", ".iis.log", ".MP_RegistrationManager.log"):
+            assert (CAPTURES / f"{name}{suffix}").is_file(), f"{name}{suffix}"
+
+
+def test_capture_sizes() -> None:
+    sizes = {p.name: p.stat().st_size for p in CAPTURES.glob("*.pcapng")}
+    assert all(s < 2 * 1024 * 1024 for s in sizes.values()), sizes
+    assert sum(sizes.values()) < 12 * 1024 * 1024
+    for p in CAPTURES.glob("*.pcapng"):
+        assert p.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a", f"{p.name} is not pcapng"
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_manifest_schema(manifest: Path) -> None:
+    m = _load(manifest)
+    assert m["capture"] == f"{manifest.stem}.pcapng" and m["scenario"] == manifest.stem
+    assert m["mps"] and m["clients"] and m["description"]
+    for c in m["clients"]:
+        assert c["verdict"] in {"approved", "not_approved", "inconclusive"}
+        assert c["auth"] in {"kerberos", "ntlm", "none"}
+        assert c["cause"] in CAUSES and set(c["secondary_causes"]) <= CAUSES
+        assert c["approved"] == (c["verdict"] == "approved")
+        assert c["approved"] == (c["cause"] == "ok"), c["hostname"]
+        assert c["account"] == f"{c['hostname']}$@{c['realm']}"
+        assert c["smsid"].startswith("GUID:")
+        assert c["evidence_frames"] == sorted({e["frame"] for e in c["evidence"]})
+        assert all(e["client_ip"] == c["client_ip"] for e in c["evidence"])
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_evidence_frames_hold_what_manifest_says(manifest: Path) -> None:
+    m = _load(manifest)
+    pcap = CAPTURES / m["capture"]
+    by_frame: dict[int, list[str]] = {}
+    for c in m["clients"]:
+        for e in c["evidence"]:
+            by_frame.setdefault(int(e["frame"]), []).append(f"({evidence_filter(e)})")
+    terms = [f"(frame.number == {n} && {' && '.join(conds)})" for n, conds in by_frame.items()]
+    matched: set[int] = set()
+    for i in range(0, len(terms), 60):  # keep each filter a reasonable size
+        matched |= {int(r[0]) for r in _tshark(pcap, " || ".join(terms[i:i + 60]))}
+    missing = sorted(set(by_frame) - matched)
+    assert not missing, [(n, by_frame[n]) for n in missing[:5]]
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_clients_against_capture(manifest: Path) -> None:
+    m = _load(manifest)
+    pcap = CAPTURES / m["capture"]
+    rows = _tshark(pcap, "ip", "ip.src", "ip.dst")
+    addrs = {a for r in rows for a in r}
+    ok_200 = {r[0] for r in _tshark(pcap, f"http.response.code == 200 && http.response_for.uri contains "
+                                          f"{_q(REG_URI)}", "ip.dst")}
+    http_from = {r[0] for r in _tshark(pcap, "http.request", "ip.src")}
+    for c in m["clients"]:
+        ip = c["client_ip"]
+        assert ip in addrs, f"{c['hostname']} {ip} never appears"
+        kinds = [e["kind"] for e in c["evidence"]]
+        if c["approved"]:
+            assert ip in ok_200, f"approved {c['hostname']} has no 200 on {REG_URI}"
+            snames = {e["sname"] for e in c["evidence"] if e["kind"] == "tgs_rep"}
+            assert f"HTTP/{c['mp']['name']}" in snames
+        if c["cause"] == "dns_failure":
+            assert ip not in http_from and any(e.get("rcode") == 3 for e in c["evidence"])
+        if c["cause"] in ("spn_missing", "no_trust_path"):
+            assert any(e.get("error_code") == 7 for e in c["evidence"] if e["kind"] == "krb_error")
+        if c["auth"] == "ntlm":
+            assert "http_ntlm_auth" in kinds
+        if c["auth"] == "kerberos":
+            assert "http_ap_req" in kinds
+        if c["realm"] == "CHILD.CORP.LAB" and c["approved"]:
+            referral = [e for e in c["evidence"] if e["kind"] == "tgs_rep" and e["sname"] == "krbtgt/CORP.LAB"]
+            assert referral, f"{c['hostname']}: no referral TGS-REP"
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_kerberos_leaves_from_client_addresses(manifest: Path) -> None:
+    """libkrb5 binds no source address: the lab's routing must still put the client's own address on it."""
+    m = _load(manifest)
+    clients = {c["client_ip"] for c in m["clients"]}
+    rows = _tshark(CAPTURES / m["capture"], "kerberos && (udp.dstport == 88 || tcp.dstport == 88)", "ip.src")
+    assert rows, "no Kerberos requests"
+    assert {r[0] for r in rows} <= clients
+
+
+def test_referral_ticket_is_cross_realm_tgt() -> None:
+    """The child-domain client's first TGS-REP carries krbtgt/CORP.LAB issued by CHILD.CORP.LAB."""
+    rows = _tshark(CAPTURES / "ok_child_referral.pcapng", "kerberos.msg_type == 13",
+                   "kerberos.SNameString", "kerberos.realm", "ip.src")
+    assert rows[0][0] == "krbtgt,CORP.LAB" and rows[0][1].split(",")[0] == "CHILD.CORP.LAB"
+    assert rows[-1][0] == "HTTP,mp01.corp.lab" and rows[-1][1].split(",")[0] == "CORP.LAB"
+    assert rows[0][2] != rows[-1][2]  # two different KDCs
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(os.environ.get("KERBTRACE_LAB") != "1", reason="set KERBTRACE_LAB=1 (root, MIT krb5)")
+def test_rebuild_one_scenario(tmp_path: Path) -> None:
+    """End to end: real KDCs, MP and client in a fresh namespace; the new manifest checks out too."""
+    proc = subprocess.run([sys.executable, "-m", "lab.build", "--only", "ok_child_referral", "--out",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = _load(tmp_path / "ok_child_referral.json")
+    (c,) = m["clients"]
+    assert c["verdict"] == "approved" and c["auth"] == "kerberos"
+    for e in c["evidence"]:
+        assert _tshark(tmp_path / "ok_child_referral.pcapng", f"frame.number == {e['frame']} && "
+                       f"({evidence_filter(e)})"), e
