@@ -74,26 +74,50 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
             continue
         summary.format = capture.format
         bar = _Progress(Path(path).name, capture.size) if show else None
-        feed = network.feed
         try:
             with capture:
-                for frame, time, linktype, data in capture:
-                    feed(frame, time, linktype, data)
-                    if bar is not None and not frame % PROGRESS_EVERY:
-                        bar.update(capture.position())
+                _read(capture, network, diag, bar)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
-        network.flush()
+        _guarded(diag, None, network.flush)
         if bar is not None:
             bar.close()
         summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
         clients = tracker.finish()
         ctx = Context.build(clients)
         for client in clients:
-            verdict, findings = evaluate(client, ctx)
+            outcome = _guarded(diag, None, evaluate, client, ctx)
+            verdict, findings = outcome if outcome is not None else ("inconclusive", [])
             result.clients.append(ClientResult(client, verdict, findings))
         result.kerberos.extend(tracker.kerberos)
     return result
+
+
+def _read(capture, network: NetworkLayer, diag: Diagnostics, bar: _Progress | None) -> None:
+    """Feed every frame to the network layer; a defect on one packet never loses the rest of the file."""
+    feed = network.feed
+    frames = iter(capture)
+    frame = 0
+    while True:
+        try:
+            for frame, time, linktype, data in frames:
+                feed(frame, time, linktype, data)
+                if bar is not None and not frame % PROGRESS_EVERY:
+                    bar.update(capture.position())
+            return
+        except (KeyboardInterrupt, CaptureError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with its frame, then the next packet is read
+            diag.warn(frame, f"internal error on this packet ({type(exc).__name__}: {exc}); packet skipped, "
+                      "please report it with the capture", "internal")
+
+
+def _guarded(diag: Diagnostics, frame: int | None, func, *args):
+    try:
+        return func(*args)
+    except Exception as exc:  # noqa: BLE001 - a defect must not cost the whole report
+        diag.warn(frame, f"internal error ({type(exc).__name__}: {exc}); results may be incomplete", "internal")
+        return None
 
 
 class _Progress:

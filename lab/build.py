@@ -28,8 +28,13 @@ MAX_CAPTURE_BYTES = 2 * 1024 * 1024
 
 def _client_entry(o: Outcome, ev: list[dict[str, object]]) -> dict[str, object]:
     c = o.client
+    # the MP the client tried to reach; a name that never resolved (stale SRV target) has no address
+    mp: dict[str, object] = {"ip": c.mp.ip if o.mp_name == c.mp.fqdn else None, "name": o.mp_name,
+                             "located_by": "dns_srv" if c.srv else "dns_a"}
+    if c.srv:
+        mp["srv_name"] = c.srv
     return {"client_ip": c.ip, "hostname": c.hostname.upper(), "fqdn": c.fqdn, "realm": c.realm,
-            "account": c.account, "smsid": c.smsid, "mp": {"ip": c.mp.ip, "name": o.mp_name},
+            "account": c.account, "smsid": c.smsid, "mp": mp,
             "approved": o.verdict == "approved", "verdict": o.verdict, "auth": o.auth, "cause": o.cause,
             "secondary_causes": list(o.secondary), "evidence_frames": sorted({int(e["frame"]) for e in ev}),
             "evidence": ev}

@@ -1,5 +1,8 @@
 """ConfigMgr client registration as CcmExec does it: DNS for the MP, anonymous CCM_POST, 401, Negotiate.
 
+With ``locate_srv`` the client first asks for the site's ``_mssms_mp_<sitecode>._tcp.<domain>`` SRV record,
+as a client without an MP list does, and then resolves the A record of the target it picked.
+
 Each registration runs in its own child process (``python -m lab.ccm_client --json ...``) so every simulated
 machine has its own Kerberos/NTLM environment (KRB5_CONFIG, KRB5CCNAME, KRB5_CLIENT_KTNAME, NTLM_USER_FILE)
 and, when the lab skews its clock, its own libfaketime (LD_PRELOAD, FAKETIME). SPNEGO through MIT GSS-API
@@ -44,13 +47,18 @@ class RegistrationResult:
     smsid: str | None = None            # SMSID the MP assigned
     mutual_ok: bool | None = None       # final Negotiate token verified (None: none expected, e.g. no 200)
     error: str | None = None            # None on a 200 with a parsed reply; "dns" for NXDOMAIN; else a reason
+    mp_fqdn: str | None = None          # MP name the client used (the SRV target when located through SRV)
+    srv_targets: list[str] = field(default_factory=list)  # targets of the SRV answer, in answer order
 
 
 def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, *,
              dns_server: tuple[str, int] | None, mp_ip: str | None = None, env: dict[str, str] | None = None,
              use_kerberos: bool = True, use_ntlm: bool = True, timeout: float = 10.0,
-             port: int = 80) -> RegistrationResult:
-    """Register one client from its own child process; never raises, errors come back in the result."""
+             port: int = 80, locate_srv: str | None = None) -> RegistrationResult:
+    """Register one client from its own child process; never raises, errors come back in the result.
+
+    ``locate_srv``: SRV name to locate the MP with first; ``mp_fqdn`` is then only the preferred target.
+    """
     root = str(Path(__file__).resolve().parents[1])
     argv = [sys.executable, "-m", "lab.ccm_client", "--json", "--mp-fqdn", mp_fqdn, "--source-ip", source_ip,
             "--netbios", netbios, "--fqdn", fqdn, "--smsid", smsid, "--timeout", str(timeout),
@@ -59,6 +67,8 @@ def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, 
         argv += ["--dns-server", f"{dns_server[0]}:{dns_server[1]}"]
     if mp_ip:
         argv += ["--mp-ip", mp_ip]
+    if locate_srv:
+        argv += ["--locate-srv", locate_srv]
     if not use_kerberos:
         argv.append("--no-kerberos")
     if not use_ntlm:
@@ -77,7 +87,8 @@ def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, 
         if line.startswith("{"):
             try:
                 data = json.loads(line)
-                return RegistrationResult(**{k: data.get(k) for k in RegistrationResult.__dataclass_fields__})
+                fields = {k: data[k] for k in RegistrationResult.__dataclass_fields__ if k in data}
+                return RegistrationResult(**fields)
             except (ValueError, TypeError) as exc:
                 return RegistrationResult(error=f"child: bad JSON ({exc})")
     return RegistrationResult(error=f"child: rc={proc.returncode} {proc.stderr.strip()[-500:]}")
@@ -86,17 +97,17 @@ def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, 
 # ------------------------------------------------------------------------------------------- child side
 
 
-def resolve(name: str, server: tuple[str, int], source_ip: str,
-            timeout: float) -> tuple[str | None, str | None]:
-    """One A query to ``server`` from ``source_ip`` (two tries); returns (address, error)."""
-    from dnslib import QTYPE, RCODE, DNSRecord
+def query(name: str, qtype: str, server: tuple[str, int], source_ip: str,
+          timeout: float):  # type: ignore[no-untyped-def]
+    """One DNS question to ``server`` from ``source_ip`` (two tries); returns (reply or None, error)."""
+    from dnslib import RCODE, DNSRecord
 
-    query = DNSRecord.question(name, "A")
+    question = DNSRecord.question(name, qtype)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source_ip, 0))
         sock.settimeout(max(0.5, min(2.0, timeout / 2)))
         for _ in range(2):
-            sock.sendto(query.pack(), server)
+            sock.sendto(question.pack(), server)
             try:
                 while True:
                     data, peer = sock.recvfrom(4096)
@@ -106,7 +117,7 @@ def resolve(name: str, server: tuple[str, int], source_ip: str,
                         reply = DNSRecord.parse(data)
                     except Exception:  # noqa: BLE001 - dnslib raises several types on garbage
                         continue
-                    if reply.header.id == query.header.id:
+                    if reply.header.id == question.header.id:
                         break
             except TimeoutError:
                 continue
@@ -114,11 +125,50 @@ def resolve(name: str, server: tuple[str, int], source_ip: str,
                 return None, "dns"
             if reply.header.rcode != RCODE.NOERROR:
                 return None, f"dns: rcode {RCODE.get(reply.header.rcode)}"
-            for rr in reply.rr:
-                if rr.rtype == QTYPE.A:
-                    return str(rr.rdata), None
-            return None, "dns: no A record"
+            return reply, None
     return None, "dns: timeout"
+
+
+def resolve(name: str, server: tuple[str, int], source_ip: str,
+            timeout: float) -> tuple[str | None, str | None]:
+    """A query for ``name``; returns (address, error)."""
+    from dnslib import QTYPE
+
+    reply, error = query(name, "A", server, source_ip, timeout)
+    if reply is None:
+        return None, error
+    for rr in reply.rr:
+        if rr.rtype == QTYPE.A:
+            return str(rr.rdata), None
+    return None, "dns: no A record"
+
+
+SrvTarget = tuple[int, int, int, str]  # priority, weight, port, target
+
+
+def pick_target(records: list[SrvTarget], prefer: str | None) -> SrvTarget:
+    """The SRV target the client uses.
+
+    A real client picks at random among the MPs of the best priority (preferring its own forest); the lab
+    takes the MP the scenario assigned when the answer lists it, else the best by priority and weight.
+    """
+    for rec in records:
+        if prefer and rec[3].lower() == prefer.lower():
+            return rec
+    return min(records, key=lambda r: (r[0], -r[1], r[3]))
+
+
+def locate(srv_name: str, server: tuple[str, int], source_ip: str,
+           timeout: float) -> tuple[list[SrvTarget], str | None]:
+    """SRV query for the site's MP record; returns (records in answer order, error)."""
+    from dnslib import QTYPE
+
+    reply, error = query(srv_name, "SRV", server, source_ip, timeout)
+    if reply is None:
+        return [], error
+    recs = [(rr.rdata.priority, rr.rdata.weight, rr.rdata.port, str(rr.rdata.target).rstrip("."))
+            for rr in reply.rr if rr.rtype == QTYPE.SRV]
+    return recs, None if recs else "dns: no SRV record"
 
 
 def classify_token(token: bytes) -> str:
@@ -194,15 +244,25 @@ def _context(mp_fqdn: str, use_kerberos: bool, use_ntlm: bool):  # type: ignore[
 
 def run(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, *,
         dns_server: tuple[str, int] | None, mp_ip: str | None, use_kerberos: bool, use_ntlm: bool,
-        timeout: float, port: int) -> RegistrationResult:
+        timeout: float, port: int, locate_srv: str | None = None) -> RegistrationResult:
     """The registration itself (child side); every failure ends up in ``error``."""
     import gssapi
 
     result = RegistrationResult()
-    if mp_ip is None:
-        if dns_server is None:
-            result.error = "dns: no server given"
+    if (mp_ip is None or locate_srv) and dns_server is None:
+        result.error = "dns: no server given"
+        return result
+    if locate_srv and dns_server is not None:
+        try:
+            records, result.error = locate(locate_srv, dns_server, source_ip, timeout)
+        except OSError as exc:
+            records, result.error = [], f"dns: {exc}"
+        result.srv_targets = [r[3] for r in records]
+        if not records:
             return result
+        _, _, port, mp_fqdn = pick_target(records, mp_fqdn)
+    result.mp_fqdn = mp_fqdn
+    if mp_ip is None and dns_server is not None:
         try:
             mp_ip, result.error = resolve(mp_fqdn, dns_server, source_ip, timeout)
         except OSError as exc:
@@ -305,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smsid", required=True)
     ap.add_argument("--dns-server", help="ip:port")
     ap.add_argument("--mp-ip")
+    ap.add_argument("--locate-srv", help="SRV name to locate the MP with, e.g. _mssms_mp_lab._tcp.corp.lab")
     ap.add_argument("--no-kerberos", action="store_true")
     ap.add_argument("--no-ntlm", action="store_true")
     ap.add_argument("--timeout", type=float, default=10.0)
@@ -316,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         dns = (host, int(p))
     try:
         result = run(a.mp_fqdn, a.source_ip, a.netbios, a.fqdn, a.smsid, dns_server=dns, mp_ip=a.mp_ip,
-                     use_kerberos=not a.no_kerberos, use_ntlm=not a.no_ntlm, timeout=a.timeout, port=a.port)
+                     use_kerberos=not a.no_kerberos, use_ntlm=not a.no_ntlm, timeout=a.timeout, port=a.port,
+                     locate_srv=a.locate_srv)
     except Exception as exc:  # noqa: BLE001 - the parent must always get a JSON answer
         result = RegistrationResult(error=f"client: {type(exc).__name__}: {exc}")
     if a.json:

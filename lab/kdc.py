@@ -121,13 +121,15 @@ class Kdc:
 
 
 def client_krb5_conf(path: Path, default_realm: str, kdcs: dict[str, str], *,
-                     udp_preference_limit: int | None = None) -> Path:
+                     udp_preference_limit: int | None = None, enctypes: str | None = None) -> Path:
     """krb5.conf of a lab client: KDC addresses for every realm but *no* domain_realm mapping.
 
     Without a mapping for corp.lab, libkrb5 asks the client's own KDC with the referral realm and the
     canonicalize flag, which is what a Windows client does; the KDC then refers it across the trust.
     """
     udp = f" udp_preference_limit = {udp_preference_limit}\n" if udp_preference_limit else ""
+    if enctypes:  # the only etypes the client offers, in AS-REQs and TGS-REQs alike
+        udp += f" default_tkt_enctypes = {enctypes}\n default_tgs_enctypes = {enctypes}\n"
     realms = "".join(f" {r} = {{\n  kdc = {ip}\n }}\n" for r, ip in kdcs.items())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(

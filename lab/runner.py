@@ -54,7 +54,7 @@ class Runner:
 
     def register(self, c: Client, *, mp_name: str | None = None, faketime: str | None = None
                  ) -> dict[str, object]:
-        """One ConfigMgr registration; the MP name is resolved through the lab DNS."""
+        """One ConfigMgr registration; the MP is located through the lab DNS (SRV first if the client does)."""
         env = self.world.client_env(c)
         if faketime:
             if not Path(FAKETIME_LIB).exists():
@@ -64,7 +64,8 @@ class Runner:
         name = mp_name or c.mp.fqdn
         with source_address(c.ip, self.world.server_ips):
             res = register(name, c.ip, c.hostname.upper(), c.fqdn, c.smsid, dns_server=(DNS_IP, 53), env=env,
-                           use_kerberos=True, use_ntlm=c.ntlm, timeout=10.0)
+                           use_kerberos=c.kerberos, use_ntlm=c.ntlm, timeout=10.0,
+                           locate_srv=c.srv)
         out = dataclasses.asdict(res)
         self.log.append(f"{c.hostname} {c.ip}: register {name} -> {out}")
         return out

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.dns_server import SrvRecord
 from lab.runner import Runner
-from lab.world import Client, Mp, World, smsid_for
+from lab.world import DEAD_KDC_IP, TRUST_PASSWORD, Client, Mp, World, mp_srv_name, smsid_for
 
 MP01 = Mp("mp01", "127.0.0.10")
 MP02 = Mp("mp02", "127.0.0.11")
@@ -19,6 +20,9 @@ MP03 = Mp("mp03", "127.0.0.12")
 MP04 = Mp("mp04", "127.0.0.13", spn_registered=False)  # HTTP/mp04.corp.lab missing from the KDC
 STALE_NAME = "mp-old.corp.lab"  # retired MP name, gone from DNS
 SKEW = "+2h"  # libfaketime offset; MIT's default clockskew is 300 s
+CORP_SRV = mp_srv_name("corp.lab")  # _mssms_mp_lab._tcp.corp.lab
+CHILD_SRV = mp_srv_name("child.corp.lab")
+CLIENT_ONLY_ETYPES = "camellia256-cts-cmac"  # valid for MIT, but the realm has AES keys only
 
 
 @dataclass
@@ -44,9 +48,16 @@ class Scenario:
     max_dgram_reply: int | None = None
     extra_dns: dict[str, str] = field(default_factory=dict)
     background: bool = False
+    srv_records: dict[str, list[SrvRecord]] = field(default_factory=dict)
 
     def world(self, root: Path) -> World:
-        return World(root, self.clients, self.mps, self.max_dgram_reply, dict(self.extra_dns))
+        return World(root, self.clients, self.mps, self.max_dgram_reply, dict(self.extra_dns),
+                     dict(self.srv_records))
+
+
+def srv_set(*targets: str) -> list[SrvRecord]:
+    """One SRV rrset as ConfigMgr publishes it: every MP at priority 0, weight 0, port 80."""
+    return [(0, 0, 80, t) for t in targets]
 
 
 # ---- building blocks shared by the single scenarios and the mixed one ----------------------------------
@@ -104,9 +115,63 @@ def no_trust(r: Runner, c: Client) -> Outcome:
 
 
 def dns_failure(r: Runner, c: Client) -> Outcome:
+    """The client's SRV answer names only the retired MP; its A lookup gets NXDOMAIN."""
     r.kinit(c)
-    res = r.register(c, mp_name=STALE_NAME)
+    res = r.register(c)
     return Outcome(c, STALE_NAME, "not_approved", "none", "dns_failure", result=res)
+
+
+def trust_broken(r: Runner, c: Client) -> Outcome:
+    """The parent KDC holds another key for krbtgt/CORP.LAB@CHILD.CORP.LAB than the child KDC (same kvno).
+
+    The child KDC still issues the referral TGT; the parent cannot decrypt it. SPNEGO then falls back to
+    NTLM, which the MP cannot verify either (the client is built with ``ntlm_at_mp=False``): in AD, NTLM
+    pass-through to the child domain runs over the same broken trust. The trust is repaired afterwards so
+    the other child clients of a mixed capture keep working.
+    """
+    corp = r.world.kdcs["CORP.LAB"]
+    name = "krbtgt/CORP.LAB@CHILD.CORP.LAB"
+    corp.kadmin(f"delprinc -force {name}")
+    corp.kadmin(f"addprinc -randkey {name}")
+    try:
+        r.kinit(c)
+        res = r.register(c)
+    finally:
+        corp.kadmin(f"delprinc -force {name}")
+        corp.add_principal(name, password=TRUST_PASSWORD + "-down")
+    return Outcome(c, c.mp.fqdn, "not_approved", "ntlm", "trust_broken", ["ntlm_fallback"], res)
+
+
+def kdc_unreachable(r: Runner, c: Client) -> Outcome:
+    """Its krb5.conf names a KDC address where nothing listens: no TGT, no service ticket."""
+    r.kinit(c, expect_ok=False)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "none", "kdc_unreachable", result=res)
+
+
+def etype_unsupported(r: Runner, c: Client) -> Outcome:
+    """The AS-REQ offers only an etype the realm has no keys of: KDC_ERR_ETYPE_NOSUPP, no TGT.
+
+    MIT's client only uses a TGT whose session key is one of its TGS etypes, so the mismatch cannot be
+    confined to the TGS exchange on the client side; it shows on the AS exchange, as for a Windows
+    machine restricted to DES against DCs that no longer allow it.
+    """
+    r.kinit(c, expect_ok=False)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "none", "etype_unsupported", result=res)
+
+
+def no_credentials(r: Runner, c: Client) -> Outcome:
+    """No keytab, no NTLM secret: anonymous request, 401, and the Negotiate step fails on the client."""
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "none", "no_kerberos_attempt", result=res)
+
+
+def ntlm_only(r: Runner, c: Client) -> Outcome:
+    """TGT at boot, but the client's Negotiate offers NTLM only; registered, not approved."""
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", "ntlm", "ntlm_fallback", result=res)
 
 
 def duplicate(r: Runner, first: Client, second: Client) -> list[Outcome]:
@@ -131,6 +196,8 @@ def rekey_mp(r: Runner, mp: Mp) -> None:
 
 def _single(name: str, description: str, client: Client, step: Callable[[Runner, Client], Outcome],
             **kw: object) -> Scenario:
+    if client.srv and "srv_records" not in kw:  # the site publishes its MP, as ConfigMgr does by default
+        kw["srv_records"] = {client.srv: srv_set(client.mp.fqdn)}
     return Scenario(name, description, [client], [client.mp], lambda r: [step(r, client)], **kw)  # type: ignore[arg-type]
 
 
@@ -155,6 +222,8 @@ def _mixed_scenario() -> Scenario:
         nonlocal n
         n += 1
         net = {"CORP.LAB": 1, "CHILD.CORP.LAB": 2, "OTHER.LAB": 3}[realm]
+        if realm == "CORP.LAB":  # CORP machines locate their MP through the site's SRV record
+            kw.setdefault("srv", CORP_SRV)
         c = Client(host, realm, f"127.0.{net}.{100 + n}", mp, **kw)  # type: ignore[arg-type]
         plan.append((c, step))
         return c
@@ -174,11 +243,17 @@ def _mixed_scenario() -> Scenario:
         add(f"LAP{i + 1:02d}", "CHILD.CORP.LAB", MP02, clock_skew)
     add("OLD01", "CORP.LAB", MP01, disabled)
     add("OLD02", "CORP.LAB", MP02, locked)
-    add("VM01", "CORP.LAB", MP01, dns_failure)
+    # a child-domain machine; the child zone still holds an SRV record naming the retired MP
+    add("VM01", "CHILD.CORP.LAB", MP01, dns_failure, srv=CHILD_SRV)
+    add("TRUST01", "CHILD.CORP.LAB", MP02, trust_broken, ntlm=True, ntlm_at_mp=False)
+    add("NOKDC01", "CORP.LAB", MP01, kdc_unreachable, kdc_ip=DEAD_KDC_IP)
+    add("ETYPE01", "CORP.LAB", MP02, etype_unsupported, enctypes=CLIENT_ONLY_ETYPES)
+    add("WG01", "CORP.LAB", MP01, no_credentials, ntlm=True, credentials=False)
+    add("NTLM01", "CORP.LAB", MP02, ntlm_only, ntlm=True, kerberos=False)
     dup_a = add("CLONE01", "CORP.LAB", MP01, ok)  # one site database: same MP process
     dup_b = add("CLONE02", "CORP.LAB", MP01, ok, smsid=smsid_for("CLONE01"))
-    for i in range(3):
-        add(f"PC{i + 9:02d}", "CORP.LAB", mps[i % 2], ok)
+    for i in range(3):  # these still have an MP from an earlier lookup: they resolve its name directly
+        add(f"PC{i + 9:02d}", "CORP.LAB", mps[i % 2], ok, srv=None)
     # interleave the outcomes: round-robin over kinds instead of one block per kind
     order = [c for c, _ in plan]
     steps = dict((c.hostname, s) for c, s in plan)
@@ -202,7 +277,8 @@ def _mixed_scenario() -> Scenario:
 
     return Scenario("mixed", "Busy site: clients of three realms over four MPs with every outcome "
                     "interleaved, plus unrelated web, DNS and bulk TCP traffic.", order, mps, run,
-                    background=True)
+                    background=True, srv_records={CORP_SRV: srv_set(*(mp.fqdn for mp in mps)),
+                                                  CHILD_SRV: srv_set(STALE_NAME)})
 
 
 def all_scenarios() -> list[Scenario]:
@@ -232,7 +308,27 @@ def all_scenarios() -> list[Scenario]:
         _single("kerberos_over_tcp", "KDC replies larger than its UDP limit: KRB_ERR_RESPONSE_TOO_BIG, the "
                 "client retries over TCP; approved.", Client("WK12", "CORP.LAB", "127.0.1.12", MP01), ok,
                 max_dgram_reply=400),
-        _single("dns_failure", f"Client looks up the retired MP name {STALE_NAME}: NXDOMAIN, no HTTP.",
-                Client("WK13", "CORP.LAB", "127.0.1.13", MP01), dns_failure),
+        _single("dns_failure", f"The site's MP SRV record {CORP_SRV} still names the retired MP {STALE_NAME}; "
+                "its A lookup gets NXDOMAIN, no HTTP.",
+                Client("WK13", "CORP.LAB", "127.0.1.13", MP01, srv=CORP_SRV), dns_failure,
+                srv_records={CORP_SRV: srv_set(STALE_NAME)}),
+        _single("trust_broken", "Child-domain client; the parent KDC holds another key for the inter-realm "
+                "TGT krbtgt/CORP.LAB@CHILD.CORP.LAB than the child KDC: referral issued, then refused.",
+                Client("WK14", "CHILD.CORP.LAB", "127.0.2.14", MP01, ntlm=True, ntlm_at_mp=False), trust_broken),
+        _single("kdc_unreachable", f"The client's KDC address {DEAD_KDC_IP} has no KDC: its AS-REQs go "
+                "unanswered, no ticket; no NTLM fallback.",
+                Client("WK15", "CORP.LAB", "127.0.1.15", MP01, srv=CORP_SRV, kdc_ip=DEAD_KDC_IP),
+                kdc_unreachable),
+        _single("etype_unsupported", f"The client offers only {CLIENT_ONLY_ETYPES}; the realm has AES keys "
+                "only: the KDC refuses the AS-REQ, no ticket, no NTLM fallback.",
+                Client("WK16", "CORP.LAB", "127.0.1.16", MP01, srv=CORP_SRV, enctypes=CLIENT_ONLY_ETYPES),
+                etype_unsupported),
+        _single("no_kerberos_attempt", "Client with no credentials at all (no machine keytab, no NTLM "
+                "secret): anonymous request, 401 Negotiate, nothing else.",
+                Client("WK17", "CORP.LAB", "127.0.1.17", MP01, srv=CORP_SRV, ntlm=True, credentials=False),
+                no_credentials),
+        _single("ntlm_only", "Client whose Negotiate offers NTLM only, against a healthy MP: registered, "
+                "not approved.", Client("WK18", "CORP.LAB", "127.0.1.18", MP01, srv=CORP_SRV, ntlm=True,
+                                        kerberos=False), ntlm_only),
         _mixed_scenario(),
     ]

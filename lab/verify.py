@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lab.scenarios import Outcome
+from lab.world import REALMS
 
 Evidence = list[dict[str, object]]
 
@@ -55,6 +56,53 @@ def problems(o: Outcome, ev: Evidence) -> list[str]:
         out.append("no KDC_ERR_PREAUTH_FAILED")
     if cause == "dns_failure" and (not _kinds(ev, "dns_response", rcode=3) or final is not None):
         out.append("expected NXDOMAIN and no HTTP")
-    if "ntlm_fallback" in o.secondary and status != 200:
+    if "ntlm_fallback" in o.secondary and cause != "trust_broken" and status != 200:
         out.append(f"NTLM fallback should still be answered 200, got {status}")
+    out += _location_problems(o, ev, res)
+    out += _new_cause_problems(o, ev, res, status)
+    return out
+
+
+def _location_problems(o: Outcome, ev: Evidence, res: dict[str, object]) -> list[str]:
+    """A client that locates its MP through SRV: SRV answer naming the MP, then the MP's A lookup."""
+    if not o.client.srv:
+        return []
+    out = []
+    srv = _kinds(ev, "dns_srv_response", name=o.client.srv, rcode=0)
+    if not srv or o.mp_name not in srv[0]["targets"]:
+        out.append(f"no SRV answer for {o.client.srv} naming {o.mp_name}")
+    if res.get("mp_fqdn") != o.mp_name:
+        out.append(f"client used MP {res.get('mp_fqdn')!r}, scenario expects {o.mp_name!r}")
+    a = _kinds(ev, "dns_response", name=o.mp_name)
+    if srv and (not a or int(a[0]["frame"]) < int(srv[0]["frame"])):  # type: ignore[call-overload]
+        out.append("no A lookup of the SRV target after the SRV answer")
+    return out
+
+
+def _new_cause_problems(o: Outcome, ev: Evidence, res: dict[str, object], status: object) -> list[str]:
+    out = []
+    cause = o.cause
+    krb = [e for e in ev if e["kind"] in ("as_rep", "tgs_rep", "krb_error", "krb_request_unanswered")]
+    if cause == "trust_broken":
+        child_kdc, parent_kdc = REALMS[o.client.realm].kdc_ip, REALMS["CORP.LAB"].kdc_ip
+        if not _kinds(ev, "tgs_rep", sname="krbtgt/CORP.LAB", kdc=child_kdc):
+            out.append("no referral TGS-REP krbtgt/CORP.LAB from the client's own KDC")
+        if not _kinds(ev, "krb_error", kdc=parent_kdc, error_code=31):
+            out.append("the parent KDC did not refuse the referral TGT with KRB_AP_ERR_BAD_INTEGRITY")
+        if _kinds(ev, "tgs_rep", sname=f"HTTP/{o.mp_name}") or status != 401:
+            out.append(f"expected no service ticket and a final 401, got {status}")
+    if cause == "kdc_unreachable":
+        if not _kinds(ev, "krb_request_unanswered", msg_type=10) or _kinds(ev, "as_rep"):
+            out.append("expected unanswered AS-REQs and no AS-REP")
+        if res.get("statuses") != [401]:
+            out.append(f"expected the anonymous 401 only, got {res.get('statuses')}")
+    if cause == "etype_unsupported" and (not _kinds(ev, "krb_error", error_code=14) or _kinds(ev, "as_rep")):
+        out.append("expected KDC_ERR_ETYPE_NOSUPP and no TGT")
+    if cause in ("etype_unsupported", "no_kerberos_attempt") and res.get("statuses") != [401]:
+        out.append(f"expected the anonymous 401 only, got {res.get('statuses')}")
+    if cause == "no_kerberos_attempt" and krb:
+        out.append("Kerberos traffic from a client that has no credentials")
+    if cause == "ntlm_fallback":
+        if _kinds(ev, "tgs_rep") or _kinds(ev, "krb_error") or status != 200 or res.get("approval_status") != 0:
+            out.append(f"expected NTLM straight away, 200 with ApprovalStatus=0; got {status}, {res}")
     return out

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.dns_server import DnsServer
+from lab.dns_server import DnsServer, SrvRecord
 from lab.kdc import Kdc, RealmSpec, client_krb5_conf
 from lab.mp_server import MpServer
 
@@ -32,6 +32,8 @@ REALMS: dict[str, Realm] = {
 DNS_IP = "127.0.0.53"
 WEB_IP = "127.0.0.80"
 BULK_IP = "127.0.0.81"
+DEAD_KDC_IP = "127.0.0.87"  # named as a KDC in some client configs; nothing listens there
+SITE_CODE = "LAB"
 TRUST_PASSWORD = "lab-trust-CORP-CHILD"  # test-only inter-realm key seed
 MP_REALM = "CORP.LAB"
 # Realm of each MP simulator's acceptor; referral table of each KDC (KDC-side host referrals).
@@ -70,6 +72,12 @@ class Client:
     smsid: str = ""
     ntlm: bool = False  # client holds NTLM credentials (gss-ntlmssp user file) for SPNEGO fallback
     kerberos_tcp: bool = False  # krb5.conf udp_preference_limit = 1: every KDC exchange over TCP
+    srv: str | None = None  # SRV name the client locates its MP with; None: resolves the MP's A name directly
+    kdc_ip: str | None = None  # KDC address of its own realm in its krb5.conf, if not the real KDC's
+    enctypes: str | None = None  # krb5.conf default_tkt/tgs_enctypes: the only etypes it offers
+    credentials: bool = True  # False: no keytab, no NTLM secret (a machine that cannot authenticate at all)
+    kerberos: bool = True  # offer Kerberos in SPNEGO; False: NTLM only
+    ntlm_at_mp: bool = True  # False: the MP's NTLM store lacks the account (pass-through to its DC fails)
 
     def __post_init__(self) -> None:
         if not self.smsid:
@@ -86,6 +94,11 @@ class Client:
     @property
     def netbios_domain(self) -> str:
         return REALMS[self.realm].netbios
+
+
+def mp_srv_name(domain: str, site: str = SITE_CODE) -> str:
+    """The SRV name ConfigMgr publishes for a site's MPs: ``_mssms_mp_<sitecode>._tcp.<domain>``."""
+    return f"_mssms_mp_{site.lower()}._tcp.{domain}"
 
 
 def smsid_for(hostname: str) -> str:
@@ -106,6 +119,7 @@ class World:
     mps: list[Mp]
     max_dgram_reply: int | None = None
     extra_dns: dict[str, str] = field(default_factory=dict)
+    srv_records: dict[str, list[SrvRecord]] = field(default_factory=dict)
     kdcs: dict[str, Kdc] = field(default_factory=dict)
     dns: DnsServer | None = None
     mp_servers: list[MpServer] = field(default_factory=list)
@@ -127,16 +141,22 @@ class World:
             if not mp.spn_registered:  # the server keeps its keys, the directory lost the SPN
                 corp.kadmin(f"delprinc -force {mp.spn}")
         for c in self.clients:
-            self.kdcs[c.realm].add_principal(c.account.split("@")[0], keytab=self.client_keytab(c))
+            if c.credentials:  # a machine without credentials has no account (a workgroup machine)
+                self.kdcs[c.realm].add_principal(c.account.split("@")[0], keytab=self.client_keytab(c))
         kdc_ips = {r.name: r.kdc_ip for r in REALMS.values()}
         for r in REALMS.values():
             client_krb5_conf(self.client_conf(r.name), r.name, kdc_ips)
             client_krb5_conf(self.client_conf(r.name, tcp=True), r.name, kdc_ips, udp_preference_limit=1)
+        for c in self.clients:
+            if c.kdc_ip or c.enctypes:
+                client_krb5_conf(self.client_conf_of(c), c.realm, {**kdc_ips, c.realm: c.kdc_ip or kdc_ips[c.realm]},
+                                 udp_preference_limit=1 if c.kerberos_tcp else None, enctypes=c.enctypes)
         client_krb5_conf(self.root / "mp" / "krb5.conf", MP_REALM, kdc_ips)
         # NTLM: the MP (acceptor) knows every machine password, as a DC would through netlogon.
-        lines = [f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}" for c in self.clients]
+        lines = [f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}" for c in self.clients
+                 if c.ntlm_at_mp]
         (self.root / "mp" / "ntlm_users").write_text("\n".join(lines) + "\n")
-        for c in self.clients:
+        for c in [c for c in self.clients if c.credentials]:
             self.client_ntlm_file(c).parent.mkdir(parents=True, exist_ok=True)
             self.client_ntlm_file(c).write_text(f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}\n")
 
@@ -155,6 +175,12 @@ class World:
     def client_conf(self, realm: str, tcp: bool = False) -> Path:
         return self.root / "clients" / f"krb5-{realm.lower()}{'-tcp' if tcp else ''}.conf"
 
+    def client_conf_of(self, c: Client) -> Path:
+        """The realm's shared krb5.conf, or the client's own when it names another KDC or other etypes."""
+        if c.kdc_ip or c.enctypes:
+            return self.root / "clients" / f"krb5-{c.hostname.lower()}.conf"
+        return self.client_conf(c.realm, c.kerberos_tcp)
+
     @property
     def dns_records(self) -> dict[str, str]:
         recs = {f"{r.kdc_host}.{r.domain}": r.kdc_ip for r in REALMS.values()}
@@ -168,10 +194,10 @@ class World:
                 "NTLM_USER_FILE": str(self.root / "mp" / "ntlm_users")}
 
     def client_env(self, c: Client) -> dict[str, str]:
-        env = {"KRB5_CONFIG": str(self.client_conf(c.realm, c.kerberos_tcp)),
+        env = {"KRB5_CONFIG": str(self.client_conf_of(c)),
                "KRB5CCNAME": f"FILE:{self.client_ccache(c)}",
                "KRB5_KTNAME": "FILE:/nonexistent", "KRB5_CLIENT_KTNAME": "FILE:/nonexistent"}
-        if c.ntlm:
+        if c.ntlm and c.credentials:
             env["NTLM_USER_FILE"] = str(self.client_ntlm_file(c))
         else:
             env["NTLM_USER_FILE"] = str(self.root / "clients" / "no-ntlm-users")
@@ -180,14 +206,14 @@ class World:
     @property
     def server_ips(self) -> list[str]:
         """Addresses a client talks to; their local routes get the client's source while it runs."""
-        ips = [r.kdc_ip for r in REALMS.values()] + [DNS_IP] + [mp.ip for mp in self.mps]
+        ips = [r.kdc_ip for r in REALMS.values()] + [DEAD_KDC_IP, DNS_IP] + [mp.ip for mp in self.mps]
         return ips + [WEB_IP, BULK_IP]
 
     # ---- run ---------------------------------------------------------------------------------------
     def start(self) -> None:
         for kdc in self.kdcs.values():
             kdc.start()
-        self.dns = DnsServer(DNS_IP, self.dns_records, self.root / "dns")
+        self.dns = DnsServer(DNS_IP, self.dns_records, self.root / "dns", srv=self.srv_records)
         self.dns.start()
         for mp in self.mps:
             srv = MpServer(mp.ip, 80, mp.fqdn, str(self.mp_keytab(mp)), self.mp_log_dir(mp), site_code="LAB",

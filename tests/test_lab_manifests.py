@@ -22,10 +22,15 @@ MANIFESTS = sorted(CAPTURES.glob("*.json"))
 REG_URI = "/ccm_system_windowsauth/request"
 CAUSES = {"ok", "spn_wrong_account", "spn_missing", "no_trust_path", "trust_broken", "clock_skew",
           "account_revoked", "preauth_failed", "ntlm_fallback", "no_kerberos_attempt", "kdc_unreachable",
-          "dns_failure", "duplicate_guid", "etype_unsupported", "incomplete_capture"}
+          "dns_failure", "duplicate_guid", "etype_unsupported", "approval_pending", "incomplete_capture"}
 EXPECTED_SCENARIOS = {"ok_same_realm", "ok_child_referral", "spn_on_other_account", "spn_missing", "clock_skew",
                       "account_locked", "account_disabled", "no_trust_path", "duplicate_guid",
-                      "kerberos_over_tcp", "dns_failure", "mixed"}
+                      "kerberos_over_tcp", "dns_failure", "trust_broken", "kdc_unreachable", "etype_unsupported",
+                      "no_kerberos_attempt", "ntlm_only", "mixed"}
+# every new failure kind also appears inside the mixed capture
+MIXED_MUST_HOLD = {"ok", "spn_wrong_account", "spn_missing", "no_trust_path", "trust_broken", "clock_skew",
+                   "account_revoked", "dns_failure", "duplicate_guid", "kdc_unreachable", "etype_unsupported",
+                   "no_kerberos_attempt", "ntlm_fallback"}
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
@@ -53,11 +58,31 @@ def _port88(transport: object) -> str:
 
 def evidence_filter(e: dict[str, object]) -> str:
     """Display filter that frame ``e['frame']`` must match for the evidence item to be true."""
+    f = _kind_filter(e)
+    if "kdc" in e:  # the KDC that answered (or was asked, for an unanswered request)
+        f += f" && ip.{'dst' if e['kind'] == 'krb_request_unanswered' else 'src'} == {e['kdc']}"
+    return f
+
+
+def _kind_filter(e: dict[str, object]) -> str:
     ip = e["client_ip"]
     kind = e["kind"]
     if kind == "dns_response":
         return (f"dns.flags.response == 1 && ip.dst == {ip} && dns.qry.name == {_q(e['name'])} "
-                f"&& dns.flags.rcode == {e['rcode']}")
+                f"&& dns.qry.type == 1 && dns.flags.rcode == {e['rcode']}")
+    if kind == "dns_srv_response":
+        targets = list(e["targets"])  # type: ignore[call-overload]
+        f = (f"dns.flags.response == 1 && ip.dst == {ip} && dns.qry.name == {_q(e['name'])} "
+             f"&& dns.qry.type == 33 && dns.flags.rcode == {e['rcode']} && count(dns.srv.target) == {len(targets)}")
+        return f + "".join(f" && dns.srv.target == {_q(t)}" for t in targets)
+    if kind == "krb_request_unanswered":
+        return (f"kerberos.msg_type == {e['msg_type']} && ip.src == {ip} && !icmp "
+                f"&& {'tcp' if e['transport'] == 'tcp' else 'udp'}.dstport == 88")
+    if kind == "icmp_unreachable":  # the ICMP error quotes the client's datagram to the KDC port
+        return (f"icmp.type == 3 && icmp.code == {e['code']} && ip.src == {e['from_ip']} && ip.dst == {ip} "
+                f"&& udp.dstport == {e['port']}")
+    if kind == "tcp_reset":
+        return f"tcp.flags.reset == 1 && ip.src == {e['from_ip']} && ip.dst == {ip} && tcp.srcport == {e['port']}"
     if kind == "krb_error":
         return (f"kerberos.msg_type == 30 && kerberos.error_code == {e['error_code']} && ip.dst == {ip} "
                 f"&& {_port88(e['transport'])} && {_sname(e['sname'])}")
@@ -159,6 +184,105 @@ def test_clients_against_capture(manifest: Path) -> None:
         if c["realm"] == "CHILD.CORP.LAB" and c["approved"]:
             referral = [e for e in c["evidence"] if e["kind"] == "tgs_rep" and e["sname"] == "krbtgt/CORP.LAB"]
             assert referral, f"{c['hostname']}: no referral TGS-REP"
+        if c["cause"] in ("kdc_unreachable", "etype_unsupported", "no_kerberos_attempt"):
+            assert ip in http_from and ip not in ok_200 and "http_ap_req" not in kinds, c["hostname"]
+            assert c["auth"] == "none" and "http_ntlm_auth" not in kinds
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_srv_location_precedes_a_lookup(manifest: Path) -> None:
+    """Clients located through SRV: the SRV answer names the MP, then the same client asks for its A record."""
+    m = _load(manifest)
+    pcap = CAPTURES / m["capture"]
+    srv = _tshark(pcap, "dns.flags.response == 1 && dns.qry.type == 33", "frame.number", "ip.dst", "dns.qry.name",
+                  "dns.srv.target", "dns.srv.port")
+    a_queries = _tshark(pcap, "dns.flags.response == 0 && dns.qry.type == 1", "frame.number", "ip.src",
+                        "dns.qry.name")
+    located = [c for c in m["clients"] if c["mp"]["located_by"] == "dns_srv"]
+    for c in located:
+        answers = [r for r in srv if r[1] == c["client_ip"] and r[2] == c["mp"]["srv_name"]]
+        assert answers, c["hostname"]
+        frame, _, _, targets, ports = answers[0]
+        assert c["mp"]["name"] in targets.split(",") and set(ports.split(",")) == {"80"}
+        after = [r for r in a_queries if r[1] == c["client_ip"] and int(r[0]) > int(frame)]
+        assert after and after[0][2] == c["mp"]["name"], c["hostname"]
+    for c in m["clients"]:
+        if c["mp"]["located_by"] == "dns_a":
+            assert not [r for r in srv if r[1] == c["client_ip"]], c["hostname"]
+
+
+def test_stale_srv_record_in_dns_failure() -> None:
+    """The MP name of a dns_failure client comes from the capture: SRV target, then NXDOMAIN for it."""
+    for name in ("dns_failure", "mixed"):
+        m = _load(CAPTURES / f"{name}.json")
+        (c,) = [c for c in m["clients"] if c["cause"] == "dns_failure"]
+        assert c["mp"]["located_by"] == "dns_srv" and c["mp"]["ip"] is None
+        kinds = {e["kind"]: e for e in c["evidence"]}
+        assert kinds["dns_srv_response"]["targets"] == [c["mp"]["name"]]
+        assert kinds["dns_response"]["rcode"] == 3 and kinds["dns_response"]["name"] == c["mp"]["name"]
+        assert kinds["dns_srv_response"]["frame"] < kinds["dns_response"]["frame"]
+
+
+def test_trust_broken_referral_then_integrity_error() -> None:
+    """The child KDC issues the referral; the TGS-REQ presenting it to the parent gets error 31."""
+    pcap = CAPTURES / "trust_broken.pcapng"
+    (c,) = _load(CAPTURES / "trust_broken.json")["clients"]
+    ip = c["client_ip"]
+    rows = _tshark(pcap, f"kerberos.msg_type in {{12 13 30}} && ip.addr == {ip} && kerberos.error_code != 25",
+                   "kerberos.msg_type", "ip.src", "ip.dst", "kerberos.SNameString", "kerberos.realm",
+                   "kerberos.error_code")
+    kinds = [r[0] for r in rows]
+    assert kinds == ["12", "13", "12", "30"], rows
+    assert rows[1][1] == "127.0.0.89" and rows[1][3] == "krbtgt,CORP.LAB" and rows[1][4].startswith("CHILD.CORP.LAB")
+    # the second TGS-REQ goes to the parent KDC and carries the referral ticket krbtgt/CORP.LAB@CHILD.CORP.LAB
+    assert rows[2][2] == "127.0.0.88" and "krbtgt,CORP.LAB" in rows[2][3] and "CHILD.CORP.LAB" in rows[2][4]
+    assert rows[3][1] == "127.0.0.88" and rows[3][5] == "31"
+    assert c["cause"] == "trust_broken" and c["secondary_causes"] == ["ntlm_fallback"]
+    finals = _tshark(pcap, f"http.response.code && ip.dst == {ip}", "http.response.code")
+    assert [r[0] for r in finals] == ["401", "401", "401"]
+
+
+def test_kdc_unreachable_gets_no_kerberos_answer() -> None:
+    pcap = CAPTURES / "kdc_unreachable.pcapng"
+    (c,) = _load(CAPTURES / "kdc_unreachable.json")["clients"]
+    dead = {e["kdc"] for e in c["evidence"] if e["kind"] == "krb_request_unanswered"}
+    assert len(dead) == 1
+    (kdc,) = dead
+    assert not _tshark(pcap, f"kerberos && ip.src == {kdc} && !icmp")  # nothing ever answered
+    reqs = _tshark(pcap, f"kerberos.msg_type == 10 && ip.dst == {kdc} && !icmp", "ip.src")
+    assert reqs and {r[0] for r in reqs} == {c["client_ip"]}
+    assert _tshark(pcap, f"icmp.type == 3 && ip.src == {kdc}") or _tshark(pcap, f"tcp.flags.reset == 1 && "
+                                                                            f"ip.src == {kdc}")
+    assert [r[0] for r in _tshark(pcap, "http.response.code", "http.response.code")] == ["401"]
+
+
+def test_etype_unsupported_offers_only_unkeyed_etype() -> None:
+    pcap = CAPTURES / "etype_unsupported.pcapng"
+    req = _tshark(pcap, "kerberos.msg_type == 10", "kerberos.etype")
+    err = _tshark(pcap, "kerberos.msg_type == 30", "kerberos.error_code")
+    assert req and all(r[0] == "26" for r in req)  # camellia256-cts-cmac only
+    assert [r[0] for r in err] == ["14"]
+    assert not _tshark(pcap, "kerberos.msg_type == 11 || kerberos.msg_type == 12")
+
+
+def test_no_kerberos_attempt_is_anonymous_only() -> None:
+    pcap = CAPTURES / "no_kerberos_attempt.pcapng"
+    assert not _tshark(pcap, "kerberos || ntlmssp || http.authorization")
+    assert [r[0] for r in _tshark(pcap, "http.request", "http.request.method")] == ["CCM_POST"]
+    assert [r[0] for r in _tshark(pcap, "http.response", "http.www_authenticate")] == ["Negotiate"]
+
+
+def test_ntlm_only_never_asks_for_a_service_ticket() -> None:
+    pcap = CAPTURES / "ntlm_only.pcapng"
+    assert not _tshark(pcap, "kerberos.msg_type == 12")
+    assert [r[0] for r in _tshark(pcap, "ntlmssp.messagetype", "ntlmssp.messagetype")] == \
+        ["0x00000001", "0x00000002", "0x00000003"]
+    assert [r[0] for r in _tshark(pcap, "http.response.code", "http.response.code")] == ["401", "401", "200"]
+
+
+def test_mixed_holds_every_cause() -> None:
+    m = _load(CAPTURES / "mixed.json")
+    assert MIXED_MUST_HOLD <= {c["cause"] for c in m["clients"]}
 
 
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
@@ -166,8 +290,11 @@ def test_kerberos_leaves_from_client_addresses(manifest: Path) -> None:
     """libkrb5 binds no source address: the lab's routing must still put the client's own address on it."""
     m = _load(manifest)
     clients = {c["client_ip"] for c in m["clients"]}
-    rows = _tshark(CAPTURES / m["capture"], "kerberos && (udp.dstport == 88 || tcp.dstport == 88)", "ip.src")
-    assert rows, "no Kerberos requests"
+    rows = _tshark(CAPTURES / m["capture"], "kerberos && !icmp && (udp.dstport == 88 || tcp.dstport == 88)",
+                   "ip.src")
+    krb_kinds = {"as_rep", "tgs_rep", "krb_error", "krb_request_unanswered"}
+    if any(e["kind"] in krb_kinds for c in m["clients"] for e in c["evidence"]):
+        assert rows, "no Kerberos requests"
     assert {r[0] for r in rows} <= clients
 
 

@@ -38,7 +38,14 @@ def tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
     Raises DecodeError when the header or the content does not fit before `end`.
     """
-    tag, pos, n = header(buf, pos, end)
+    # header() inlined: this is the innermost loop of every decoder.
+    if pos + 2 > end:
+        raise DecodeError("truncated DER header")
+    tag = buf[pos]
+    n = buf[pos + 1]
+    pos += 2
+    if n & 0x80 or tag & 0x1F == 0x1F:
+        tag, pos, n = header(buf, pos - 2, end)
     if pos + n > end:
         raise DecodeError(f"DER length {n} exceeds the {end - pos} bytes left")
     return tag, pos, pos + n

@@ -10,6 +10,9 @@ from __future__ import annotations
 from kerbtrace.diagnostics import Diagnostics
 
 MAX_DATAGRAM = 65535 + 65535  # IPv4 limit; IPv6 jumbograms are never fragmented
+#: Recently completed datagrams kept to recognise late duplicate fragments (compared byte for byte,
+#: so a reused IP identifier with new content still starts a new datagram).
+_RECENT = 256
 
 
 class _FragmentSet:
@@ -33,6 +36,7 @@ class Defragmenter:
         self.timeout = timeout
         self._sets: dict[bytes, _FragmentSet] = {}
         self._bytes = 0
+        self._recent: dict[bytes, bytes] = {}
 
     def add(self, key: bytes, offset: int, more: bool, payload: bytes, frame: int,
             time: float) -> bytes | None:
@@ -40,6 +44,11 @@ class Defragmenter:
         self.stats["ip_fragments"] += 1
         sets = self._sets
         fs = sets.get(key)
+        if fs is None:
+            done = self._recent.get(key)
+            if done is not None and done[offset:offset + len(payload)] == payload:
+                self.stats["ip_duplicate_fragments"] += 1
+                return None
         if fs is not None and time - fs.first_time > self.timeout:
             self._drop(key, fs, frame, "it timed out")
             fs = None
@@ -66,6 +75,11 @@ class Defragmenter:
             del sets[key]
             self._bytes -= fs.size
             self.stats["ip_reassembled"] += 1
+            recent = self._recent
+            recent.pop(key, None)
+            recent[key] = whole
+            if len(recent) > _RECENT:
+                del recent[next(iter(recent))]
         return whole
 
     def _drop(self, key: bytes, fs: _FragmentSet, frame: int, why: str) -> None:

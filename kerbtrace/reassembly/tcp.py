@@ -28,6 +28,9 @@ from kerbtrace.model import TcpConn, TransportSink
 _M = 0xFFFFFFFF
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _MAX_PENDING_SEGMENTS = 4096
+#: Packets of a connection to wait, after the peer acknowledged past a hole, before giving the hole up:
+#: captures taken on multi-queue NICs may show an ACK before the data it acknowledges.
+REORDER_PATIENCE = 16
 #: Capture seconds a connection stays open after a RST, for data already in flight (Wireshark keeps it).
 RST_LINGER = 2.0
 _HEADER = struct.Struct("!HHIIH").unpack_from
@@ -43,7 +46,7 @@ WELL_KNOWN_SERVER_PORTS = frozenset({
 class _Half:
     """One direction: `base` is the sequence number of stream offset 0."""
 
-    __slots__ = ("base", "delivered", "pending", "pending_bytes", "fin", "syn", "ack")
+    __slots__ = ("base", "delivered", "pending", "pending_bytes", "fin", "syn", "ack", "acked_mark")
 
     def __init__(self) -> None:
         self.base: int | None = None
@@ -53,6 +56,7 @@ class _Half:
         self.fin: int | None = None
         self.syn = False
         self.ack: int | None = None  # latest acknowledgement the peer sent for this direction
+        self.acked_mark: int | None = None  # flow packet count when the peer first acked past a hole
 
     def offset(self, seq: int) -> int:
         d = self.delivered
@@ -61,7 +65,7 @@ class _Half:
 
 
 class _Flow:
-    __slots__ = ("conn", "c", "s", "ckey", "skey", "last", "last_frame", "accepted", "reset", "open")
+    __slots__ = ("conn", "c", "s", "ckey", "skey", "last", "last_frame", "accepted", "reset", "open", "packets")
 
     def __init__(self, conn: TcpConn, ckey: bytes, skey: bytes, time: float) -> None:
         self.conn = conn
@@ -74,6 +78,7 @@ class _Flow:
         self.accepted = False
         self.reset = False
         self.open = True
+        self.packets = 0
 
 
 def _reverse(key: bytes) -> bytes:
@@ -148,6 +153,7 @@ class TcpReassembler:
                 flow, from_client = self._new_flow(frame, time, key, sport, dport, flags)
         flow.last = time
         flow.last_frame = frame
+        flow.packets += 1
         if from_client:
             half, other = flow.c, flow.s
         else:
@@ -234,6 +240,7 @@ class TcpReassembler:
                 parts.append(seg[d - k:])
                 d = k + len(seg)
         half.delivered = d
+        half.acked_mark = None
         return b"".join(parts) if len(parts) > 1 else first
 
     def _skip_hole(self, flow: _Flow, half: _Half, from_client: bool, frame: int, time: float,
@@ -248,8 +255,17 @@ class TcpReassembler:
             self.sink.on_tcp_data(flow.conn, from_client, chunk, frame, time)
 
     def _give_up_acked(self, flow: _Flow, half: _Half, from_client: bool, frame: int, time: float) -> None:
-        """The peer acknowledged bytes past a hole: that hole was lost to the capture, not the network."""
+        """The peer acknowledged bytes past a hole: that hole was lost to the capture, not the network.
+        Given up only after REORDER_PATIENCE more packets, in case the capture merely reordered."""
         acked = half.offset(half.ack)  # type: ignore[arg-type]
+        if acked < min(half.pending):
+            half.acked_mark = None
+            return
+        if half.acked_mark is None:
+            half.acked_mark = flow.packets
+            return
+        if flow.packets - half.acked_mark < REORDER_PATIENCE:
+            return
         while half.pending and acked >= min(half.pending):
             self._skip_hole(flow, half, from_client, frame, time, "the peer acknowledged past it")
 

@@ -18,13 +18,14 @@ class CaptureError(Exception):
     """The input is not a capture file this tool can read (the message says why, in plain words)."""
 
 
-def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> bytes:
-    """Read up to `size` bytes; a damaged gzip stream or read error ends the input with a warning."""
+def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> bytes | None:
+    """Up to `size` bytes (b"" at the end); None after a read error or damaged gzip stream, which is
+    reported here, so the caller just stops."""
     try:
         return stream.read(size)
     except (OSError, EOFError, zlib.error) as exc:
         diag.warn(frame, f"reading stopped before frame {frame}: the file cannot be read further ({exc})")
-        return b""
+        return None
 
 
 def truncated(diag: Diagnostics, frame: int, have: int, need: int) -> None:

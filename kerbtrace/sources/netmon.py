@@ -85,24 +85,32 @@ def records(cap: Capture, stream: BinaryIO, hdr: NetmonHeader, diag: Diagnostics
     try:
         for (offset,) in struct.iter_unpack("<I", hdr.table):
             rel = offset - wstart
-            if rel < 0 or rel + 16 > len(buf):
+            if rel < 0 or rel > len(buf):
+                # Out of sequence: seek. In sequence (the usual case) the window just slides on, so a
+                # gzip-compressed file is never rewound.
                 stream.seek(offset)
-                buf, wstart, rel = read_chunk(stream, CHUNK, diag, frame + 1), offset, 0
-                if len(buf) < 16:
-                    truncated(diag, frame + 1, len(buf), 16)
+                buf, wstart, rel = b"", offset, 0
+            need = 16
+            while True:
+                if rel + need > len(buf):
+                    chunk = read_chunk(stream, max(CHUNK, need), diag, frame + 1)
+                    if chunk is None:
+                        return
+                    if not chunk:
+                        truncated(diag, frame + 1, len(buf) - rel, need)
+                        return
+                    buf, wstart, rel = buf[rel:] + chunk, wstart + rel, 0
+                    continue
+                if need > 16:
+                    break
+                delta_us, _orig, incl = unpack_rec(buf, rel)
+                if incl > MAX_RECORD:
+                    diag.warn(frame + 1, f"frame {frame + 1}: record header claims {incl} bytes, so the file "
+                                         "is damaged there; reading stopped")
                     return
-            delta_us, _orig, incl = unpack_rec(buf, rel)
-            need = 16 + incl + trailer
-            if incl > MAX_RECORD:
-                diag.warn(frame + 1, f"frame {frame + 1}: record header claims {incl} bytes, so the file is "
-                                     "damaged there; reading stopped")
-                return
-            if rel + need > len(buf):
-                stream.seek(offset)
-                buf, wstart, rel = read_chunk(stream, max(CHUNK, need), diag, frame + 1), offset, 0
-                if len(buf) < need:
-                    truncated(diag, frame + 1, len(buf), need)
-                    return
+                need = 16 + incl + trailer
+                if need == 16:
+                    break
             data_end = rel + 16 + incl
             linktype = file_linktype
             if trailer:

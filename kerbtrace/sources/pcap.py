@@ -76,7 +76,7 @@ def records(cap: Capture, stream: BinaryIO, hdr: PcapHeader, diag: Diagnostics) 
                 need = incl + 16
             more = read_chunk(stream, max(CHUNK, need), diag, frame + 1)
             if not more:
-                if have:
+                if have and more is not None:
                     truncated(diag, frame + 1, have, need)
                 return
             buf = buf[off:] + more

@@ -75,7 +75,7 @@ def records(cap: Capture, stream: BinaryIO, hdr: PcapngHeader, diag: Diagnostics
             if have < 12:
                 more = read_chunk(stream, CHUNK, diag, frame + 1)
                 if not more:
-                    if have:
+                    if have and more is not None:
                         truncated(diag, frame + 1, have, 12)
                     return
                 buf = buf[off:] + more
@@ -98,7 +98,8 @@ def records(cap: Capture, stream: BinaryIO, hdr: PcapngHeader, diag: Diagnostics
             if blen > have:
                 more = read_chunk(stream, max(CHUNK, blen), diag, frame + 1)
                 if not more:
-                    truncated(diag, frame + 1, have, blen)
+                    if more is not None:
+                        truncated(diag, frame + 1, have, blen)
                     return
                 buf = buf[off:] + more
                 off = 0
