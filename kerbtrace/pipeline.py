@@ -154,7 +154,8 @@ class Pipeline:
                 if token.error and token.form == "invalid":
                     self.diag.warn(msg.frame, f"undecodable {name} header: {token.error}", "auth")
         ccm = None
-        if msg.body and (msg.is_request or (request is not None and request.method == "CCM_POST")):
+        if msg.body and (msg.method if msg.is_request else request.method if request is not None else None) \
+                == "CCM_POST":
             ccm = decode_ccm(msg.header("content-type"), msg.body)
             if ccm is not None:
                 for text in ccm.warnings:

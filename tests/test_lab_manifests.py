@@ -228,7 +228,8 @@ def test_trust_broken_referral_then_integrity_error() -> None:
     pcap = CAPTURES / "trust_broken.pcapng"
     (c,) = _load(CAPTURES / "trust_broken.json")["clients"]
     ip = c["client_ip"]
-    rows = _tshark(pcap, f"kerberos.msg_type in {{12 13 30}} && ip.addr == {ip} && kerberos.error_code != 25",
+    types = "kerberos.msg_type == 12 || kerberos.msg_type == 13 || kerberos.msg_type == 30"
+    rows = _tshark(pcap, f"({types}) && ip.addr == {ip} && !(kerberos.error_code == 25)",
                    "kerberos.msg_type", "ip.src", "ip.dst", "kerberos.SNameString", "kerberos.realm",
                    "kerberos.error_code")
     kinds = [r[0] for r in rows]
@@ -258,7 +259,7 @@ def test_kdc_unreachable_gets_no_kerberos_answer() -> None:
 
 def test_etype_unsupported_offers_only_unkeyed_etype() -> None:
     pcap = CAPTURES / "etype_unsupported.pcapng"
-    req = _tshark(pcap, "kerberos.msg_type == 10", "kerberos.etype")
+    req = _tshark(pcap, "kerberos.msg_type == 10", "kerberos.ENCTYPE")
     err = _tshark(pcap, "kerberos.msg_type == 30", "kerberos.error_code")
     assert req and all(r[0] == "26" for r in req)  # camellia256-cts-cmac only
     assert [r[0] for r in err] == ["14"]
@@ -269,7 +270,8 @@ def test_no_kerberos_attempt_is_anonymous_only() -> None:
     pcap = CAPTURES / "no_kerberos_attempt.pcapng"
     assert not _tshark(pcap, "kerberos || ntlmssp || http.authorization")
     assert [r[0] for r in _tshark(pcap, "http.request", "http.request.method")] == ["CCM_POST"]
-    assert [r[0] for r in _tshark(pcap, "http.response", "http.www_authenticate")] == ["Negotiate"]
+    (offered,) = _tshark(pcap, "http.response", "http.www_authenticate")
+    assert "Negotiate" in offered[0].split(",")
 
 
 def test_ntlm_only_never_asks_for_a_service_ticket() -> None:

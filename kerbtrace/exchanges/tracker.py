@@ -23,6 +23,7 @@ MAX_ADDRESSES = 65536
 HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
 REGISTRATION_PREFIX = "/ccm_system"
 DNS_NAME_TYPES = (1, 28, 5)  # A, AAAA, CNAME
+MP_LOCATOR_PREFIX = "_mssms_mp_"  # ConfigMgr publishes its MPs as _mssms_mp_<sitecode>._tcp.<domain> SRV
 
 
 @dataclass(slots=True)
@@ -269,9 +270,19 @@ class ExchangeTracker:
             lookup = DnsLookup(ev.frame, ev.time, ev.dst, ev.src, name, qtype)
             self._dns_history.deque_for(ev.dst).append(lookup)
         lookup.response_frame, lookup.rcode, lookup.answers = ev.frame, msg.rcode, list(msg.answers)
+        if name.startswith(MP_LOCATOR_PREFIX):
+            self._learn_mps_from_srv(lookup)
         client = self.clients.get(ev.dst)
         if client is not None and lookup in client.dns:
             client.add(ev.frame, ev.time, ev.src, ev.dst, "DNS response", _dns_detail(lookup))
+
+    def _learn_mps_from_srv(self, lookup: DnsLookup) -> None:
+        """`_mssms_mp_<site>._tcp.<domain>` SRV answers name the site's MPs, as clients locate them."""
+        for _, rtype, value in lookup.answers:
+            if rtype == 33:  # SRV: "priority weight port target"
+                target = value.split()[-1].lower().rstrip(".")
+                if target:
+                    self.mp_names.add(target)
 
     def _attach_dns(self, client: ClientExchange, lookup: DnsLookup) -> None:
         client.dns.append(lookup)

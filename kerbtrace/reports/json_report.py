@@ -26,19 +26,42 @@ def client_json(result: ClientResult) -> dict:
     }
 
 
-def to_json(analysis: Analysis) -> dict:
+def kerberos_json(k) -> dict:
+    return {"frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst, "transport": k.transport,
+            "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm, "sname": k.sname, "cname": k.cname}
+
+
+def to_json_header(analysis: Analysis) -> dict:
     return {
         "schema": SCHEMA,
         "inputs": [{"path": i.path, "format": i.format, "packets": i.packets, "start": iso(i.start),
                     "end": iso(i.end), **({"error": i.error} if i.error else {})} for i in analysis.inputs],
-        "clients": [client_json(r) for r in analysis.clients],
-        "kerberos": [{"frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst, "transport": k.transport,
-                      "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm, "sname": k.sname,
-                      "cname": k.cname} for k in analysis.kerberos],
-        "warnings": analysis.diag.as_json(),
     }
 
 
+def to_json(analysis: Analysis) -> dict:
+    """The whole document as one dict (for callers that want it in memory)."""
+    return {**to_json_header(analysis),
+            "clients": [client_json(r) for r in analysis.clients],
+            "kerberos": [kerberos_json(k) for k in analysis.kerberos],
+            "warnings": analysis.diag.as_json()}
+
+
 def write_json(analysis: Analysis, out: IO[str]) -> None:
-    json.dump(to_json(analysis), out, indent=1)
-    out.write("\n")
+    """Write the document piece by piece: the report can hold 100k entries, and building it whole
+    as one string would double the peak memory of a large run. json's C encoder (no indent) does the work."""
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    doc = to_json_header(analysis)
+    out.write('{"schema":' + encode(doc["schema"]) + ',"inputs":' + encode(doc["inputs"]))
+    _write_list(out, "clients", (client_json(r) for r in analysis.clients), encode)
+    _write_list(out, "kerberos", (kerberos_json(k) for k in analysis.kerberos), encode)
+    out.write(',"warnings":' + encode(analysis.diag.as_json()) + "}\n")
+
+
+def _write_list(out: IO[str], name: str, items, encode) -> None:
+    out.write(f',"{name}":[')
+    for i, item in enumerate(items):
+        if i:
+            out.write(",")
+        out.write(encode(item))
+    out.write("]")
