@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted, ticket_for_mp
-from kerbtrace.codes import hresult, krb_error
+from kerbtrace.codes import etype_name, hresult, krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_wrong_account"
@@ -36,7 +36,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if ticket is not None and ticket.rep is not None and ticket.rep.ticket is not None:
         t = ticket.rep.ticket
         evidence.append(Evidence(ticket.frame, f"KDC {ticket.kdc_ip} issued the ticket for {t.sname} "
-                                 f"(etype {t.etype}, kvno {t.kvno})"))
+                                 f"({etype_name(t.etype) if t.etype is not None else 'etype ?'}, kvno {t.kvno})"))
     what = "AP-REQ presented"
     if ap_ticket is not None:
         what += f" for {ap_ticket.sname}@{ap_ticket.realm} (kvno {ap_ticket.kvno})"
