@@ -137,6 +137,58 @@ def test_inflate_is_bounded() -> None:
     assert ccm.inflate(zlib.compress(b"abc", 1)) == b"abc"             # 78 01 accepted too
 
 
+# ------------------------------------------------------------------------------------ MP location (DNS)
+
+SRV_NAME = "_mssms_mp_lab._tcp.corp.lab"
+
+
+def _zone():  # type: ignore[no-untyped-def]
+    from lab.dns_server import ZoneResolver
+
+    return ZoneResolver({"mp01.corp.lab": "127.0.0.10", "MP02.corp.lab.": "127.0.0.11"},
+                        {SRV_NAME: [(0, 0, 80, "mp01.corp.lab"), (0, 0, 80, "mp02.corp.lab")],
+                         "_mssms_mp_lab._tcp.child.corp.lab": [(0, 0, 80, "mp-old.corp.lab")]})
+
+
+def test_zone_srv_answer_read_by_scapy() -> None:
+    """The SRV reply, packed by dnslib, as scapy (an independent DNS implementation) reads it."""
+    from dnslib import DNSRecord
+    from scapy.layers.dns import DNS
+
+    wire = _zone().resolve(DNSRecord.question(SRV_NAME.upper(), "SRV"), None).pack()
+    msg = DNS(wire)
+    assert msg.qr == 1 and msg.aa == 1 and msg.rcode == 0 and msg.ancount == 2 and msg.arcount == 0
+    answers = [msg.an[i] for i in range(msg.ancount)]
+    assert [a.type for a in answers] == [33, 33]
+    assert [(a.priority, a.weight, a.port) for a in answers] == [(0, 0, 80), (0, 0, 80)]
+    assert [a.target.decode().lower() for a in answers] == ["mp01.corp.lab.", "mp02.corp.lab."]
+
+
+@pytest.mark.parametrize("name, qtype, rcode, count", [
+    ("mp-old.corp.lab", "A", 3, 0),         # stale SRV target: NXDOMAIN
+    (SRV_NAME, "A", 0, 0),                  # known name, other type: NODATA
+    ("mp02.corp.lab", "A", 0, 1),           # names are case- and trailing-dot-insensitive
+    ("mp01.corp.lab", "SRV", 0, 0),
+    ("_mssms_mp_xyz._tcp.corp.lab", "SRV", 3, 0),
+])
+def test_zone_rcodes(name: str, qtype: str, rcode: int, count: int) -> None:
+    from dnslib import DNSRecord
+    from scapy.layers.dns import DNS
+
+    msg = DNS(_zone().resolve(DNSRecord.question(name, qtype), None).pack())
+    assert (msg.rcode, msg.ancount) == (rcode, count)
+
+
+def test_pick_target() -> None:
+    from lab.ccm_client import pick_target
+
+    recs = [(10, 0, 80, "b.corp.lab"), (0, 5, 8080, "c.corp.lab"), (0, 50, 80, "d.corp.lab")]
+    assert pick_target(recs, "B.corp.lab") == recs[0]       # the scenario's MP, wherever it is listed
+    assert pick_target(recs, "x.corp.lab") == recs[2]       # else best priority, then highest weight
+    assert pick_target(recs, None) == recs[2]
+    assert pick_target([(0, 0, 80, "mp-old.corp.lab")], "mp01.corp.lab")[3] == "mp-old.corp.lab"
+
+
 # --------------------------------------------------------------------------------------- lab integration
 
 LAB = os.environ.get("KERBTRACE_LAB") == "1"
@@ -417,3 +469,37 @@ def test_other_paths_get_404(realm: Realm, tmp_path: Path) -> None:
         conn.close()
     assert (status_other, status_get) == (404, 404)
     assert [ln.split()[-4] for ln in _iis_lines(tmp_path)] == ["404", "404"]
+
+
+@lab
+@needs_lab
+def test_registration_locates_mp_through_srv(realm: Realm, tmp_path: Path) -> None:
+    """SRV first, then the A record of the target, all from the client's address; a stale target stops there."""
+    from lab.ccm_client import register
+    from lab.dns_server import DnsServer
+
+    dns_ip = realm.ip.rsplit(".", 1)[0] + ".53"
+    dns = DnsServer(dns_ip, {"mp.test.lab": realm.mp_ip}, tmp_path / "dns",
+                    srv={"_mssms_mp_lab._tcp.test.lab": [(0, 0, 80, "mp.test.lab")],
+                         "_mssms_mp_old._tcp.test.lab": [(0, 0, 80, "mp-old.test.lab")]})
+    dns.start()
+    try:
+        with _mp(realm, tmp_path, realm.mp_keytab):
+            found = register("ignored.test.lab", realm.client_ip, "WK01", "wk01.test.lab", SMSID,
+                             dns_server=(dns_ip, 53), env=realm.client_env("wk01-srv"),
+                             locate_srv="_mssms_mp_lab._tcp.test.lab")
+            stale = register("ignored.test.lab", realm.client_ip, "WK01", "wk01.test.lab", SMSID,
+                             dns_server=(dns_ip, 53), env=realm.client_env("wk01-srv"),
+                             locate_srv="_mssms_mp_old._tcp.test.lab")
+            missing = register("ignored.test.lab", realm.client_ip, "WK01", "wk01.test.lab", SMSID,
+                               dns_server=(dns_ip, 53), env=realm.client_env("wk01-srv"),
+                               locate_srv="_mssms_mp_zzz._tcp.test.lab")
+    finally:
+        dns.stop()
+    print(found, stale, missing, sep="\n")
+    assert found.srv_targets == ["mp.test.lab"] and found.mp_fqdn == "mp.test.lab"
+    assert found.statuses == [401, 200] and found.approval_status == 1 and found.auth == "kerberos"
+    assert stale.srv_targets == ["mp-old.test.lab"] and stale.mp_fqdn == "mp-old.test.lab"
+    assert stale.error == "dns" and stale.statuses == []
+    assert missing.srv_targets == [] and missing.error == "dns" and missing.mp_fqdn is None
+    assert len(_iis_lines(tmp_path)) == 2                                  # only the located client posted
