@@ -196,7 +196,13 @@ def newyork_templates() -> list[Template]:
     401 -> TGS over TCP -> Negotiate -> 200; the same with AS exchange first; and a UDP variant carrying the
     same TGS-REQ/TGS-REP bytes with the reply IP-fragmented."""
     path = REAL_CAPTURES / "otrf__NEWYORK.cap"
-    pkts = [p for p in read_ipv4(path) if 1500 <= p[0] <= 1660]
+    pkts = []
+    for frame, ts, ip in read_ipv4(path):
+        if 1500 <= frame <= 1660:
+            # The capture was taken on the sending host: segments above one MTU (the TGS-REP) are
+            # offloaded ones. Split them as the wire carried them.
+            pieces = _normalise(ip, {}) if ip[9] == 6 and len(ip) > 1500 else [ip]
+            pkts += [(frame, ts + k * 1e-6, piece) for k, piece in enumerate(pieces)]
     client = bytes([10, 0, 1, 5])
     http401, as_pre, as_rep, tgs, auth200 = (1633, 1644, 61143), (1509, 1516, 61089), (1517, 1525, 61090), \
         (1526, 1536, 61091), (1645, 1657, 61144)
@@ -208,6 +214,8 @@ def newyork_templates() -> list[Template]:
     cold = Template("win-as-tgs-tcp", [client], legs([http401, as_pre, as_rep, tgs, auth200]))
     tgs_pkts = _legs_from(pkts, client, [tgs])
     req, rep = _tcp_payloads(tgs_pkts, True)[4:], _tcp_payloads(tgs_pkts, False)[4:]
+    if not req or not rep:  # never replay an empty datagram as Kerberos
+        raise ValueError("NEWYORK template: TGS-REQ/TGS-REP bytes not found")
     udp_pkts = legs([http401])
     t = udp_pkts[-1].dt + 0.002
     req_ip = _udp_fragments(client, MP_IP, 61092, 88, req, 0x1234)
@@ -343,15 +351,22 @@ class Flow:
 
 
 # (kind, proto, server port, share of background packets, [(direction, payload-size choices, weight)])
+# Shaped like a server-side LAN capture: bulk data in 1460-byte segments, but most packets small -
+# acknowledgements (about one per two data segments), requests, short replies and keep-alives.
 _MIX = [
-    ("smb", 6, 445, 0.33, [("s", (1460,), 0.45), ("c", (117,), 0.2), ("a", (0,), 0.35)]),
-    ("tls", 6, 443, 0.30, [("s", (1460,), 0.35), ("c", (100, 250, 517, 600), 0.25), ("s", (90, 300), 0.1),
-                           ("a", (0,), 0.3)]),
-    ("tds", 6, 1433, 0.15, [("s", (1460,), 0.3), ("c", (200, 350, 500), 0.3), ("a", (0,), 0.4)]),
-    ("dns", 17, 53, 0.10, [("q", (0,), 0.5), ("r", (0,), 0.5)]),
-    ("ldap", 6, 389, 0.07, [("s", (1460,), 0.3), ("c", (160, 250, 400), 0.3), ("a", (0,), 0.4)]),
+    ("smb", 6, 445, 0.30, [("s", (1460,), 0.14), ("c", (117, 150, 190), 0.26), ("s", (100, 140, 220), 0.16),
+                           ("a", (0,), 0.44)]),
+    ("tls", 6, 443, 0.27, [("s", (1460,), 0.12), ("c", (100, 250, 517, 600), 0.2), ("s", (31, 90, 300), 0.25),
+                           ("a", (0,), 0.43)]),
+    ("tds", 6, 1433, 0.12, [("s", (1460,), 0.1), ("c", (200, 350, 500), 0.25), ("s", (60, 120, 240), 0.2),
+                            ("a", (0,), 0.45)]),
+    ("dns", 17, 53, 0.06, [("q", (0,), 0.5), ("r", (0,), 0.5)]),
+    ("ldap", 6, 389, 0.12, [("s", (1460,), 0.08), ("c", (160, 250, 400), 0.3), ("s", (120, 200), 0.17),
+                            ("a", (0,), 0.45)]),
     ("cldap", 17, 389, 0.05, [("c", (180, 210), 0.5), ("s", (140, 160), 0.5)]),
+    ("ntp", 17, 123, 0.08, [("c", (48,), 0.5), ("s", (48,), 0.5)]),
 ]
+_KINDS = [k for k, *_ in _MIX]
 
 
 _SMB2_HDR = b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ16s", 64, 0, 0, 8, 1, 0x1, 0, 1, 0xFEFF, 1, 0x1000, b"\x11" * 16)
@@ -366,6 +381,8 @@ def _pdu_prefix(kind: str, n: int) -> bytes:
         return struct.pack("!I", n - 4) + _SMB2_HDR + body
     if kind == "tls":
         return b"\x17\x03\x03" + struct.pack("!H", n - 5)
+    if kind == "ntp":  # NTPv4 client/server header; the timestamps are the opaque rest
+        return b"\x23\x02\x06\xec"
     if kind == "tds":
         return b"\x04\x01" + struct.pack("!H", n) + b"\x00\x00\x01\x00"
     if kind in ("ldap", "cldap"):  # searchResEntry with one attribute whose value fills the payload
@@ -399,7 +416,7 @@ class Background:
     def _new_flow(self, kind: str, proto: int, port: int, i: int) -> Flow:
         r = self.rng
         cli = bytes([10, 20 + (i >> 12) % 8, (i >> 4) & 0xFF, 1 + r.randrange(250)])
-        srv = bytes([10, 0, 2, 10 + ["smb", "tls", "tds", "dns", "ldap", "cldap"].index(kind)])
+        srv = bytes([10, 0, 2, 10 + _KINDS.index(kind)])
         return Flow(proto, cli, srv, 49152 + r.randrange(16000), port, kind, r.getrandbits(32), r.getrandbits(32))
 
     def _tcp(self, f: Flow, to_server: bool, flags: int, payload: bytes) -> tuple[bytes, bytes]:
@@ -447,7 +464,8 @@ class Background:
                     else:
                         n = sizes[r.randrange(len(sizes))]
                         off = r.randrange(len(blob) - n)
-                        yield self._udp(f, direction == "c", _pdu_prefix(kind, n) + blob[off + 6:off + n])
+                        pre = _pdu_prefix(kind, n)
+                        yield self._udp(f, direction == "c", pre + blob[off + len(pre):off + n])
                     made += 1
                     continue
                 if r.random() < 0.002:  # a flow ends and a new connection starts: SYN, SYN-ACK, ACK

@@ -33,6 +33,18 @@ def _ip_from_link(linktype: int, data: bytes) -> bytes | None:
     if etype != _ETH_IPV4 or len(data) < off + 20 or data[off] >> 4 != 4:
         return None
     total = data[off + 2] << 8 | data[off + 3]
+    if total == 0:
+        # Segmentation offload on the capturing host leaves the length unset: the frame holds the
+        # whole (oversized) packet. Write the length in, so the packet can be replayed and split.
+        ip = bytearray(data[off:])
+        ip[2:4] = len(ip).to_bytes(2, "big")
+        ip[10:12] = b"\0\0"
+        ihl = (ip[0] & 15) * 4
+        s = sum(int.from_bytes(ip[i:i + 2], "big") for i in range(0, ihl, 2))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        ip[10:12] = (~s & 0xFFFF).to_bytes(2, "big")
+        return bytes(ip)
     return bytes(data[off:off + total]) if total >= 20 else None
 
 

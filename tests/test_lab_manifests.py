@@ -311,14 +311,20 @@ def test_referral_ticket_is_cross_realm_tgt() -> None:
 
 @pytest.mark.lab
 @pytest.mark.skipif(os.environ.get("KERBTRACE_LAB") != "1", reason="set KERBTRACE_LAB=1 (root, MIT krb5)")
-def test_rebuild_one_scenario(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, verdict, auth, cause", [
+    ("ok_child_referral", "approved", "kerberos", "ok"),
+    ("trust_broken", "not_approved", "ntlm", "trust_broken"),
+    ("kdc_unreachable", "not_approved", "none", "kdc_unreachable"),
+])
+def test_rebuild_one_scenario(tmp_path: Path, name: str, verdict: str, auth: str, cause: str) -> None:
     """End to end: real KDCs, MP and client in a fresh namespace; the new manifest checks out too."""
-    proc = subprocess.run([sys.executable, "-m", "lab.build", "--only", "ok_child_referral", "--out",
-                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "lab.build", "--only", name, "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = _load(tmp_path / "ok_child_referral.json")
+    m = _load(tmp_path / f"{name}.json")
     (c,) = m["clients"]
-    assert c["verdict"] == "approved" and c["auth"] == "kerberos"
+    assert (c["verdict"], c["auth"], c["cause"]) == (verdict, auth, cause)
+    assert c["evidence"]
     for e in c["evidence"]:
-        assert _tshark(tmp_path / "ok_child_referral.pcapng", f"frame.number == {e['frame']} && "
+        assert _tshark(tmp_path / f"{name}.pcapng", f"frame.number == {e['frame']} && "
                        f"({evidence_filter(e)})"), e

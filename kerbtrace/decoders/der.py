@@ -30,7 +30,7 @@ UTF8_STRING = 0x0C
 SEQUENCE = 0x30
 GENERALIZED_TIME = 0x18
 # Character string types a KerberosString may arrive as (GeneralString in practice).
-_STRING_TAGS = frozenset((0x1B, 0x0C, 0x16, 0x13, 0x1A, 0x14))
+STRING_TAGS = _STRING_TAGS = frozenset((0x1B, 0x0C, 0x16, 0x13, 0x1A, 0x14))
 
 
 def tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -43,9 +43,18 @@ def tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
         raise DecodeError("truncated DER header")
     tag = buf[pos]
     n = buf[pos + 1]
-    pos += 2
-    if n & 0x80 or tag & 0x1F == 0x1F:
-        tag, pos, n = header(buf, pos - 2, end)
+    if tag & 0x1F == 0x1F:
+        tag, pos, n = header(buf, pos, end)
+    elif n < 0x80:
+        pos += 2
+    elif n == 0x81 and pos + 3 <= end:
+        n = buf[pos + 2]
+        pos += 3
+    elif n == 0x82 and pos + 4 <= end:
+        n = buf[pos + 2] << 8 | buf[pos + 3]
+        pos += 4
+    else:
+        tag, pos, n = header(buf, pos, end)
     if pos + n > end:
         raise DecodeError(f"DER length {n} exceeds the {end - pos} bytes left")
     return tag, pos, pos + n
@@ -78,10 +87,28 @@ def header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def expect(buf: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
     """Read the element at `pos`, which must carry `tag`; return its content span."""
-    t, s, e = tlv(buf, pos, end)
+    # tlv() inlined (hot): the short form is decided here, anything else goes through header().
+    if pos + 2 > end:
+        raise DecodeError("truncated DER header")
+    t = buf[pos]
+    n = buf[pos + 1]
+    if t & 0x1F == 0x1F:
+        t, s, n = header(buf, pos, end)
+    elif n < 0x80:
+        s = pos + 2
+    elif n == 0x81 and pos + 3 <= end:
+        n = buf[pos + 2]
+        s = pos + 3
+    elif n == 0x82 and pos + 4 <= end:
+        n = buf[pos + 2] << 8 | buf[pos + 3]
+        s = pos + 4
+    else:
+        t, s, n = header(buf, pos, end)
+    if s + n > end:
+        raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
     if t != tag:
         raise DecodeError(f"{what}: expected tag 0x{tag:02x}, found 0x{t:02x}")
-    return s, e
+    return s, s + n
 
 
 def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
@@ -93,10 +120,28 @@ def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     pos = start
     while pos < end:
-        t, s, e = tlv(buf, pos, end)
+        # tlv() inlined: this loop reads every component of every SEQUENCE decoded.
+        if pos + 2 > end:
+            raise DecodeError("truncated DER header")
+        t = buf[pos]
+        n = buf[pos + 1]
+        if t & 0x1F == 0x1F:
+            t, s, n = header(buf, pos, end)
+        elif n < 0x80:
+            s = pos + 2
+        elif n == 0x81 and pos + 3 <= end:
+            n = buf[pos + 2]
+            s = pos + 3
+        elif n == 0x82 and pos + 4 <= end:
+            n = buf[pos + 2] << 8 | buf[pos + 3]
+            s = pos + 4
+        else:
+            t, s, n = header(buf, pos, end)
+        pos = s + n
+        if pos > end:
+            raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
         if t & 0xE0 == 0xA0:
-            out[t & 0x1F] = (s, e)
-        pos = e
+            out[t & 0x1F] = (s, pos)
     return out
 
 
@@ -109,9 +154,40 @@ def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]
         pos = e
 
 
+def elements(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """(tag, start, end) of each element in a constructed value's content, as a list (no generator)."""
+    out = []
+    pos = start
+    while pos < end:
+        if pos + 2 > end:
+            raise DecodeError("truncated DER header")
+        t = buf[pos]
+        n = buf[pos + 1]
+        if t & 0x1F == 0x1F:
+            t, s, n = header(buf, pos, end)
+        elif n < 0x80:
+            s = pos + 2
+        elif n == 0x81 and pos + 3 <= end:
+            n = buf[pos + 2]
+            s = pos + 3
+        elif n == 0x82 and pos + 4 <= end:
+            n = buf[pos + 2] << 8 | buf[pos + 3]
+            s = pos + 4
+        else:
+            t, s, n = header(buf, pos, end)
+        pos = s + n
+        if pos > end:
+            raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
+        out.append((t, s, pos))
+    return out
+
+
 def integer(buf: bytes, span: tuple[int, int]) -> int:
     """INTEGER inside an explicit wrapper span (signed, at most 9 content bytes)."""
     s, e = expect(buf, span[0], span[1], INTEGER, "INTEGER")
+    if e - s == 1:
+        v = buf[s]
+        return v - 256 if v & 0x80 else v
     return integer_content(buf, s, e)
 
 
@@ -129,7 +205,9 @@ def enumerated(buf: bytes, span: tuple[int, int]) -> int:
 def string(buf: bytes, span: tuple[int, int]) -> str:
     """KerberosString (GeneralString; other character string tags accepted) inside a wrapper."""
     t, s, e = tlv(buf, span[0], span[1])
-    return string_content(buf, t, s, e)
+    if t not in _STRING_TAGS:
+        raise DecodeError(f"string: unexpected tag 0x{t:02x}")
+    return buf[s:e].decode("utf-8", "replace")
 
 
 def string_content(buf: bytes, tag: int, s: int, e: int) -> str:
@@ -156,10 +234,14 @@ def int_sequence(buf: bytes, span: tuple[int, int]) -> tuple[int, ...]:
     """SEQUENCE OF INTEGER inside a wrapper (the KDC-REQ etype list)."""
     s, e = expect(buf, span[0], span[1], SEQUENCE, "SEQUENCE OF INTEGER")
     out = []
-    for t, cs, ce in children(buf, s, e):
+    for t, cs, ce in elements(buf, s, e):
         if t != INTEGER:
             raise DecodeError(f"SEQUENCE OF INTEGER: tag 0x{t:02x}")
-        out.append(integer_content(buf, cs, ce))
+        if ce - cs == 1:  # every etype number in use fits one byte
+            v = buf[cs]
+            out.append(v - 256 if v & 0x80 else v)
+        else:
+            out.append(integer_content(buf, cs, ce))
     return tuple(out)
 
 

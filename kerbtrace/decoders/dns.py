@@ -59,13 +59,24 @@ def _label(raw: bytes) -> str:
     return "".join(chr(b) if b in _PRINTABLE else f"\\{b:03d}" for b in raw)
 
 
-def _name(data: bytes, pos: int) -> tuple[str, int]:
-    """Read a possibly compressed name at `pos`; return (dotted name, offset after it in place)."""
-    labels: list[str] = []
+#: Per message: offset of a name already read -> (dotted name, wire bytes, pointer jumps). Answers
+#: nearly always point back at the question name (``c0 0c``), which is then spelled out only once.
+_Names = dict[int, tuple[str, int, int]]
+
+
+def _name(data: bytes, pos: int, cache: _Names | None = None) -> tuple[str, int]:
+    """Read a possibly compressed name at `pos`; return (dotted name, offset after it in place).
+
+    A pointer to a name found in `cache` ends the walk; the 255-byte and pointer limits are applied
+    to the cached totals, and when they are exceeded the plain walk is repeated to raise its error.
+    """
+    first = pos
+    raw: list[bytes] = []
     end = -1  # where the name ends in place (after the first pointer)
     jumps = 0
     wire = 0
     n = len(data)
+    tail = None
     while True:
         if pos >= n:
             raise DecodeError("DNS name runs past the end of the message")
@@ -83,6 +94,12 @@ def _name(data: bytes, pos: int) -> tuple[str, int]:
             jumps += 1
             if jumps > _MAX_POINTERS or target >= n:
                 raise DecodeError("DNS compression loop or bad pointer")
+            if cache is not None:
+                tail = cache.get(target)
+                if tail is not None:
+                    if wire + tail[1] > _MAX_NAME or jumps + tail[2] > _MAX_POINTERS:
+                        return _name(data, first)
+                    break
             pos = target
             continue
         if kind:
@@ -92,12 +109,25 @@ def _name(data: bytes, pos: int) -> tuple[str, int]:
             raise DecodeError("DNS name longer than 255 bytes")
         if pos + 1 + length > n:
             raise DecodeError("DNS label runs past the end of the message")
-        labels.append(_label(data[pos + 1 : pos + 1 + length]))
+        raw.append(data[pos + 1 : pos + 1 + length])
         pos += 1 + length
-    return (".".join(labels) if labels else "."), (end if end >= 0 else pos)
+    if raw:
+        if len(raw) == 1:
+            text = _label(raw[0])
+        elif not b"".join(raw).translate(None, _PRINTABLE_BYTES):
+            text = b".".join(raw).decode("ascii")
+        else:
+            text = ".".join([_label(r) for r in raw])
+        if tail is not None:
+            text = f"{text}.{tail[0]}"
+    else:
+        text = tail[0] if tail is not None else "."
+    if cache is not None and raw:
+        cache[first] = (text, wire + tail[1], jumps + tail[2]) if tail is not None else (text, wire, jumps)
+    return text, (end if end >= 0 else pos)
 
 
-def _rdata_value(data: bytes, rtype: int, start: int, rdlen: int) -> str:
+def _rdata_value(data: bytes, rtype: int, start: int, rdlen: int, names: _Names) -> str:
     rd = data[start : start + rdlen]
     if not rdlen:
         return ""  # dynamic-update prerequisites and deletions carry no rdata (RFC 2136)
@@ -106,13 +136,13 @@ def _rdata_value(data: bytes, rtype: int, start: int, rdlen: int) -> str:
     if rtype == 28 and rdlen == 16:
         return socket.inet_ntop(socket.AF_INET6, rd)
     if rtype in _NAME_RDATA:
-        name, after = _name(data, start)
+        name, after = _name(data, start, names)
         if after > start + rdlen:
             raise DecodeError("DNS rdata name runs past its length")
         return name
     if rtype == 33 and rdlen >= 7:
         prio, weight, port = _SRV.unpack_from(data, start)
-        target, after = _name(data, start + 6)
+        target, after = _name(data, start + 6, names)
         if after > start + rdlen:
             raise DecodeError("DNS SRV target runs past its length")
         return f"{prio} {weight} {port} {target}"
@@ -130,16 +160,17 @@ def _parse(data: bytes, base: int, end: int) -> DnsMessage:
     if qd * 5 + (an + ns + ar) * 11 > len(msg) - 12:
         raise DecodeError("DNS record counts exceed the message size")
     pos = 12
+    names: _Names = {}
     questions: list[tuple[str, int]] = []
     for _ in range(qd):
-        name, pos = _name(msg, pos)
+        name, pos = _name(msg, pos, names)
         if pos + 4 > len(msg):
             raise DecodeError("DNS question truncated")
         questions.append((name, (msg[pos] << 8) | msg[pos + 1]))
         pos += 4
     answers: list[tuple[str, int, str]] = []
     for i in range(an + ns + ar):
-        name, pos = _name(msg, pos)
+        name, pos = _name(msg, pos, names)
         if pos + 10 > len(msg):
             raise DecodeError("DNS resource record truncated")
         rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, pos)
@@ -147,7 +178,7 @@ def _parse(data: bytes, base: int, end: int) -> DnsMessage:
         if pos + rdlen > len(msg):
             raise DecodeError("DNS rdata runs past the end of the message")
         if i < an:
-            answers.append((name, rtype, _rdata_value(msg, rtype, pos, rdlen)))
+            answers.append((name, rtype, _rdata_value(msg, rtype, pos, rdlen, names)))
         pos += rdlen
     return DnsMessage(
         id=ident,

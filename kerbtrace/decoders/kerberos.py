@@ -17,9 +17,10 @@ from . import DecodeError
 from .der import (
     INTEGER,
     SEQUENCE,
+    STRING_TAGS,
     bit_string32,
-    children,
     ctx_fields,
+    elements,
     expect,
     generalized_time,
     int_sequence,
@@ -27,7 +28,6 @@ from .der import (
     integer_content,
     octets,
     string,
-    string_content,
     tlv,
 )
 
@@ -89,11 +89,20 @@ class KerberosMessage:
 def principal_name(buf: bytes, span: tuple[int, int]) -> str:
     """PrincipalName inside a wrapper -> name-string components joined with "/"."""
     s, e = expect(buf, span[0], span[1], SEQUENCE, "PrincipalName")
-    names = ctx_fields(buf, s, e).get(1)
+    names = None
+    for t, cs, ce in elements(buf, s, e):  # ctx_fields(...).get(1) without the dict
+        if t == 0xA1:
+            names = cs, ce
     if names is None:
         raise DecodeError("PrincipalName without name-string")
     s, e = expect(buf, names[0], names[1], SEQUENCE, "name-string")
-    return "/".join([string_content(buf, t, cs, ce) for t, cs, ce in children(buf, s, e)])
+    parts = elements(buf, s, e)
+    for t, _cs, _ce in parts:
+        if t not in STRING_TAGS:
+            raise DecodeError(f"string: unexpected tag 0x{t:02x}")
+    if len(parts) == 1:
+        return buf[parts[0][1]:parts[0][2]].decode("utf-8", "replace")
+    return "/".join([buf[cs:ce].decode("utf-8", "replace") for _t, cs, ce in parts])
 
 
 def _encrypted_data(buf: bytes, span: tuple[int, int]) -> tuple[int | None, int | None]:
@@ -128,7 +137,7 @@ def _padata(buf: bytes, span: tuple[int, int]) -> list[tuple[int, tuple[int, int
 
 def _padata_body(buf: bytes, s: int, e: int) -> list[tuple[int, tuple[int, int] | None]]:
     out = []
-    for t, cs, ce in children(buf, s, e):
+    for t, cs, ce in elements(buf, s, e):
         if t != SEQUENCE:
             raise DecodeError(f"PA-DATA: tag 0x{t:02x}")
         f = ctx_fields(buf, cs, ce)
