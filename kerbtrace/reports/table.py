@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from collections import Counter
 
 from tabulate import tabulate
@@ -59,6 +61,12 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _wrap(text: str, first: str, rest: str) -> str:
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 110))
+    return textwrap.fill(text, width=width, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False)
+
+
 def _explain(r: ClientResult, verbose: bool) -> str:
     c = r.client
     head = f"{c.hostname or c.ip} ({c.ip}) — {r.verdict}"
@@ -66,11 +74,11 @@ def _explain(r: ClientResult, verbose: bool) -> str:
     for f in r.findings:
         if f.severity == "info" and not verbose and f.code != "ok":
             continue
-        lines.append(f"  [{f.severity}] {f.code}: {f.summary}")
+        lines.append(_wrap(f"[{f.severity}] {f.code}: {f.summary}", "  ", "      "))
         if f.codes:
-            lines.append(f"      codes: {', '.join(f.codes)}")
+            lines.append(_wrap(f"codes: {', '.join(f.codes)}", "      ", "        "))
         if f.fix:
-            lines.append(f"      fix: {f.fix}")
+            lines.append(_wrap(f"fix: {f.fix}", "      ", "        "))
         for e in f.evidence:
             lines.append(f"      frame.number == {e.frame}: {e.text}")
     if verbose:
