@@ -53,3 +53,22 @@ def test_manifest_verdicts(manifest_path):
     if extra:
         problems.append(f"clients not in the manifest: {sorted(extra)}")
     assert not problems, "\n".join(problems)
+
+
+def _offset_seconds(text: str) -> float:
+    hours = {"h": 3600, "m": 60, "s": 1}
+    return float(text[1:-1]) * hours[text[-1]] * (-1 if text[0] == "-" else 1)
+
+
+def test_clock_skew_is_measured_and_blamed_on_the_client():
+    from kerbtrace.checks.clock_skew import client_offset
+    from lab.scenarios import SKEW
+
+    result = analyze([str(CAPTURES / "clock_skew.pcapng")], progress=False)
+    (client,) = result.clients
+    offset, frame = client_offset(client.client)
+    assert abs(offset - _offset_seconds(SKEW)) < 2.0
+    finding = client.findings[0]
+    assert finding.code == "clock_skew"
+    assert "client's clock is the one that is off" in finding.summary
+    assert frame in {e.frame for e in finding.evidence}

@@ -36,7 +36,8 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     realm = rep.crealm or rep.realm or ex.realm or ""
     return Finding(
         CODE, "error",
-        f"The {realm} KDC {ex.kdc_ip} refused the account {account}: {krb_error(rep.error_code or 0).meaning}"
+        f"The {realm} KDC {ex.kdc_ip} refused the account {account}: "
+        f"{krb_error(rep.error_code or 0).meaning.rstrip('.')}"
         f"{status}. Without a ticket the client cannot authenticate to the MP and is not approved.",
         fix="In Active Directory Users and Computers check the computer account: enable it, unlock it, clear the "
             "account expiry, or rejoin the computer to the domain if it was deleted or its password is expired "

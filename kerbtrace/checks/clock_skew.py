@@ -1,12 +1,14 @@
 """clock_skew: a KDC or the MP rejected the client's authenticator because the clocks differ.
 
 KRB_AP_ERR_SKEW (37), KRB_AP_ERR_TKT_NYV (33) or KRB_AP_ERR_TKT_EXPIRED (32). The offsets are
-measured from the cleartext times the capture holds: the error's stime against the capture clock,
-ctime against stime when the acceptor could read the authenticator, and HTTP Date headers.
+measured from the cleartext clocks the capture holds, each against the capture's own clock: the
+client's from the SentTime of its CCM message, the MP's and KDCs' from the stime of their errors and
+the MP's HTTP Date header, and client against server directly from ctime/stime when present.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from kerbtrace.checks.base import Context, Evidence, Finding
@@ -15,12 +17,32 @@ from kerbtrace.codes import hresult, krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "clock_skew"
+TOLERANCE = 300.0  # seconds: Kerberos policy MaxClockSkew default
+
+
+def _iso(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def client_offset(client: ClientExchange) -> tuple[float, int] | None:
+    """The client's clock minus the capture clock, from the SentTime of its CCM messages."""
+    for leg in client.legs:
+        ccm = leg.request_ccm
+        sent = _iso(ccm.sent_time or ccm.timestamp) if ccm is not None else None
+        if sent is not None:
+            return sent - leg.request_time, leg.request_frame
+    return None
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if kerberos_accepted(client):
         return None
-    hits = []  # (frame, time, error message, who)
+    hits = []  # (frame, capture time, error message, who)
     for ex in client.kdc:
         if ex.error_code in CLOCK_ERRORS and ex.reply is not None:
             hits.append((ex.frame, ex.reply.time, ex.rep, f"{ex.realm or ''} KDC {ex.kdc_ip}".strip()))
@@ -29,34 +51,48 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         if err is not None and err.msg_type == 30 and err.error_code in CLOCK_ERRORS:
             hits.append((leg.response_frame or leg.request_frame, leg.response_time or leg.request_time, err,
                          f"MP {leg.mp_ip}"))
-    # an expired TGT answered by the KDC is renewed silently: only the last error counts when nothing followed
     if not hits:
         return None
     frame, seen, err, who = hits[-1]
     renewed = any(ex.rep is not None and ex.rep.msg_type in (11, 13) and ex.frame > frame for ex in client.kdc)
     if err.error_code == 32 and "KDC" in who and renewed:
         return None  # an expired TGT is renewed silently by the client
-    measures = []
+    measures: list[str] = []
+    offsets: dict[str, float] = {}
+    mine = client_offset(client)
+    if mine is not None:
+        offsets["client"] = mine[0]
+        measures.append(f"client {mine[0]:+.0f} s (SentTime of its CCM message, frame {mine[1]})")
     if err.stime is not None:
-        measures.append(f"{who} clock {err.stime - seen:+.0f} s against the capture clock")
+        offsets["server"] = err.stime - seen
+        measures.append(f"{who} {err.stime - seen:+.0f} s (stime of its error)")
     if err.ctime is not None and err.stime is not None:
-        measures.append(f"client clock {err.ctime - err.stime:+.0f} s against {who}")
+        offsets.setdefault("client", err.ctime - err.stime + offsets.get("server", 0.0))
+        measures.append(f"client {err.ctime - err.stime:+.0f} s against {who} (ctime/stime)")
     for leg in client.legs:
         if leg.date_header and leg.response_time:
             try:
                 date = parsedate_to_datetime(leg.date_header).timestamp()
             except (TypeError, ValueError):
                 continue
-            measures.append(f"MP HTTP Date {date - leg.response_time:+.0f} s against the capture clock")
+            measures.append(f"MP {date - leg.response_time:+.0f} s (HTTP Date)")
             break
     label = krb_error(err.error_code or 0).label()
-    detail = "; ".join(measures) if measures else "offset not measurable from the capture"
+    detail = "; ".join(measures) if measures else "no clock is readable in the capture"
+    culprit = ""
+    if "client" in offsets and abs(offsets["client"] - offsets.get("server", 0.0)) > TOLERANCE:
+        culprit = " The client's clock is the one that is off." if abs(offsets.get("server", 0.0)) < TOLERANCE \
+            else " Both clocks are off."
+    elif "server" in offsets and abs(offsets["server"]) > TOLERANCE:
+        culprit = f" The {who} clock is the one that is off."
     return Finding(
         CODE, "error",
         f"{who} rejected the client's Kerberos authenticator with {label}: the clocks differ by more than the "
-        f"allowed 5 minutes ({detail}). The client cannot authenticate and is not approved.",
+        f"allowed 5 minutes. Offsets against the capture clock: {detail}.{culprit} The client cannot "
+        "authenticate and is not approved.",
         fix="Fix time synchronisation: the client and MP must follow the domain hierarchy (w32tm /query /source; "
             "w32tm /resync), the PDC emulator of the forest root must have a reliable source; check virtual "
             "machine time integration. Tolerance is 5 minutes (Kerberos policy MaxClockSkew).",
         codes=[label, hresult(0x80090324).label()],
-        evidence=[Evidence(frame, f"{label} from {who}" + (f" ({measures[0]})" if measures else ""))])
+        evidence=[Evidence(frame, f"{label} from {who}")]
+        + ([Evidence(mine[1], f"client clock {mine[0]:+.0f} s in its CCM SentTime")] if mine else []))

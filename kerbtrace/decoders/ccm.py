@@ -31,6 +31,8 @@ class CcmMessage:
     target_endpoint: str | None = None  # header <TargetEndpoint>, e.g. MP_ClientRegistration
     target_host: str | None = None  # header <TargetHost> (MP FQDN)
     reply_mode: str | None = None  # header <ReplyMode>: Sync / Async
+    sent_time: str | None = None  # header <SentTime>: the sender's clock, in clear ("2023-10-22T13:00:00Z")
+    timestamp: str | None = None  # request Data/@TimeStamp or response @TimeStamp (sender's clock)
     netbios_name: str | None = None  # request: DiscoveryProperties "Netbios Name"
     fq_name: str | None = None  # request: DiscoveryProperties "FQ Name"
     smsid: str | None = None  # request: Data/@SMSID (requested, may be ""); response: @SMSID (assigned)
@@ -163,13 +165,6 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _child_text(root: ElementTree.Element, name: str) -> str | None:
-    for el in root:
-        if _local(el.tag) == name:
-            return (el.text or "").strip()
-    return None
-
-
 def _int(value: str | None, warnings: list[str], what: str) -> int | None:
     if value is None:
         return None
@@ -200,31 +195,44 @@ def _looks_zlib(data: bytes) -> bool:
 
 
 def _read_header(msg: CcmMessage, root: ElementTree.Element) -> tuple[bool, int | None]:
-    """Fill the header fields; return (zlib-compressed body?, Body/@Length)."""
-    msg.msg_id = _child_text(root, "ID")
-    msg.source_host = _child_text(root, "SourceHost")
-    msg.source_id = _child_text(root, "SourceID")
-    msg.target_endpoint = _child_text(root, "TargetEndpoint")
-    msg.target_host = _child_text(root, "TargetHost")
-    msg.reply_mode = _child_text(root, "ReplyMode")
+    """Fill the header fields; return (zlib-compressed body?, Body/@Length). One pass over the
+    children: the first element of each name gives the text, the last Hooks / Body govern."""
+    first: dict[str, ElementTree.Element] = {}
     compressed = False
-    length = None
+    lengths: list[str | None] = []
     for el in root:
-        name = _local(el.tag)
+        name = el.tag.rpartition("}")[2]
+        if name not in first:
+            first[name] = el
         if name == "Hooks":
             compressed = any((h.get("Name") or "").lower() == "zlib-compress" for h in el)
         elif name == "Body":
-            length = _int(el.get("Length"), msg.warnings, "Body/@Length")
+            lengths.append(el.get("Length"))
+    msg.msg_id = _text(first.get("ID"))
+    msg.source_host = _text(first.get("SourceHost"))
+    msg.source_id = _text(first.get("SourceID"))
+    msg.target_endpoint = _text(first.get("TargetEndpoint"))
+    msg.target_host = _text(first.get("TargetHost"))
+    msg.reply_mode = _text(first.get("ReplyMode"))
+    msg.sent_time = _text(first.get("SentTime"))
+    length = None
+    for value in lengths:
+        length = _int(value, msg.warnings, "Body/@Length")
     return compressed, length
+
+
+def _text(el: ElementTree.Element | None) -> str | None:
+    return None if el is None else (el.text or "").strip()
 
 
 def _read_request(msg: CcmMessage, root: ElementTree.Element) -> None:
     msg.kind = "registration_request"
     for el in root.iter():
-        name = _local(el.tag)
+        name = el.tag.rpartition("}")[2]
         if name == "Data":
             msg.smsid = el.get("SMSID")
             msg.request_type = el.get("RequestType")
+            msg.timestamp = el.get("TimeStamp")
         elif name == "AgentInformation":
             msg.agent_identity = el.get("AgentIdentity")
             msg.agent_version = el.get("AgentVersion")
@@ -244,6 +252,7 @@ def _read_response(msg: CcmMessage, root: ElementTree.Element) -> None:
     msg.status = _int(root.get("Status"), msg.warnings, "Status")
     msg.approval_status = _int(root.get("ApprovalStatus"), msg.warnings, "ApprovalStatus")
     msg.response_type = root.get("ResponseType")
+    msg.timestamp = root.get("TimeStamp")
 
 
 def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 << 20) -> CcmMessage | None:

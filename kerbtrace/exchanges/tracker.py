@@ -100,6 +100,9 @@ class ExchangeTracker:
         self.clients = {}
         for client in out:
             client.timeline.sort(key=lambda e: e.frame)
+            if not client.hostname and client.account:
+                # a computer account is the NetBIOS name plus "$"
+                client.hostname = client.account.split("@")[0].rstrip("$").upper() or None
         return sorted(out, key=lambda c: (c.first_time, c.ip))
 
     # --- Kerberos -----------------------------------------------------------------------
