@@ -55,15 +55,48 @@ class Analysis:
         return any(i.error is None for i in self.inputs)
 
 
+class Session:
+    """The pipeline over one capture: packets in, client verdicts out.
+
+    `feed` takes packets one by one (from a file or a live interface); `poll` hands out the clients
+    whose exchange has completed or timed out so far; `finish` ends the input and hands out the rest.
+    Clients evaluated by `poll` see only the clients completed before them (for duplicate GUIDs).
+    """
+
+    def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0) -> None:
+        self.diag = diag
+        self.settle = settle
+        self.tracker = ExchangeTracker(mp_names=mp_names)
+        self.pipeline = Pipeline(diag, self.tracker.feed)
+        self.network = NetworkLayer(self.pipeline, diag)
+        self.feed = self.network.feed
+        self.context = Context()
+
+    def poll(self) -> list[ClientResult]:
+        return self._evaluate(list(self.tracker.completed(self.settle)))
+
+    def finish(self) -> list[ClientResult]:
+        _guarded(self.diag, None, self.network.flush)
+        return self._evaluate(self.tracker.finish())
+
+    def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
+        for client in clients:
+            self.context.add(client)
+        out = []
+        for client in clients:
+            outcome = _guarded(self.diag, None, evaluate, client, self.context)
+            verdict, findings = outcome if outcome is not None else ("inconclusive", [])
+            out.append(ClientResult(client, verdict, findings))
+        return out
+
+
 def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = ()) -> Analysis:
     """Analyse capture files in order (as one capture per file: frame numbers restart per file)."""
     result = Analysis()
     show = sys.stderr.isatty() if progress is None else progress
     for path in paths:
         diag = result.diag
-        tracker = ExchangeTracker(mp_names=mp_names)
-        pipeline = Pipeline(diag, tracker.feed)
-        network = NetworkLayer(pipeline, diag)
+        session = Session(diag, mp_names=mp_names)
         summary = InputSummary(path, None)
         result.inputs.append(summary)
         try:
@@ -76,26 +109,19 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
         bar = _Progress(Path(path).name, capture.size) if show else None
         try:
             with capture:
-                _read(capture, network, diag, bar)
+                _read(capture, session.feed, diag, bar)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
-        _guarded(diag, None, network.flush)
         if bar is not None:
             bar.close()
         summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
-        clients = tracker.finish()
-        ctx = Context.build(clients)
-        for client in clients:
-            outcome = _guarded(diag, None, evaluate, client, ctx)
-            verdict, findings = outcome if outcome is not None else ("inconclusive", [])
-            result.clients.append(ClientResult(client, verdict, findings))
-        result.kerberos.extend(tracker.kerberos)
+        result.clients.extend(session.finish())
+        result.kerberos.extend(session.tracker.kerberos)
     return result
 
 
-def _read(capture, network: NetworkLayer, diag: Diagnostics, bar: _Progress | None) -> None:
-    """Feed every frame to the network layer; a defect on one packet never loses the rest of the file."""
-    feed = network.feed
+def _read(capture, feed, diag: Diagnostics, bar: _Progress | None) -> None:
+    """Feed every frame to the pipeline; a defect on one packet never loses the rest of the file."""
     frames = iter(capture)
     frame = 0
     while True:

@@ -48,8 +48,13 @@ class Context:
 
     @classmethod
     def build(cls, clients: list[ClientExchange]) -> Context:
-        ctx = cls(clients=list(clients))
+        ctx = cls()
         for client in clients:
-            if client.smsid:
-                ctx.smsid_users[client.smsid.upper()].add((client.hostname or client.ip).upper())
+            ctx.add(client)
         return ctx
+
+    def add(self, client: ClientExchange) -> None:
+        """Learn what other clients' checks need to know of this one (its SMSID)."""
+        self.clients.append(client)
+        if client.smsid:
+            self.smsid_users[client.smsid.upper()].add((client.hostname or client.ip).upper())

@@ -88,21 +88,28 @@ class ExchangeTracker:
         elif isinstance(event, DnsEvent):
             self._dns(event)
 
-    def expire(self) -> Iterator[ClientExchange]:
-        """Clients idle for longer than the timeout (live capture hands them to the checks)."""
-        for ip in [ip for ip, c in self.clients.items() if self.now - c.last_time > self.idle_timeout]:
-            yield self.clients.pop(ip)
+    def completed(self, settle: float = 30.0) -> Iterator[ClientExchange]:
+        """Clients whose exchange is over, to hand to the checks while packets keep coming (live capture).
+
+        Over means: the MP has sent its registration reply (or a final 200) and the client has been quiet
+        for `settle` seconds of capture time, or the client has been idle longer than the idle timeout
+        (a rejected client may retry, so a 401 alone does not close the exchange).
+        """
+        done = []
+        for ip, client in self.clients.items():
+            quiet = self.now - client.last_time
+            final = client.final_leg
+            answered = final is not None and (final.reply is not None or final.status == 200)
+            if quiet > self.idle_timeout or (answered and quiet > settle):
+                done.append(ip)
+        for ip in done:
+            yield _finalise(self.clients.pop(ip))
 
     def finish(self) -> list[ClientExchange]:
         """End of input: every client, plus addresses whose lookup of an MP name failed."""
         self._add_dns_only_clients()
-        out = list(self.clients.values())
+        out = [_finalise(c) for c in self.clients.values()]
         self.clients = {}
-        for client in out:
-            client.timeline.sort(key=lambda e: e.frame)
-            if not client.hostname and client.account:
-                # a computer account is the NetBIOS name plus "$"
-                client.hostname = client.account.split("@")[0].rstrip("$").upper() or None
         return sorted(out, key=lambda c: (c.first_time, c.ip))
 
     # --- Kerberos -----------------------------------------------------------------------
@@ -320,6 +327,14 @@ class ExchangeTracker:
                         self._timeline_kdc(client, exchange, ev)
                 self._learn_identity(client, exchange)
             self.clients[ip] = client
+
+
+def _finalise(client: ClientExchange) -> ClientExchange:
+    client.timeline.sort(key=lambda e: e.frame)
+    if not client.hostname and client.account:
+        # a computer account is the NetBIOS name plus "$"
+        client.hostname = client.account.split("@")[0].rstrip("$").upper() or None
+    return client
 
 
 def _dns_detail(lookup: DnsLookup) -> str:
