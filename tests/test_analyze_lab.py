@@ -70,5 +70,5 @@ def test_clock_skew_is_measured_and_blamed_on_the_client():
     assert abs(offset - _offset_seconds(SKEW)) < 2.0
     finding = client.findings[0]
     assert finding.code == "clock_skew"
-    assert "client's clock is the one that is off" in finding.summary
+    assert "Off by more than 5 minutes: the client's clock." in finding.summary
     assert frame in {e.frame for e in finding.evidence}

@@ -164,3 +164,35 @@ def test_random_input_only_raises_decode_error() -> None:
         except DecodeError:
             continue
         assert len(m.questions) <= 65535 and all(isinstance(v, str) for _, _, v in m.answers)
+
+
+def _walk_name(data: bytes, pos: int) -> str:
+    """Reference reading of a name without any shortcut: labels and pointers followed one by one."""
+    labels, jumps = [], 0
+    while data[pos]:
+        if data[pos] & 0xC0 == 0xC0:
+            pos, jumps = (data[pos] & 0x3F) << 8 | data[pos + 1], jumps + 1
+            continue
+        labels.append(data[pos + 1:pos + 1 + data[pos]].decode())
+        pos += 1 + data[pos]
+    return ".".join(labels)
+
+
+def test_names_read_once_per_message_keep_their_limits() -> None:
+    """Answer names pointing back at an already-read name give the same text as a full walk, and the
+    255-byte limit still counts the bytes of the name pointed at."""
+    header = struct.pack("!HHHHHH", 1, 0x8180, 1, 2, 0, 0)
+    qname = b"\x3f" + b"a" * 63 + b"\x3f" + b"b" * 63 + b"\x3f" + b"c" * 63 + b"\x00"  # 193 wire bytes
+    question = qname + b"\x00\x01\x00\x01"
+    rr_ptr = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
+    prefixed = b"\x04host\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c\x00\x02\xc0\x0c"
+    data = header + question + rr_ptr + prefixed
+    m = decode_dns(data)
+    at = len(header) + len(question) + len(rr_ptr)
+    assert m.answers[0][0] == m.questions[0][0] == _walk_name(data, 12)
+    assert m.answers[1] == (_walk_name(data, at), 5, m.questions[0][0])
+    assert m.answers[1][0] == "host." + m.questions[0][0]
+    # 63 more bytes in front of the 193-byte name pointed at: 257 > 255, refused as by a full walk.
+    too_long = b"\x3f" + b"d" * 63 + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
+    with pytest.raises(DecodeError, match="longer than 255"):
+        decode_dns(struct.pack("!HHHHHH", 1, 0x8180, 1, 2, 0, 0) + question + rr_ptr + too_long)

@@ -17,6 +17,7 @@ from kerbtrace.checks import (
     etype_unsupported,
     incomplete_capture,
     kdc_unreachable,
+    mp_http_error,
     no_kerberos_attempt,
     no_trust_path,
     ntlm_fallback,
@@ -26,7 +27,7 @@ from kerbtrace.checks import (
     spn_wrong_account,
     trust_broken,
 )
-from kerbtrace.checks.base import Context, Finding
+from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import approved
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -34,6 +35,7 @@ from kerbtrace.exchanges.client import ClientExchange
 #: (a root cause before its consequences: a missing SPN before the NTLM fallback it causes).
 CHECKS: tuple[ModuleType, ...] = (
     ok,
+    mp_http_error,
     dns_failure,
     kdc_unreachable,
     account_revoked,
@@ -50,7 +52,10 @@ CHECKS: tuple[ModuleType, ...] = (
     approval_pending,
     incomplete_capture,
 )
-CAUSE_CODES = tuple(m.CODE for m in CHECKS)
+#: Not a check of its own: the finding `evaluate` adds when a client is not approved and no check
+#: explains why, so that a verdict never comes without a cause.
+UNEXPLAINED = "unexplained"
+CAUSE_CODES = tuple(m.CODE for m in CHECKS) + (UNEXPLAINED,)
 _ORDER = {code: i for i, code in enumerate(CAUSE_CODES)}
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
 
@@ -72,11 +77,27 @@ def evaluate(client: ClientExchange, ctx: Context) -> tuple[str, list[Finding]]:
     if verdict == "inconclusive" and errors and not client.legs:
         verdict = "not_approved"  # it never reached the MP: nothing can have approved it
     if verdict == "approved":
+        for f in findings:
+            if f.severity == "error":
+                f.severity = "warning"  # it did not stop the approval
         findings.sort(key=lambda f: (f.code != "ok", _SEVERITY[f.severity], _ORDER[f.code]))
-    else:
-        findings = [f for f in findings if f.code != "ok"]
-        findings.sort(key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
+        return verdict, findings
+    findings = [f for f in findings if f.code != "ok"]
+    explained = any(f.severity in ("error", "warning") and f.code != "incomplete_capture" for f in findings)
+    if verdict == "not_approved" and not explained:
+        findings.append(_unexplained(client))
+    findings.sort(key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
     return verdict, findings
+
+
+def _unexplained(client: ClientExchange) -> Finding:
+    leg = client.final_leg
+    evidence = [Evidence(leg.response_frame or leg.request_frame, f"last answer: HTTP {leg.status}")] if leg else []
+    return Finding(UNEXPLAINED, "warning",
+                   "The client is not approved and the capture shows no reason kerbtrace knows: see its timeline "
+                   "(-v) and the MP's MP_RegistrationManager.log and IIS log for this client.",
+                   fix="Check the site's client approval setting and the device's approval state in the console.",
+                   evidence=evidence)
 
 
 __all__ = ["CAUSE_CODES", "CHECKS", "Context", "Finding", "evaluate", "verdict_of"]

@@ -25,7 +25,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     how = {"kerberos": "after a Kerberos authentication", "ntlm": "after an NTLM authentication"}.get(
         final.mech or "", "on an anonymous request")
     return Finding(
-        CODE, "warning" if final.mech == "kerberos" else "info",
+        CODE, "error" if final.mech == "kerberos" else "warning",
         f"The MP registered the client {how} but answered Status={reply.status} ({status}), "
         f"ApprovalStatus={reply.approval_status} ({appr}).",
         fix="Check Hierarchy Settings > Client Approval and Conflicting Records (automatic approval of computers in "

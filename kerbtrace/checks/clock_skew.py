@@ -29,6 +29,10 @@ def _iso(text: str | None) -> float | None:
         return None
 
 
+def _secs(value: float) -> str:
+    return f"{round(value) or 0:+d} s"
+
+
 def client_offset(client: ClientExchange) -> tuple[float, int] | None:
     """The client's clock minus the capture clock, from the SentTime of its CCM messages."""
     for leg in client.legs:
@@ -61,38 +65,39 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     offsets: dict[str, float] = {}
     mine = client_offset(client)
     if mine is not None:
-        offsets["client"] = mine[0]
-        measures.append(f"client {mine[0]:+.0f} s (SentTime of its CCM message, frame {mine[1]})")
+        offsets["the client's"] = mine[0]
+        measures.append(f"client {_secs(mine[0])} (SentTime of its CCM message, frame {mine[1]})")
     if err.stime is not None:
-        offsets["server"] = err.stime - seen
-        measures.append(f"{who} {err.stime - seen:+.0f} s (stime of its error)")
+        offsets[f"the {who}"] = err.stime - seen
+        measures.append(f"{who} {_secs(err.stime - seen)} (stime of its error)")
     if err.ctime is not None and err.stime is not None:
-        offsets.setdefault("client", err.ctime - err.stime + offsets.get("server", 0.0))
-        measures.append(f"client {err.ctime - err.stime:+.0f} s against {who} (ctime/stime)")
+        offsets.setdefault("the client's", err.ctime - err.stime + (err.stime - seen))
+        measures.append(f"client {_secs(err.ctime - err.stime)} against {who} (ctime/stime)")
     for leg in client.legs:
         if leg.date_header and leg.response_time:
             try:
                 date = parsedate_to_datetime(leg.date_header).timestamp()
             except (TypeError, ValueError):
                 continue
-            measures.append(f"MP {date - leg.response_time:+.0f} s (HTTP Date)")
+            offsets.setdefault("the MP's", date - leg.response_time)
+            measures.append(f"MP {_secs(date - leg.response_time)} (HTTP Date)")
             break
     label = krb_error(err.error_code or 0).label()
     detail = "; ".join(measures) if measures else "no clock is readable in the capture"
-    culprit = ""
-    if "client" in offsets and abs(offsets["client"] - offsets.get("server", 0.0)) > TOLERANCE:
-        culprit = " The client's clock is the one that is off." if abs(offsets.get("server", 0.0)) < TOLERANCE \
-            else " Both clocks are off."
-    elif "server" in offsets and abs(offsets["server"]) > TOLERANCE:
-        culprit = f" The {who} clock is the one that is off."
+    off = [name for name, value in offsets.items() if abs(value) > TOLERANCE]
+    culprit = f" Off by more than 5 minutes: {' and '.join(off)} clock." if off else ""
+    what = {37: "the clocks differ by more than the allowed 5 minutes",
+            33: "the ticket is not yet valid for it (its clock is behind the issuing KDC's)",
+            32: "the ticket has expired for it (its clock is ahead, or the ticket is really too old)"}[
+        err.error_code or 37]
+    codes = [label] + ([hresult(0x80090324).label()] if who.startswith("MP") and err.error_code == 37 else [])
     return Finding(
         CODE, "error",
-        f"{who} rejected the client's Kerberos authenticator with {label}: the clocks differ by more than the "
-        f"allowed 5 minutes. Offsets against the capture clock: {detail}.{culprit} The client cannot "
-        "authenticate and is not approved.",
+        f"{who} rejected the client's Kerberos authenticator with {label}: {what}. Offsets against the capture "
+        f"clock: {detail}.{culprit} The client cannot authenticate and is not approved.",
         fix="Fix time synchronisation: the client and MP must follow the domain hierarchy (w32tm /query /source; "
             "w32tm /resync), the PDC emulator of the forest root must have a reliable source; check virtual "
             "machine time integration. Tolerance is 5 minutes (Kerberos policy MaxClockSkew).",
-        codes=[label, hresult(0x80090324).label()],
+        codes=codes,
         evidence=[Evidence(frame, f"{label} from {who}")]
         + ([Evidence(mine[1], f"client clock {mine[0]:+.0f} s in its CCM SentTime")] if mine else []))

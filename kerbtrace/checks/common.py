@@ -5,6 +5,8 @@ from __future__ import annotations
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
 CLOCK_ERRORS = (37, 33, 32)
+#: ApprovalStatus values that leave the client usable: 1 approved, 2 not applicable (PKI), 3 Azure AD.
+APPROVED_STATUSES = (1, 2, 3)
 
 
 def approved(client: ClientExchange) -> bool | None:
@@ -13,7 +15,7 @@ def approved(client: ClientExchange) -> bool | None:
     if leg is None or leg.status is None:
         return None
     if leg.reply is not None and leg.reply.approval_status is not None:
-        return leg.reply.approval_status == 1 and (leg.reply.status in (0, None))
+        return leg.reply.approval_status in APPROVED_STATUSES and (leg.reply.status in (0, None))
     if leg.status == 200 and leg.is_windowsauth and leg.mech == "kerberos":
         return True  # Kerberos-authenticated registration; reply body not readable
     if leg.status == 200 and leg.reply is None:
@@ -22,7 +24,25 @@ def approved(client: ClientExchange) -> bool | None:
 
 
 def kerberos_accepted(client: ClientExchange) -> bool:
-    return any(leg.mech == "kerberos" and leg.status == 200 for leg in client.legs)
+    """The MP's last answer accepted a Kerberos ticket (the same leg the verdict is read from)."""
+    leg = client.final_leg
+    return leg is not None and leg.mech == "kerberos" and leg.status == 200
+
+
+def is_computer_account(name: str | None) -> bool:
+    """ConfigMgr clients authenticate as LocalSystem, i.e. as the computer account NAME$."""
+    return bool(name) and name.split("@")[0].endswith("$")  # type: ignore[union-attr]
+
+
+def later_success(client: ClientExchange, exchange: KdcExchange) -> bool:
+    """A later AS-REP/TGS-REP for the same kind of request: the error was recovered from."""
+    kind = exchange.req.msg_type if exchange.req is not None else None
+    for other in client.kdc:
+        rep = other.rep
+        if other.frame > exchange.frame and rep is not None and rep.msg_type in (11, 13):
+            if kind is None or (other.req is not None and other.req.msg_type == kind):
+                return True
+    return False
 
 
 def kdc_errors(client: ClientExchange, codes: tuple[int, ...]) -> list[KdcExchange]:

@@ -15,7 +15,9 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if client.legs:
         return None
     short = client.mp_short_name
-    failed = [lk for lk in client.dns if lk.qtype in NAME_TYPES and lk.failed
+    resolved = {lk.name for lk in client.dns if lk.qtype in NAME_TYPES and lk.response_frame and not lk.failed}
+    failed = [lk for lk in client.dns if lk.qtype in NAME_TYPES and lk.failed and lk.name not in resolved
+              and (lk.qtype != 28 or lk.rcode != 0)  # an empty AAAA answer alone is normal on IPv4 networks
               and (client.mp_name is None or lk.name == client.mp_name or lk.name.split(".")[0] == short)]
     if not failed:
         return None

@@ -18,11 +18,21 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None
     ex = errors[-1]
     offered = ", ".join(etype_name(e) for e in (ex.req.etypes if ex.req else ()))
+    as_exchange = ex.req is not None and ex.req.msg_type == 10
+    if as_exchange:
+        whose = "the client's own account (its logon to the domain)"
+        fix = ("The client offers only encryption types its account has no keys for: align the 'Network security: "
+               "Configure encryption types allowed for Kerberos' policy of the client with the domain (AES, RC4 "
+               "where still allowed) and reset the computer password after enabling AES "
+               "(Test-ComputerSecureChannel -Repair).")
+    else:
+        whose = f"the account holding {ex.sname or 'the service'}"
+        fix = ("Align msDS-SupportedEncryptionTypes of the account holding the HTTP SPN (normally the MP computer "
+               "account) with the client and DC encryption-type policies; AES needs that account's password "
+               "changed after the domain functional level was raised.")
     return Finding(
         CODE, "error",
         f"The KDC {ex.kdc_ip} found no encryption type shared by the client (offered: {offered or 'unknown'}) and "
-        f"the account of {ex.sname or 'the service'}.",
-        fix="Align msDS-SupportedEncryptionTypes of the MP computer account (and any account holding the HTTP SPN) "
-            "with the 'Network security: Configure encryption types allowed for Kerberos' policy on clients and "
-            "DCs; AES needs the account password changed after the domain functional level was raised.",
+        f"{whose}.",
+        fix=fix,
         codes=[krb_error(14).label()], evidence=[Evidence(ex.frame, f"KDC_ERR_ETYPE_NOSUPP for {ex.sname}")])

@@ -1,31 +1,48 @@
-"""kdc_unreachable: the client's Kerberos requests got no answer, or it could not find the next KDC.
+"""kdc_unreachable: the client's Kerberos requests that matter got no answer, or it never reached the next KDC.
 
-Includes the case of a referral to another realm after which no request reaches that realm's KDC.
+Counted: AS requests for the computer account, TGS requests for the MP's HTTP SPN, and requests that
+present a referral ticket — sent before the client's last request to the MP (later ones do not
+decide the registration). Also a referral to another realm after which no request reaches that realm.
 Windows does not fall back to NTLM when no DC can be reached.
 """
 
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import kerberos_accepted, referrals
+from kerbtrace.checks.common import is_computer_account, kerberos_accepted, referrals
 from kerbtrace.codes import hresult
-from kerbtrace.exchanges.client import ClientExchange
+from kerbtrace.exchanges.client import ClientExchange, KdcExchange
 
 CODE = "kdc_unreachable"
+
+
+def _matters(client: ClientExchange, ex: KdcExchange) -> bool:
+    req = ex.req
+    if req is None:
+        return False
+    if req.msg_type == 10:
+        return is_computer_account(req.cname)
+    sname = (req.sname or "").lower()
+    tgt = req.ticket
+    cross = tgt is not None and tgt.sname.lower().startswith("krbtgt/") and \
+        tgt.sname.split("/")[-1].upper() != tgt.realm.upper()
+    return sname.startswith("http/") or cross
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if kerberos_accepted(client):
         return None
-    unanswered = [ex for ex in client.kdc if ex.reply is None and ex.request is not None]
-    answered_after = unanswered and any(ex.reply is not None and ex.frame > unanswered[-1].frame
-                                        for ex in client.kdc)
-    if unanswered and not answered_after:
+    last_leg = client.legs[-1].request_frame if client.legs else None
+    relevant = [ex for ex in client.kdc if _matters(client, ex)
+                and (last_leg is None or (ex.request is not None and ex.request.frame < last_leg))]
+    unanswered = [ex for ex in relevant if ex.reply is None]
+    if unanswered and not any(ex.reply is not None and ex.frame > unanswered[-1].frame for ex in relevant):
         ex = unanswered[-1]
         return Finding(
             CODE, "error",
             f"{len(unanswered)} Kerberos request(s) from the client to KDC {ex.kdc_ip} got no answer in the capture: "
-            "the domain controller is down, filtered (port 88 UDP/TCP) or the reply was lost.",
+            "the domain controller is down, filtered (port 88 UDP/TCP) or the reply was lost, so the client "
+            "cannot get a ticket for the MP.",
             fix="Test port 88 from the client to its DCs (Test-NetConnection <dc> -Port 88), check firewalls and "
                 "that the DC's KDC service runs; with a capture on the client, large UDP replies may be lost as IP "
                 "fragments (force Kerberos over TCP).",
@@ -37,15 +54,16 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         assert rep is not None and rep.ticket is not None
         target = rep.ticket.sname.split("/")[1].upper()
         followed = any(ex.realm and ex.realm.upper() == target and ex.frame > hop.frame for ex in client.kdc)
-        if not followed and client.kdc and client.kdc[-1] is hop:
-            srv = [lk for lk in client.dns if target.lower() in lk.name and lk.failed]
-            evidence = [Evidence(hop.frame, f"referral to {target} from {hop.realm}")]
-            evidence += [Evidence(lk.response_frame or lk.frame, f"DNS {lk.name} failed") for lk in srv[:2]]
-            return Finding(
-                CODE, "error",
-                f"The client got a referral to {target} but never contacted a KDC of {target}"
-                + (" (its DNS lookup for that realm's KDC failed)" if srv else "") + ".",
-                fix=f"Make the DCs of {target} resolvable from the client's DNS (_kerberos._tcp.{target.lower()} SRV "
-                    "records; conditional forwarders between forests) and reachable on port 88.",
-                codes=[hresult(0x80090311).label()], evidence=evidence)
+        if followed:
+            continue
+        srv = [lk for lk in client.dns if target.lower() in lk.name and lk.failed]
+        evidence = [Evidence(hop.frame, f"referral to {target} from {hop.realm}")]
+        evidence += [Evidence(lk.response_frame or lk.frame, f"DNS {lk.name} failed") for lk in srv[:2]]
+        return Finding(
+            CODE, "error",
+            f"The client got a referral to {target} but never contacted a KDC of {target}"
+            + (" (its DNS lookup for that realm's KDC failed)" if srv else "") + ".",
+            fix=f"Make the DCs of {target} resolvable from the client's DNS (_kerberos._tcp.{target.lower()} SRV "
+                "records; conditional forwarders between forests) and reachable on port 88.",
+            codes=[hresult(0x80090311).label()], evidence=evidence)
     return None

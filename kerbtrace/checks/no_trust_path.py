@@ -30,10 +30,13 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                                       "KDC_ERR_S_PRINCIPAL_UNKNOWN")]
     for leg in ntlm_legs(client)[:1]:
         evidence.append(Evidence(leg.request_frame, "client fell back to NTLM"))
+    guessed = client.mp_realm_from_ticket is None
+    hedge = (f" (the MP's realm is read from its DNS name; if {client.mp_name} is in the client's forest under a "
+             "disjoint DNS namespace, the SPN is missing instead — check `setspn -Q` as well)") if guessed else ""
     return Finding(
         CODE, "error",
         f"The client's realm {answered_by} has no Kerberos trust path to the MP's realm {mp_realm}: its KDC "
-        f"answered KDC_ERR_S_PRINCIPAL_UNKNOWN for {error.sname} instead of a referral. Only clients that "
+        f"answered KDC_ERR_S_PRINCIPAL_UNKNOWN for {error.sname} instead of a referral{hedge}. Only clients that "
         "authenticate with Kerberos are auto-approved; over an external trust (or none) that cannot happen.",
         fix="Use a two-way forest trust between the forests (Kerberos is supported across a forest trust, not an "
             "external trust), with name-suffix routing enabled for the MP's DNS suffix and DNS resolution both "

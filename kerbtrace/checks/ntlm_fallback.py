@@ -22,10 +22,14 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         if leg.token is not None and leg.token.ntlm is not None and leg.token.ntlm.user:
             who = f" as {leg.token.ntlm.domain or ''}\\{leg.token.ntlm.user}"
     final = legs[-1]
-    outcome = f"the MP answered {final.status}" if final.status else "no answer in the capture"
     tried_kerberos = bool(client.mp_spn_exchanges())
-    summary = (f"The client authenticated to the MP with NTLM{who} ({outcome}). NTLM-authenticated clients are "
-               "not auto-approved as computers of a trusted domain.")
+    if final.status == 200:
+        summary = f"The client authenticated to the MP with NTLM{who} instead of Kerberos."
+    elif final.status is None:
+        summary = f"The client tried NTLM{who}; the MP's answer is not in the capture."
+    else:
+        summary = f"The client tried NTLM{who} and the MP rejected it (HTTP {final.status})."
+    summary += " Only computers authenticated with Kerberos are auto-approved as computers of a trusted domain."
     if not tried_kerberos:
         summary += (" No Kerberos request for the MP's SPN is in the capture: the client may hold a cached "
                     "negative SPN result (15 minutes) or use an address/alias the SPN does not match.")

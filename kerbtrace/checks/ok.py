@@ -28,8 +28,14 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if leg.reply is not None:
         text += f" with ApprovalStatus={leg.reply.approval_status}"
     evidence.append(Evidence(leg.response_frame or leg.request_frame, text))
-    how = "across a Kerberos referral" if referrals(client) else "with Kerberos"
-    return Finding(CODE, "info",
-                   f"Approved: the client authenticated {how} as a computer of a trusted domain "
-                   "and the MP approved its registration.",
-                   evidence=evidence)
+    if client.auth == "kerberos":
+        how = "authenticated with Kerberos" + (" across a referral" if referrals(client) else "") + \
+            " as a computer of a trusted domain and"
+    elif client.auth == "ntlm":
+        how = "authenticated with NTLM (not Kerberos), yet"
+    else:
+        how = "registered without Windows authentication, yet"
+    status = leg.reply.approval_status if leg.reply is not None else None
+    what = {2: "marked approval as not applicable (PKI client)", 3: "approved it as an Azure AD device"}.get(
+        status or 1, "approved its registration")
+    return Finding(CODE, "info", f"Approved: the client {how} the MP {what}.", evidence=evidence)

@@ -1,9 +1,13 @@
-"""preauth_failed: the KDC rejected the client's pre-authentication (wrong key / password)."""
+"""preauth_failed: the KDC rejected the computer account's pre-authentication (wrong key / password).
+
+Only failures that were not followed by a successful AS exchange count: a single stale-key try that
+the client recovers from is normal.
+"""
 
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import kdc_errors, kerberos_accepted
+from kerbtrace.checks.common import is_computer_account, kdc_errors, kerberos_accepted, later_success
 from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -13,7 +17,9 @@ CODE = "preauth_failed"
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if kerberos_accepted(client):
         return None
-    errors = kdc_errors(client, (24,))
+    errors = [ex for ex in kdc_errors(client, (24,))
+              if is_computer_account((ex.rep.cname if ex.rep else None) or (ex.req.cname if ex.req else None))
+              and not later_success(client, ex)]
     if not errors:
         return None
     ex = errors[-1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, mp_service_errors, ntlm_legs, realm_related, referrals
-from kerbtrace.codes import hresult, krb_error
+from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_missing"
@@ -32,11 +32,11 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         evidence.append(Evidence(leg.request_frame, "client fell back to NTLM"))
     return Finding(
         CODE, "error",
-        f"No account in {answered_by or 'the realm'} holds the SPN {error.sname}: the client could not get a "
-        "Kerberos ticket for the MP" + (" and fell back to NTLM" if ntlm_legs(client) else "") +
-        ", so it cannot be auto-approved.",
+        f"The {answered_by or ''} KDC found no single account holding the SPN {error.sname} (it is missing, or "
+        "registered twice): the client could not get a Kerberos ticket for the MP"
+        + (" and fell back to NTLM" if ntlm_legs(client) else "") + ", so it cannot be auto-approved.",
         fix=f"Check with `setspn -Q {error.sname}`. Normally HTTP/<mp> is served by HOST/<mp fqdn> on the MP "
             "computer account: make sure the MP's HOST SPNs exist (`setspn -L <MP>`), that clients use the "
             "MP's real FQDN (not a CNAME/alias without an SPN), and that no duplicate blocks the lookup "
             "(`setspn -X`). Clients cache the failure for 15 minutes (klist purge -li 0x3e7).",
-        codes=[krb_error(7).label(), hresult(0x80090303).label()], evidence=evidence)
+        codes=[krb_error(7).label()], evidence=evidence)

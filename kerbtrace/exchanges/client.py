@@ -186,13 +186,22 @@ class ClientExchange:
         return "none"
 
     @property
-    def mp_realm(self) -> str | None:
-        """The MP's realm: from a ticket issued for its SPN, else its DNS domain in upper case."""
+    def mp_realm_from_ticket(self) -> str | None:
+        """The MP's realm as a KDC stated it: the realm of a service ticket issued for its SPN."""
         for ex in self.kdc:
             rep = ex.rep
             if (rep is not None and rep.msg_type == 13 and rep.ticket is not None and self.mp_name
                     and rep.ticket.sname.lower() == f"http/{self.mp_name.lower()}"):
                 return rep.ticket.realm.upper()
+        return None
+
+    @property
+    def mp_realm(self) -> str | None:
+        """The MP's realm: from a ticket issued for its SPN, else guessed from its DNS domain (which a
+        disjoint namespace makes wrong: callers that rely on it say so)."""
+        known = self.mp_realm_from_ticket
+        if known:
+            return known
         if self.mp_name and "." in self.mp_name:
             return self.mp_name.split(".", 1)[1].upper()
         return None
