@@ -37,6 +37,7 @@ class ClientResult:
     client: ClientExchange
     verdict: str
     findings: list[Finding]
+    input: int = 0  # index of the capture file in Analysis.inputs (frame numbers are per file)
 
     @property
     def primary(self) -> Finding | None:
@@ -52,7 +53,8 @@ class Analysis:
 
     @property
     def usable(self) -> bool:
-        return any(i.error is None for i in self.inputs)
+        """Every input could be read (a script must notice a file that was not analysed)."""
+        return bool(self.inputs) and all(i.error is None for i in self.inputs)
 
 
 class Session:
@@ -103,7 +105,6 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
             capture = open_capture(path, diag)
         except (CaptureError, OSError) as exc:
             summary.error = str(exc)
-            diag.warn(None, f"{path}: {exc}", "file")
             continue
         summary.format = capture.format
         bar = _Progress(Path(path).name, capture.size) if show else None
@@ -115,7 +116,12 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
         if bar is not None:
             bar.close()
         summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
-        result.clients.extend(session.finish())
+        index = len(result.inputs) - 1
+        for client in session.finish():
+            client.input = index
+            result.clients.append(client)
+        for record in session.tracker.kerberos:
+            record.input = index
         result.kerberos.extend(session.tracker.kerberos)
     return result
 

@@ -35,7 +35,7 @@ Capture on the client and on the MP together, from before the registration start
 exit status:
   0  every client found was approved (or no client registration was found)
   1  at least one client was not approved, or the capture does not show the outcome
-  2  no input could be read (not a capture, unreadable file)
+  2  an input could not be read (not a capture, unreadable file); the others are still analysed
 """
 
 
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render(result, verbose=args.verbose))
     if not result.usable:
         for i in result.inputs:
-            print(f"kerbtrace: {i.path}: {i.error}", file=sys.stderr)
+            if i.error:
+                print(f"kerbtrace: {i.path}: {i.error}", file=sys.stderr)
         return EXIT_UNUSABLE
     if any(r.verdict != "approved" for r in result.clients):
         return EXIT_NOT_APPROVED

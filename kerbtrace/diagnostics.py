@@ -27,6 +27,8 @@ class Diagnostics:
 
     def warn(self, frame: int | None, message: str, kind: str = "input") -> None:
         """Record a problem with the input; `kind` groups messages for the summary."""
+        if frame is not None and message.startswith(f"frame {frame}: "):
+            message = message[len(f"frame {frame}: "):]  # the frame is reported beside the message
         if len(self.warnings) < self.keep:
             self.warnings.append(Warning_(frame, message, kind))
         else:

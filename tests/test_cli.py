@@ -105,3 +105,17 @@ def test_netmon_copy_gives_same_verdicts(tmp_path, tshark):
             for c in netmon["clients"]] == strip
     assert [(k["frame"], k["msg_type"]) for k in netmon["kerberos"]] == \
         [(k["frame"], k["msg_type"]) for k in plain["kerberos"]]
+
+
+def test_several_inputs_keep_their_frames_apart_and_a_bad_one_is_noticed(tmp_path):
+    junk = tmp_path / "junk.cap"
+    junk.write_bytes(b"\x00" * 100)
+    out = run("analyze", str(CAPTURES / "ok_same_realm.pcapng"), str(junk), str(CAPTURES / "clock_skew.pcapng"),
+              "--json", "-")
+    assert out.returncode == 2, "a file that could not be read must not go unnoticed by a script"
+    doc = json.loads(out.stdout)
+    assert [bool(i.get("error")) for i in doc["inputs"]] == [False, True, False]
+    assert {c["input"] for c in doc["clients"]} == {0, 2}
+    by_input = {c["input"]: c["causes"][0]["code"] for c in doc["clients"]}
+    assert by_input == {0: "ok", 2: "clock_skew"}
+    assert {k["input"] for k in doc["kerberos"]} == {0, 2}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kerbtrace.decoders.ccm import CcmMessage
-from kerbtrace.decoders.dns import DnsMessage
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.decoders.kerberos import KerberosMessage
 from kerbtrace.events import KerberosEvent
@@ -46,6 +45,7 @@ class AuthLeg:
     response_tokens: list[AuthToken] = field(default_factory=list)
     reply: CcmMessage | None = None
     date_header: str | None = None
+    client_ip: str = ""
 
     @property
     def mech(self) -> str | None:
@@ -134,6 +134,7 @@ class DnsLookup:
     name: str
     qtype: int
     response_frame: int | None = None
+    response_time: float | None = None
     rcode: int | None = None
     answers: list[tuple[str, int, str]] = field(default_factory=list)
 
@@ -206,10 +207,20 @@ class ClientExchange:
             return self.mp_name.split(".", 1)[1].upper()
         return None
 
+    @property
+    def mp_names(self) -> set[str]:
+        """Every MP name the client addressed (Host headers), full and short."""
+        names = {n.lower() for n in (self.mp_name, self.mp_short_name) if n}
+        for leg in self.legs:
+            if leg.host:
+                host = leg.host.rsplit(":", 1)[0].lower().rstrip(".")
+                names.update((host, host.split(".")[0]))
+        return names
+
     def mp_spn_exchanges(self) -> list[KdcExchange]:
         """TGS exchanges for the MP's HTTP SPN (every referral hop included)."""
         out = []
-        names = {n.lower() for n in (self.mp_name, self.mp_short_name) if n}
+        names = self.mp_names
         for ex in self.kdc:
             sname = (ex.sname or "").lower()
             if sname.startswith("http/") and (not names or sname[5:].split(":")[0] in names):
@@ -225,7 +236,3 @@ class ClientExchange:
         if not self.first_time or time < self.first_time:
             self.first_time = time
         self.last_time = max(self.last_time, time)
-
-
-def dns_message_names(msg: DnsMessage) -> list[str]:
-    return [name for name, _ in msg.questions]

@@ -8,22 +8,25 @@ TGS exchanges that precede the authenticated CCM_POST are not lost.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kerbtrace.codes import krb_error, msg_type_name
+from kerbtrace.codes import msg_type_name
 from kerbtrace.events import DnsEvent, Event, HttpEvent, KerberosEvent
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, DnsLookup, KdcExchange
 from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, describe_kdc_request
 
 KERBEROS_PORT = 88
-HISTORY_PER_ADDRESS = 64
-MAX_ADDRESSES = 65536
+HISTORY_PER_ADDRESS = 32
+MAX_ADDRESSES = 16384
+MAX_PENDING = 4096  # registration requests waiting for the MP's answer
 HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
 REGISTRATION_PREFIX = "/ccm_system"
 DNS_NAME_TYPES = (1, 28, 5)  # A, AAAA, CNAME
 MP_LOCATOR_PREFIX = "_mssms_mp_"  # ConfigMgr publishes its MPs as _mssms_mp_<sitecode>._tcp.<domain> SRV
+LOCATOR_PREFIXES = (MP_LOCATOR_PREFIX, "_kerberos.", "_kerberos-master.", "_kpasswd.", "_ldap.", "_gc.")
 
 
 @dataclass(slots=True)
@@ -40,6 +43,7 @@ class KerberosRecord:
     realm: str | None
     sname: str | None
     cname: str | None
+    input: int = 0  # index of the capture file in the report's inputs
 
 
 class _Lru(OrderedDict):
@@ -74,8 +78,7 @@ class ExchangeTracker:
         self._pending_kdc: OrderedDict[tuple, KdcExchange] = OrderedDict()
         self._pending_tcp: dict[tuple, deque[KdcExchange]] = {}
         self._pending_dns: OrderedDict[tuple, DnsLookup] = OrderedDict()
-        self._pending_legs: dict[int, deque[AuthLeg]] = {}
-        self._leg_owner: dict[int, str] = {}
+        self._pending_legs: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
         self.now = 0.0
 
     # ------------------------------------------------------------------------------------
@@ -115,8 +118,10 @@ class ExchangeTracker:
     # --- Kerberos -----------------------------------------------------------------------
     def _kerberos(self, ev: KerberosEvent) -> None:
         m = ev.msg
-        self.kerberos.append(KerberosRecord(ev.frame, ev.time, ev.src, ev.dst, ev.transport, m.msg_type,
-                                            m.error_code, m.realm, m.sname, m.cname))
+        # names repeat across thousands of messages: interned, the list stays small on big captures
+        self.kerberos.append(KerberosRecord(ev.frame, ev.time, _intern(ev.src), _intern(ev.dst), ev.transport,
+                                            m.msg_type, m.error_code, _intern(m.realm), _intern(m.sname),
+                                            _intern(m.cname)))
         if ev.transport == "http":
             return  # carried by an HttpEvent and handled there
         if ev.dport == KERBEROS_PORT and ev.is_request:
@@ -188,39 +193,16 @@ class ExchangeTracker:
     def _http(self, ev: HttpEvent) -> None:
         msg = ev.msg
         if msg.is_request:
-            uri = (msg.uri or "").lower()
-            path = uri.split("?", 1)[0]
-            if not (path.startswith(REGISTRATION_PREFIX) and path.endswith("/request")):
-                return
-            client = self._client(ev.client_ip, ev.time, ev.frame)
-            host = msg.header("host")
-            leg = AuthLeg(ev.frame, ev.time, ev.stream, ev.server_ip, ev.server_port, msg.method or "",
-                          msg.uri or "", host, msg.header("user-agent"),
-                          ev.auth[0] if ev.auth else None, ev.ccm)
-            if ev.ccm is not None and ev.ccm.kind == "registration_request":
-                client.hostname = ev.ccm.netbios_name or ev.ccm.source_host or client.hostname
-                client.fqdn = ev.ccm.fq_name or client.fqdn
-                if ev.ccm.smsid:
-                    client.smsid = ev.ccm.smsid
-            client.mp_ip = ev.server_ip
-            if host:
-                name = host.split(":")[0].lower().rstrip(".")
-                if not _is_address(name):
-                    client.mp_name = name
-                    self.mp_names.add(name)
-            client.legs.append(leg)
-            self._pending_legs.setdefault(ev.stream, deque(maxlen=16)).append(leg)
-            self._leg_owner[ev.stream] = ev.client_ip
-            client.add(ev.frame, ev.time, ev.client_ip, ev.server_ip, f"{leg.method} {leg.uri}",
-                       describe_auth(leg.token, request=True))
+            if _is_registration(ev):
+                self._registration_request(ev)
             return
-        queue = self._pending_legs.get(ev.stream)
-        if not queue:
+        pending = self._pending_legs.pop(id(ev.request), None) if ev.request is not None else None
+        if pending is None:
             return
-        if msg.status is not None and msg.status < 200:
+        request, leg = pending
+        if request is not ev.request:
             return
-        leg = queue.popleft()
-        client = self.clients.get(self._leg_owner.get(ev.stream, ""))
+        client = self.clients.get(leg.client_ip)
         leg.response_frame, leg.response_time, leg.status = ev.frame, ev.time, msg.status
         leg.response_tokens = list(ev.auth)
         leg.date_header = msg.header("date")
@@ -238,23 +220,52 @@ class ExchangeTracker:
         client.add(ev.frame, ev.time, ev.server_ip, ev.client_ip, f"HTTP {msg.status} {msg.reason or ''}".strip(),
                    detail.strip("; "))
 
-    def _client(self, ip: str, time: float, frame: int) -> ClientExchange:
+    def _registration_request(self, ev: HttpEvent) -> None:
+        msg = ev.msg
+        host = msg.header("host")
+        name = host.rsplit(":", 1)[0].lower().rstrip(".").strip("[]") if host else None
+        if name and not _is_address(name):
+            self.mp_names.add(name)  # before the client's history is read: its DNS lookups of this name count
+        else:
+            name = None
+        client = self._client(ev.client_ip, ev.time)
+        leg = AuthLeg(ev.frame, ev.time, ev.stream, ev.server_ip, ev.server_port, msg.method or "", msg.uri or "",
+                      host, msg.header("user-agent"), ev.auth[0] if ev.auth else None, ev.ccm,
+                      client_ip=ev.client_ip)
+        if ev.ccm is not None and ev.ccm.kind == "registration_request":
+            client.hostname = ev.ccm.netbios_name or ev.ccm.source_host or client.hostname
+            client.fqdn = ev.ccm.fq_name or client.fqdn
+            if ev.ccm.smsid:
+                client.smsid = ev.ccm.smsid
+        client.mp_ip = ev.server_ip
+        client.mp_name = name or client.mp_name
+        client.legs.append(leg)
+        self._pending_legs[id(msg)] = (msg, leg)
+        while len(self._pending_legs) > MAX_PENDING:
+            self._pending_legs.popitem(last=False)  # requests never answered in the capture
+        client.add(ev.frame, ev.time, ev.client_ip, ev.server_ip, f"{leg.method} {leg.uri}",
+                   describe_auth(leg.token, request=True))
+
+    def _client(self, ip: str, time: float) -> ClientExchange:
         client = self.clients.get(ip)
-        if client is not None:
-            return client
-        client = ClientExchange(ip)
-        self.clients[ip] = client
-        for exchange in self._kdc_history.pop(ip, ()):
-            if time - (exchange.reply or exchange.request).time <= HISTORY_WINDOW:
+        if client is None:
+            client = ClientExchange(ip)
+            self.clients[ip] = client
+            self._replay_history(client, time)
+        return client
+
+    def _replay_history(self, client: ClientExchange, time: float | None) -> None:
+        """What the address did before it became a client: its KDC exchanges and relevant DNS lookups."""
+        for exchange in self._kdc_history.pop(client.ip, ()):
+            if time is None or time - (exchange.reply or exchange.request).time <= HISTORY_WINDOW:
                 client.kdc.append(exchange)
                 for ev in (exchange.request, exchange.reply):
                     if ev is not None:
                         self._timeline_kdc(client, exchange, ev)
                 self._learn_identity(client, exchange)
-        for lookup in self._dns_history.pop(ip, ()):
-            if time - lookup.time <= HISTORY_WINDOW:
+        for lookup in self._dns_history.pop(client.ip, ()):
+            if time is None or time - lookup.time <= HISTORY_WINDOW:
                 self._attach_dns(client, lookup)
-        return client
 
     # --- DNS ----------------------------------------------------------------------------
     def _dns(self, ev: DnsEvent) -> None:
@@ -280,10 +291,11 @@ class ExchangeTracker:
             lookup = DnsLookup(ev.frame, ev.time, ev.dst, ev.src, name, qtype)
             self._dns_history.deque_for(ev.dst).append(lookup)
         lookup.response_frame, lookup.rcode, lookup.answers = ev.frame, msg.rcode, list(msg.answers)
+        lookup.response_time = ev.time
         if name.startswith(MP_LOCATOR_PREFIX):
             self._learn_mps_from_srv(lookup)
         client = self.clients.get(ev.dst)
-        if client is not None and lookup in client.dns:
+        if client is not None and lookup in client.dns and self._relevant(lookup):
             client.add(ev.frame, ev.time, ev.src, ev.dst, "DNS response", _dns_detail(lookup))
 
     def _learn_mps_from_srv(self, lookup: DnsLookup) -> None:
@@ -294,39 +306,62 @@ class ExchangeTracker:
                 if target:
                     self.mp_names.add(target)
 
+    def is_mp_name(self, name: str) -> bool:
+        """A known MP's FQDN, or the same host name under another DNS suffix (a wrong suffix search list)."""
+        return name in self.mp_names or name.split(".")[0] in {n.split(".")[0] for n in self.mp_names}
+
+    def _relevant(self, lookup: DnsLookup) -> bool:
+        """Lookups worth a timeline line: MP names, the DC/KDC/MP locator records, and failures."""
+        return lookup.failed or lookup.name.startswith(LOCATOR_PREFIXES) or self.is_mp_name(lookup.name)
+
     def _attach_dns(self, client: ClientExchange, lookup: DnsLookup) -> None:
         client.dns.append(lookup)
+        if len(client.dns) > HISTORY_PER_ADDRESS:
+            del client.dns[0]
+        if not self._relevant(lookup):
+            return
         client.add(lookup.frame, lookup.time, lookup.client_ip, lookup.server_ip, "DNS query",
                    f"{lookup.name} type {lookup.qtype}")
         if lookup.response_frame is not None:
-            client.add(lookup.response_frame, lookup.time, lookup.server_ip, lookup.client_ip, "DNS response",
-                       _dns_detail(lookup))
+            client.add(lookup.response_frame, lookup.response_time or lookup.time, lookup.server_ip,
+                       lookup.client_ip, "DNS response", _dns_detail(lookup))
 
     def _add_dns_only_clients(self) -> None:
         """Addresses that failed to resolve an MP's name never reach the MP: they are clients too."""
         if not self.mp_names:
             return
-        short = {n.split(".")[0] for n in self.mp_names}
         for ip, lookups in list(self._dns_history.items()):
             if ip in self.clients:
                 continue
-            failed = [lk for lk in lookups if lk.qtype in DNS_NAME_TYPES and lk.failed
-                      and (lk.name in self.mp_names or lk.name.split(".")[0] in short)]
+            failed = [lk for lk in lookups if lk.qtype in DNS_NAME_TYPES and lk.failed and self.is_mp_name(lk.name)]
             if not failed:
                 continue
             client = ClientExchange(ip)
             name = failed[0].name
             client.mp_name = name if name in self.mp_names else next(
                 (n for n in self.mp_names if n.split(".")[0] == name.split(".")[0]), name)
-            for lookup in lookups:
-                self._attach_dns(client, lookup)
-            for exchange in self._kdc_history.get(ip, ()):
-                client.kdc.append(exchange)
-                for ev in (exchange.request, exchange.reply):
-                    if ev is not None:
-                        self._timeline_kdc(client, exchange, ev)
-                self._learn_identity(client, exchange)
+            self._replay_history(client, None)
             self.clients[ip] = client
+
+
+def _intern(text: str | None) -> str | None:
+    return sys.intern(text) if text else text
+
+
+def _is_registration(ev: HttpEvent) -> bool:
+    """A registration attempt: the Windows-auth endpoint, or a message to MP_ClientRegistration.
+
+    Signed ConfigMgr traffic of registered clients (policy, location, DDR on /ccm_system/request) is
+    not a registration and must not turn every client of an MP-side capture into a finding.
+    """
+    path = (ev.msg.uri or "").lower().split("?", 1)[0]
+    if not (path.startswith(REGISTRATION_PREFIX) and path.endswith("/request")):
+        return False
+    if "windowsauth" in path:
+        return True
+    ccm = ev.ccm
+    return ccm is not None and (ccm.kind == "registration_request"
+                                or (ccm.target_endpoint or "").lower() == "mp_clientregistration")
 
 
 def _finalise(client: ClientExchange) -> ClientExchange:
@@ -349,4 +384,4 @@ def _is_address(name: str) -> bool:
     return name.replace(".", "").isdigit() or ":" in name
 
 
-__all__ = ["ExchangeTracker", "KerberosRecord", "krb_error"]
+__all__ = ["ExchangeTracker", "KerberosRecord"]

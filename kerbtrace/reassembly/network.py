@@ -64,27 +64,47 @@ class NetworkLayer:
         ports = self._udp_ports
         vlan = _VLAN
         ip4, ip6, link, bad = self._ip4, self._ip6, self._link, self._undecodable
+        segment = self._segment
+        on_udp = self.sink.on_udp
+        stats = self.stats
+        ntoa = socket.inet_ntoa
 
         def feed(frame: int, time: float, linktype: int, data: bytes) -> None:
             if time >= tcp.next_sweep:
                 tcp.sweep(time)
             try:
-                # Untagged Ethernet + IPv4 without options, not a fragment: decided right here.
-                if linktype == 1 and data[12:15] == b"\x08\x00\x45" and len(data) >= 54 and not (
+                # Untagged Ethernet + IPv4 without options, not a fragment: decided right here, and a
+                # wanted segment or datagram whose IP length fits the frame goes straight to its
+                # consumer (`_ip4`/`_l4` take every other case, and report what is wrong).
+                n = len(data)
+                if linktype == 1 and data[12:15] == b"\x08\x00\x45" and n >= 54 and not (
                         data[20] & 0x3F or data[21]):
                     proto = data[23]
                     if proto == 6:
-                        if data[26:38] in ignored and data[47] & 0x12 != 0x02:
+                        key = data[26:38]
+                        if key in ignored and data[47] & 0x12 != 0x02:
+                            return
+                        end = 14 + (data[16] << 8 | data[17])
+                        if 34 <= end <= n:
+                            segment(frame, time, key, data, 34, end)
                             return
                     elif proto == 17:
-                        if (data[34] << 8 | data[35]) not in ports and (data[36] << 8 | data[37]) not in ports:
+                        sport = data[34] << 8 | data[35]
+                        dport = data[36] << 8 | data[37]
+                        if sport not in ports and dport not in ports:
+                            return
+                        end = 14 + (data[16] << 8 | data[17])
+                        if 42 <= end <= n:
+                            ulen = data[38] << 8 | data[39]
+                            stats["udp_datagrams"] += 1
+                            on_udp(ntoa(data[26:30]), sport, ntoa(data[30:34]), dport,
+                                   data[42:34 + ulen if 8 <= ulen <= end - 34 else end], frame, time)
                             return
                     ip4(frame, time, data, 14, 0)
                     return
                 if linktype != 1:
                     link(frame, time, linktype, data)
                     return
-                n = len(data)
                 if n < 14:
                     return
                 et = data[12] << 8 | data[13]

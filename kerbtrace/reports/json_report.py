@@ -11,6 +11,7 @@ from kerbtrace.analysis import SCHEMA, Analysis, ClientResult, iso
 def client_json(result: ClientResult) -> dict:
     c = result.client
     return {
+        "input": result.input,
         "client_ip": c.ip,
         "hostname": c.hostname,
         "fqdn": c.fqdn,
@@ -27,8 +28,9 @@ def client_json(result: ClientResult) -> dict:
 
 
 def kerberos_json(k) -> dict:
-    return {"frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst, "transport": k.transport,
-            "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm, "sname": k.sname, "cname": k.cname}
+    return {"input": k.input, "frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst,
+            "transport": k.transport, "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm,
+            "sname": k.sname, "cname": k.cname}
 
 
 def to_json_header(analysis: Analysis) -> dict:

@@ -26,14 +26,16 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
     rows = []
     for r in analysis.clients:
         c = r.client
-        rows.append([c.ip, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
+        where = c.ip if len(analysis.inputs) < 2 else f"{c.ip} [{r.input + 1}]"
+        rows.append([where, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
                      r.verdict, c.auth, r.primary.code if r.primary else "", _frames(r)])
     parts = []
     for i in analysis.inputs:
+        tag = f"[{analysis.inputs.index(i) + 1}] " if len(analysis.inputs) > 1 else ""
         if i.error:
-            parts.append(f"{i.path}: not analysed: {i.error}")
+            parts.append(f"{tag}{i.path}: not analysed: {i.error}")
         else:
-            parts.append(f"{i.path}: {i.format}, {i.packets} packets")
+            parts.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
     if rows:
         parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
                                              "evidence frames"]))
