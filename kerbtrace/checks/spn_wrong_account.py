@@ -48,11 +48,19 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         answer += " without a Kerberos error token"
     evidence.append(Evidence(leg.response_frame or leg.request_frame, answer))
     spn = ap_ticket.sname if ap_ticket is not None else f"HTTP/{client.mp_name or 'the MP'}"
+    ticket_host = spn.split("/", 1)[1].split(":")[0].lower() if "/" in spn else ""
+    asked_host = (leg.host or "").rsplit(":", 1)[0].lower().rstrip(".")
+    alias = ""
+    if ticket_host and asked_host and ticket_host != asked_host and not asked_host.replace(".", "").isdigit():
+        alias = (f" The client addressed the MP as {asked_host} but the ticket is for {ticket_host}: an alias "
+                 "(CNAME) can lead the client to a ticket for another machine.")
+    certainty = "most likely" if error is not None else "probably (the MP's 401 carried no Kerberos error)"
+    summary = (f"The MP could not use the Kerberos ticket for {spn}: the SPN is {certainty} registered on another "
+               "account (a user account running a web service, or a duplicate), so the ticket is encrypted with a "
+               "key the MP's computer account does not have." + alias +
+               " The client is not authenticated and not approved.")
     return Finding(
-        CODE, "error",
-        f"The MP could not decrypt the Kerberos ticket for {spn}: the SPN is most likely registered on "
-        "another account (a user account running a web service, or a duplicate), so the ticket is encrypted "
-        "with a key the MP's computer account does not have. The client is not authenticated and not approved.",
+        CODE, "error", summary,
         fix=f"Run `setspn -Q {spn}` and `setspn -X`; remove the HTTP SPN from the user account "
             "(`setspn -D`) so HOST/<mp> on the MP computer account serves it, or move the other web service "
             "to its own port with an SPN such as HTTP/<mp>:81. If the SPN is on the MP's own account, reset its "
