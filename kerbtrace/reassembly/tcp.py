@@ -46,12 +46,13 @@ WELL_KNOWN_SERVER_PORTS = frozenset({
 class _Half:
     """One direction: `base` is the sequence number of stream offset 0."""
 
-    __slots__ = ("base", "delivered", "pending", "pending_bytes", "fin", "syn", "ack", "acked_mark")
+    __slots__ = ("base", "delivered", "pending", "pending_at", "pending_bytes", "fin", "syn", "ack", "acked_mark")
 
     def __init__(self) -> None:
         self.base: int | None = None
         self.delivered = 0
         self.pending: dict[int, bytes] = {}
+        self.pending_at: dict[int, tuple[int, float]] = {}  # frame and time each buffered segment arrived in
         self.pending_bytes = 0
         self.fin: int | None = None
         self.syn = False
@@ -216,6 +217,7 @@ class TcpReassembler:
         old = pending.get(off)
         if old is None:
             pending[off] = seg
+            half.pending_at[off] = (frame, time)
             half.pending_bytes += len(seg)
         elif len(seg) > len(old):
             pending[off] = old + seg[len(old):]
@@ -235,6 +237,7 @@ class TcpReassembler:
             if k > d:
                 break
             seg = pending.pop(k)
+            half.pending_at.pop(k, None)
             half.pending_bytes -= len(seg)
             if k + len(seg) > d:
                 parts.append(seg[d - k:])
@@ -250,9 +253,21 @@ class TcpReassembler:
         self.stats["tcp_gaps"] += 1
         self.sink.on_tcp_gap(flow.conn, from_client, missing, frame)
         half.delivered = first
-        chunk = self._drain(half, b"")
-        if chunk:
-            self.sink.on_tcp_data(flow.conn, from_client, chunk, frame, time)
+        # Past a hole, each buffered segment is delivered with the frame it arrived in, so a message that
+        # lies wholly after the hole is shown where Wireshark shows it, not at the packet that gave up.
+        pending, at = half.pending, half.pending_at
+        while pending:
+            k = min(pending)
+            d = half.delivered
+            if k > d:
+                break
+            seg = pending.pop(k)
+            seg_frame, seg_time = at.pop(k, (frame, time))
+            half.pending_bytes -= len(seg)
+            if k + len(seg) > d:
+                half.delivered = k + len(seg)
+                self.sink.on_tcp_data(flow.conn, from_client, seg[d - k:], seg_frame, seg_time)
+        half.acked_mark = None
 
     def _give_up_acked(self, flow: _Flow, half: _Half, from_client: bool, frame: int, time: float) -> None:
         """The peer acknowledged bytes past a hole: that hole was lost to the capture, not the network.
