@@ -64,4 +64,16 @@ class DnsEvent:
     msg: DnsMessage
 
 
-Event = KerberosEvent | HttpEvent | DnsEvent
+@dataclass(slots=True)
+class KdcFailureEvent:
+    """A contact to a KDC (port 88) that failed before any Kerberos message: reset, unanswered, ICMP error."""
+
+    frame: int
+    time: float
+    client_ip: str
+    kdc_ip: str
+    transport: str
+    how: str
+
+
+Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent

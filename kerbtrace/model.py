@@ -55,3 +55,11 @@ class TransportSink(Protocol):
         self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float
     ) -> None:
         """One (reassembled) UDP datagram; `frame` is the frame of its last IP fragment."""
+
+    #: Server ports whose failed contacts are wanted (see on_connect_failed), e.g. the KDC's 88.
+    watch_ports: frozenset[int]
+
+    def on_connect_failed(self, client_ip: str, client_port: int, server_ip: str, server_port: int,
+                          transport: str, how: str, frame: int, time: float) -> None:
+        """A contact to a watched server port failed before any data: TCP reset or unanswered SYN, or
+        an ICMP destination-unreachable error quoting the datagram/segment."""

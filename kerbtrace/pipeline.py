@@ -18,7 +18,7 @@ from kerbtrace.decoders.gss import AuthToken, decode_auth_header
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
 from kerbtrace.decoders.kerberos import decode_kerberos
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.events import DnsEvent, Event, HttpEvent, KerberosEvent
+from kerbtrace.events import DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
 from kerbtrace.model import TcpConn
 from kerbtrace.reassembly.kerberos_framing import KerberosTcpFramer
 
@@ -57,6 +57,7 @@ class Pipeline:
     """TransportSink that turns reassembled bytes into Kerberos, HTTP and DNS events."""
 
     udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
+    watch_ports = frozenset({KERBEROS_PORT})
 
     def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:
         self.diag = diag
@@ -172,6 +173,10 @@ class Pipeline:
                 self.emit(KerberosEvent(msg.frame, msg.time, src[0], src[1], dst[0], dst[1], "http",
                                         token.kerberos, conn.stream))
         self.emit(event)
+
+    def on_connect_failed(self, client_ip: str, client_port: int, server_ip: str, server_port: int,
+                          transport: str, how: str, frame: int, time: float) -> None:
+        self.emit(KdcFailureEvent(frame, time, client_ip, server_ip, transport, how))
 
     # --- UDP ------------------------------------------------------------------------------
     def on_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float) -> None:

@@ -72,3 +72,13 @@ def test_clock_skew_is_measured_and_blamed_on_the_client():
     assert finding.code == "clock_skew"
     assert "Off by more than 5 minutes: the client's clock." in finding.summary
     assert frame in {e.frame for e in finding.evidence}
+
+
+def test_unreachable_kdc_cites_the_icmp_error_and_the_reset():
+    manifest = json.loads((CAPTURES / "kdc_unreachable.json").read_text())
+    (expected,) = manifest["clients"]
+    wanted = {e["frame"] for e in expected["evidence"] if e["kind"] in ("icmp_unreachable", "tcp_reset")}
+    assert wanted, "the lab records the ICMP error and the TCP reset"
+    (got,) = analyze([str(CAPTURES / manifest["capture"])], progress=False).clients
+    assert got.primary.code == "kdc_unreachable"
+    assert wanted <= {e.frame for e in got.primary.evidence}

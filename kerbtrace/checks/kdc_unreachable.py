@@ -36,19 +36,27 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     relevant = [ex for ex in client.kdc if _matters(client, ex)
                 and (last_leg is None or (ex.request is not None and ex.request.frame < last_leg))]
     unanswered = [ex for ex in relevant if ex.reply is None]
-    if unanswered and not any(ex.reply is not None and ex.frame > unanswered[-1].frame for ex in relevant):
-        ex = unanswered[-1]
+    failures = [f for f in client.kdc_failures if last_leg is None or f.frame < last_leg]
+    last_try = max([ex.frame for ex in unanswered] + [f.frame for f in failures], default=None)
+    recovered = last_try is not None and any(ex.reply is not None and ex.frame > last_try for ex in client.kdc)
+    if last_try is not None and not recovered:
+        kdcs = sorted({ex.kdc_ip for ex in unanswered} | {f.kdc_ip for f in failures})
+        evidence = [Evidence(e.request.frame, f"{e.req.sname if e.req else ''} to {e.kdc_ip}, no reply")
+                    for e in unanswered[-3:] if e.request is not None]
+        evidence += [Evidence(f.frame, f"{f.transport.upper()} to {f.kdc_ip}:88: {f.how}") for f in failures[-3:]]
+        evidence.sort(key=lambda e: e.frame)
+        how = "; ".join(sorted({f.how.split(" from ")[0] for f in failures}))
         return Finding(
             CODE, "error",
-            f"{len(unanswered)} Kerberos request(s) from the client to KDC {ex.kdc_ip} got no answer in the capture: "
-            "the domain controller is down, filtered (port 88 UDP/TCP) or the reply was lost, so the client "
-            "cannot get a ticket for the MP.",
-            fix="Test port 88 from the client to its DCs (Test-NetConnection <dc> -Port 88), check firewalls and "
-                "that the DC's KDC service runs; with a capture on the client, large UDP replies may be lost as IP "
-                "fragments (force Kerberos over TCP).",
-            codes=[hresult(0x80090311).label()],
-            evidence=[Evidence(e.request.frame, f"{e.req.sname if e.req else ''} to {e.kdc_ip}, no reply")
-                      for e in unanswered[-3:] if e.request is not None])
+            f"The client could not reach the KDC {', '.join(kdcs)}: "
+            + (f"{len(unanswered)} Kerberos request(s) got no answer" if unanswered else "")
+            + ("; " if unanswered and failures else "") + (how if failures else "")
+            + ". The domain controller is down, filtered (port 88 UDP/TCP) or not where the client looks for it, "
+            "so the client cannot get a ticket for the MP (and Windows does not fall back to NTLM then).",
+            fix="Test port 88 from the client to its DCs (Test-NetConnection <dc> -Port 88; nltest /dsgetdc:<domain> "
+                "/kdc), check firewalls and that the DC's KDC service runs; with a capture on the client, large UDP "
+                "replies may be lost as IP fragments (force Kerberos over TCP).",
+            codes=[hresult(0x80090311).label()], evidence=evidence)
     for hop in referrals(client):
         rep = hop.rep
         assert rep is not None and rep.ticket is not None

@@ -150,8 +150,8 @@ def _xml(text: str, warnings: list[str], what: str) -> ElementTree.Element | Non
     if not text:
         warnings.append(f"{what}: empty")
         return None
-    probe = text.upper()
-    if "<!DOCTYPE" in probe or "<!ENTITY" in probe:
+    # Both declarations start with "<!": the upper-cased copy is made only when that appears at all.
+    if "<!" in text and ("<!DOCTYPE" in (probe := text.upper()) or "<!ENTITY" in probe):
         warnings.append(f"{what}: XML with DOCTYPE/ENTITY refused")
         return None
     try:

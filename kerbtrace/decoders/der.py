@@ -234,7 +234,9 @@ def int_sequence(buf: bytes, span: tuple[int, int]) -> tuple[int, ...]:
     """SEQUENCE OF INTEGER inside a wrapper (the KDC-REQ etype list)."""
     s, e = expect(buf, span[0], span[1], SEQUENCE, "SEQUENCE OF INTEGER")
     out = []
-    for t, cs, ce in elements(buf, s, e):
+    while s < e:
+        t, cs, ce = tlv(buf, s, e)
+        s = ce
         if t != INTEGER:
             raise DecodeError(f"SEQUENCE OF INTEGER: tag 0x{t:02x}")
         if ce - cs == 1:  # every etype number in use fits one byte

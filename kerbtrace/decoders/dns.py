@@ -169,25 +169,31 @@ def _parse(data: bytes, base: int, end: int) -> DnsMessage:
         questions.append((name, (msg[pos] << 8) | msg[pos + 1]))
         pos += 4
     answers: list[tuple[str, int, str]] = []
+    n = len(msg)
+    get = names.get
+    rr = _RR.unpack_from
     for i in range(an + ns + ar):
-        name, pos = _name(msg, pos, names)
-        if pos + 10 > len(msg):
+        # The usual owner name is one pointer to a name already read (``c0 0c``): taken from the
+        # cache here, with the limits `_name` would apply; anything else is walked by `_name`.
+        if pos + 1 < n and msg[pos] >= 0xC0 and (hit := get((msg[pos] & 0x3F) << 8 | msg[pos + 1])) is not None \
+                and hit[2] < _MAX_POINTERS:
+            name = hit[0]
+            pos += 2
+        else:
+            name, pos = _name(msg, pos, names)
+        if pos + 10 > n:
             raise DecodeError("DNS resource record truncated")
-        rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, pos)
+        rtype, _cls, _ttl, rdlen = rr(msg, pos)
         pos += 10
-        if pos + rdlen > len(msg):
+        if pos + rdlen > n:
             raise DecodeError("DNS rdata runs past the end of the message")
         if i < an:
-            answers.append((name, rtype, _rdata_value(msg, rtype, pos, rdlen, names)))
+            if rtype == 1 and rdlen == 4:
+                answers.append((name, 1, socket.inet_ntoa(msg[pos : pos + 4])))
+            else:
+                answers.append((name, rtype, _rdata_value(msg, rtype, pos, rdlen, names)))
         pos += rdlen
-    return DnsMessage(
-        id=ident,
-        is_response=bool(flags & 0x8000),
-        opcode=(flags >> 11) & 0xF,
-        rcode=flags & 0xF,
-        questions=questions,
-        answers=answers,
-    )
+    return DnsMessage(ident, bool(flags & 0x8000), (flags >> 11) & 0xF, flags & 0xF, questions, answers)
 
 
 def decode_dns(payload: bytes) -> DnsMessage:

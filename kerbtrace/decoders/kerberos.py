@@ -96,13 +96,13 @@ def principal_name(buf: bytes, span: tuple[int, int]) -> str:
     if names is None:
         raise DecodeError("PrincipalName without name-string")
     s, e = expect(buf, names[0], names[1], SEQUENCE, "name-string")
-    parts = elements(buf, s, e)
-    for t, _cs, _ce in parts:
+    parts = []
+    while s < e:  # each component read and checked in turn, as `children` + `string_content` would
+        t, cs, s = tlv(buf, s, e)
         if t not in STRING_TAGS:
             raise DecodeError(f"string: unexpected tag 0x{t:02x}")
-    if len(parts) == 1:
-        return buf[parts[0][1]:parts[0][2]].decode("utf-8", "replace")
-    return "/".join([buf[cs:ce].decode("utf-8", "replace") for _t, cs, ce in parts])
+        parts.append(buf[cs:s].decode("utf-8", "replace"))
+    return parts[0] if len(parts) == 1 else "/".join(parts)
 
 
 def _encrypted_data(buf: bytes, span: tuple[int, int]) -> tuple[int | None, int | None]:
@@ -137,7 +137,9 @@ def _padata(buf: bytes, span: tuple[int, int]) -> list[tuple[int, tuple[int, int
 
 def _padata_body(buf: bytes, s: int, e: int) -> list[tuple[int, tuple[int, int] | None]]:
     out = []
-    for t, cs, ce in elements(buf, s, e):
+    while s < e:
+        t, cs, ce = tlv(buf, s, e)
+        s = ce
         if t != SEQUENCE:
             raise DecodeError(f"PA-DATA: tag 0x{t:02x}")
         f = ctx_fields(buf, cs, ce)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from kerbtrace.decoders.ccm import CcmMessage
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.decoders.kerberos import KerberosMessage
-from kerbtrace.events import KerberosEvent
+from kerbtrace.events import KdcFailureEvent, KerberosEvent
 
 
 @dataclass(slots=True)
@@ -157,6 +157,7 @@ class ClientExchange:
     mp_name: str | None = None
     legs: list[AuthLeg] = field(default_factory=list)
     kdc: list[KdcExchange] = field(default_factory=list)
+    kdc_failures: list[KdcFailureEvent] = field(default_factory=list)
     dns: list[DnsLookup] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
     gaps: list[tuple[int, str]] = field(default_factory=list)  # (frame, what is missing)

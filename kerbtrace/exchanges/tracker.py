@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kerbtrace.codes import msg_type_name
-from kerbtrace.events import DnsEvent, Event, HttpEvent, KerberosEvent
+from kerbtrace.events import DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, DnsLookup, KdcExchange
 from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, describe_kdc_request
 
@@ -90,6 +90,12 @@ class ExchangeTracker:
             self._http(event)
         elif isinstance(event, DnsEvent):
             self._dns(event)
+        elif isinstance(event, KdcFailureEvent):
+            client = self.clients.get(event.client_ip)
+            if client is None:
+                self._kdc_history.deque_for(event.client_ip).append(event)
+            else:
+                self._attach_failure(client, event)
 
     def completed(self, settle: float = 30.0) -> Iterator[ClientExchange]:
         """Clients whose exchange is over, to hand to the checks while packets keep coming (live capture).
@@ -254,9 +260,19 @@ class ExchangeTracker:
             self._replay_history(client, time)
         return client
 
+    @staticmethod
+    def _attach_failure(client: ClientExchange, failure: KdcFailureEvent) -> None:
+        client.kdc_failures.append(failure)
+        client.add(failure.frame, failure.time, failure.client_ip, failure.kdc_ip, "KDC unreachable",
+                   f"{failure.transport.upper()} to {failure.kdc_ip}:88: {failure.how}")
+
     def _replay_history(self, client: ClientExchange, time: float | None) -> None:
         """What the address did before it became a client: its KDC exchanges and relevant DNS lookups."""
         for exchange in self._kdc_history.pop(client.ip, ()):
+            if isinstance(exchange, KdcFailureEvent):
+                if time is None or time - exchange.time <= HISTORY_WINDOW:
+                    self._attach_failure(client, exchange)
+                continue
             if time is None or time - (exchange.reply or exchange.request).time <= HISTORY_WINDOW:
                 client.kdc.append(exchange)
                 for ev in (exchange.request, exchange.reply):

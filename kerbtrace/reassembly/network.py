@@ -41,6 +41,7 @@ class NetworkLayer:
         self.diag = diag
         self.stats: dict[str, int] = Counter()
         self._udp_ports = frozenset(sink.udp_ports)
+        self._watch = frozenset(getattr(sink, "watch_ports", ()))
         self._tcp = TcpReassembler(sink, diag, self.stats, max_conns=max_tcp_conns,
                                    max_pending_bytes=max_pending_bytes, idle_timeout=idle_timeout)
         self._ignored = self._tcp.ignored  # the same dict object for the life of the layer
@@ -289,6 +290,9 @@ class NetworkLayer:
             self.stats["udp_datagrams"] += 1
             self.sink.on_udp(_ip_str(data[a:a + alen]), sport, _ip_str(data[a + alen:a + 2 * alen]), dport,
                              data[t + 8:stop], frame, time)
+        elif proto == 1 or proto == 58:
+            if self._watch and t + 8 <= len(data) and data[t] == (3 if proto == 1 else 1):
+                self._unreachable(frame, time, data, t, min(end, len(data)), a, alen, proto)
         elif depth < _MAX_DEPTH and not cut:
             if proto == 47:
                 self._gre(frame, time, data, t, end, depth + 1)
@@ -296,6 +300,29 @@ class NetworkLayer:
                 self._ip4(frame, time, data[t:end], 0, depth + 1)
             elif proto == 41:
                 self._ip6(frame, time, data[t:end], 0, depth + 1)
+
+    def _unreachable(self, frame: int, time: float, data: bytes, t: int, end: int, a: int, alen: int,
+                     proto: int) -> None:
+        """ICMP(v6) destination unreachable quoting a datagram or segment sent to a watched port."""
+        q = t + 8  # the quoted packet follows the 8-byte ICMP header
+        if proto == 1:
+            if q + 20 > end or data[q] >> 4 != 4:
+                return
+            ihl = (data[q] & 15) * 4
+            inner, src, dst, p = data[q + 9], data[q + 12:q + 16], data[q + 16:q + 20], q + ihl
+        else:
+            if q + 40 > end or data[q] >> 4 != 6:
+                return
+            inner, src, dst, p = data[q + 6], data[q + 8:q + 24], data[q + 24:q + 40], q + 40
+        if inner not in (6, 17) or p + 4 > end:
+            return
+        sport = data[p] << 8 | data[p + 1]
+        dport = data[p + 2] << 8 | data[p + 3]
+        if dport in self._watch:
+            reporter = _ip_str(data[a:a + alen])
+            how = f"ICMP destination unreachable (code {data[t + 1]}) from {reporter}"
+            self.sink.on_connect_failed(_ip_str(src), sport, _ip_str(dst), dport, "tcp" if inner == 6 else "udp",
+                                        how, frame, time)
 
     def _gre(self, frame: int, time: float, data: bytes, t: int, end: int, depth: int) -> None:
         """GRE, including ERSPAN type I/II/III mirror sessions, down to the inner frame."""

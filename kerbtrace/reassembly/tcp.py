@@ -106,6 +106,7 @@ class TcpReassembler:
         self.sink = sink
         self.diag = diag
         self.stats = stats
+        self.watch = frozenset(getattr(sink, "watch_ports", ()))
         self.max_conns = max_conns
         self.max_pending_bytes = max_pending_bytes
         self.idle_timeout = idle_timeout
@@ -160,6 +161,8 @@ class TcpReassembler:
         else:
             half, other = flow.s, flow.c
         if flags & _RST:
+            if not flow.accepted and not from_client and not flow.reset and flow.conn.server_port in self.watch:
+                self._connect_failed(flow, "TCP connection reset by the server", frame, time)
             if not flow.reset:
                 flow.reset = True
                 self._resets.append((time + RST_LINGER, flow))
@@ -336,6 +339,9 @@ class TcpReassembler:
         packets start a new (mid-stream) connection instead of being dropped."""
         if not flow.open:
             return
+        if (not flow.accepted and not flow.reset and flow.c.syn and not flow.s.syn
+                and flow.conn.server_port in self.watch):
+            self._connect_failed(flow, "TCP SYN never answered", flow.last_frame, flow.last)
         if flow.accepted:
             at = frame if frame is not None else flow.last_frame
             for half, from_client in ((flow.c, True), (flow.s, False)):
@@ -379,6 +385,10 @@ class TcpReassembler:
             self._close(flow, flow.last_frame, flow.last)
         for f in [f for f, fc in self.conns.values() if fc]:
             self._close(f, None, None)
+
+    def _connect_failed(self, flow: _Flow, how: str, frame: int, time: float) -> None:
+        c = flow.conn
+        self.sink.on_connect_failed(c.client_ip, c.client_port, c.server_ip, c.server_port, "tcp", how, frame, time)
 
     def _malformed(self, frame: int, what: str) -> None:
         self.stats["malformed_packets"] += 1
