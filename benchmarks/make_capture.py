@@ -5,7 +5,8 @@ the WinRM/Kerberos exchange of the public ``otrf__NEWYORK.cap`` (401 -> TGS over
 with a UDP variant whose TGS-REP (real bytes from the same exchange) is IP-fragmented. For each client the
 template's client address and ports are rewritten (IPv4 header checksum recomputed, TCP/UDP checksums
 adjusted incrementally, payload bytes unchanged) and its packets are interleaved in time with synthetic
-background traffic (SMB 445, TLS 443, TDS 1433, DNS, LDAP TCP/UDP 389) of realistic sizes.
+background traffic (SMB 445, TLS 443, TDS 1433, DNS with paired answers, LDAP TCP/UDP 389, NTP) of
+realistic sizes, mostly small packets as on a server-side LAN.
 
     python benchmarks/make_capture.py [--size-mb 1024] [--clients 10000] [--out benchmarks/out/mp-1g.pcap]
 """
@@ -360,7 +361,7 @@ _MIX = [
                            ("a", (0,), 0.43)]),
     ("tds", 6, 1433, 0.12, [("s", (1460,), 0.1), ("c", (200, 350, 500), 0.25), ("s", (60, 120, 240), 0.2),
                             ("a", (0,), 0.45)]),
-    ("dns", 17, 53, 0.06, [("q", (0,), 0.5), ("r", (0,), 0.5)]),
+    ("dns", 17, 53, 0.03, [("q", (0,), 1.0)]),  # each query brings its response: 6 % of packets
     ("ldap", 6, 389, 0.12, [("s", (1460,), 0.08), ("c", (160, 250, 400), 0.3), ("s", (120, 200), 0.17),
                             ("a", (0,), 0.45)]),
     ("cldap", 17, 389, 0.05, [("c", (180, 210), 0.5), ("s", (140, 160), 0.5)]),
@@ -457,10 +458,11 @@ class Background:
                 plan, weights = self.plans[kind]
                 direction, sizes, _ = r.choices(plan, weights)[0]
                 if f.proto == 17:
-                    if kind == "dns":
+                    if kind == "dns":  # a query, and its answer (same ID) in the next packet slot
                         q, resp = self.dns[r.randrange(len(self.dns))]
                         txid = struct.pack("!H", r.getrandbits(16))
-                        yield self._udp(f, direction == "q", txid + (q if direction == "q" else resp)[2:])
+                        self._queue.append(self._udp(f, False, txid + resp[2:]))
+                        yield self._udp(f, True, txid + q[2:])
                     else:
                         n = sizes[r.randrange(len(sizes))]
                         off = r.randrange(len(blob) - n)
