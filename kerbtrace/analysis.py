@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kerbtrace.checks import Context, Finding, evaluate
+from kerbtrace.collector import RelaxedCollector
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.exchanges.client import ClientExchange
 from kerbtrace.exchanges.tracker import ExchangeTracker, KerberosRecord
@@ -19,7 +20,7 @@ from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import CaptureError, open_capture
 
 SCHEMA = "kerbtrace/1"
-PROGRESS_EVERY = 1 << 14  # packets between progress updates
+PROGRESS_EVERY = 1 << 16  # packets between progress updates (and collector ticks)
 
 
 @dataclass(slots=True)
@@ -108,25 +109,26 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
             continue
         summary.format = capture.format
         bar = _Progress(Path(path).name, capture.size) if show else None
-        try:
-            with capture:
-                _read(capture, session.feed, diag, bar)
-        except KeyboardInterrupt:
-            diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
-        if bar is not None:
-            bar.close()
-        summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
         index = len(result.inputs) - 1
-        for client in session.finish():
-            client.input = index
-            result.clients.append(client)
+        with RelaxedCollector() as collector:
+            try:
+                with capture:
+                    _read(capture, session.feed, diag, bar, collector)
+            except KeyboardInterrupt:
+                diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
+            if bar is not None:
+                bar.close()
+            summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
+            for client in session.finish():
+                client.input = index
+                result.clients.append(client)
         for record in session.tracker.kerberos:
             record.input = index
         result.kerberos.extend(session.tracker.kerberos)
     return result
 
 
-def _read(capture, feed, diag: Diagnostics, bar: _Progress | None) -> None:
+def _read(capture, feed, diag: Diagnostics, bar: _Progress | None, collector: RelaxedCollector) -> None:
     """Feed every frame to the pipeline; a defect on one packet never loses the rest of the file."""
     frames = iter(capture)
     frame = 0
@@ -134,8 +136,10 @@ def _read(capture, feed, diag: Diagnostics, bar: _Progress | None) -> None:
         try:
             for frame, time, linktype, data in frames:
                 feed(frame, time, linktype, data)
-                if bar is not None and not frame % PROGRESS_EVERY:
-                    bar.update(capture.position())
+                if not frame % PROGRESS_EVERY:
+                    collector.tick()
+                    if bar is not None:
+                        bar.update(capture.position())
             return
         except (KeyboardInterrupt, CaptureError):
             raise

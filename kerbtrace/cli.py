@@ -67,11 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_UNUSABLE
     from kerbtrace.analysis import analyze
+    from kerbtrace.collector import RelaxedCollector
+
+    with RelaxedCollector() as collector:
+        result = analyze(args.captures, progress=False if args.no_progress else None,
+                         mp_names=tuple(args.mp_name))
+        collector.tick()  # the report only reads the results: keep the collector off them
+        return _report(args, result)
+
+
+def _report(args: argparse.Namespace, result) -> int:
     from kerbtrace.reports.json_report import write_json
     from kerbtrace.reports.table import render
 
-    result = analyze(args.captures, progress=False if args.no_progress else None,
-                     mp_names=tuple(args.mp_name))
     if args.json == "-":
         write_json(result, sys.stdout)
     else:

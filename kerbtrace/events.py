@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.ccm import CcmMessage
-from kerbtrace.decoders.dns import DnsMessage
+from kerbtrace.decoders.dns import DnsHeader, decode_dns
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.decoders.http import HttpMessage
 from kerbtrace.decoders.kerberos import KerberosMessage
@@ -57,11 +58,20 @@ class HttpEvent:
 
 @dataclass(slots=True)
 class DnsEvent:
+    """One DNS message; the answers are decoded only when asked for (`answers`)."""
+
     frame: int
     time: float
     src: str
     dst: str
-    msg: DnsMessage
+    header: DnsHeader
+
+    def answers(self) -> list[tuple[str, int, str]]:
+        """(name, type, value) of the answer section; [] when it cannot be decoded."""
+        try:
+            return decode_dns(self.header.payload).answers
+        except DecodeError:
+            return []
 
 
 @dataclass(slots=True)

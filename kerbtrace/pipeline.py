@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.ccm import decode_ccm
-from kerbtrace.decoders.dns import decode_dns, decode_dns_tcp
+from kerbtrace.decoders.dns import peek_dns, split_dns_tcp
 from kerbtrace.decoders.gss import AuthToken, decode_auth_header
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
 from kerbtrace.decoders.kerberos import decode_kerberos
@@ -106,9 +106,9 @@ class Pipeline:
                 chunk = bytes(buf[: 2 + n])
                 del buf[: 2 + n]
                 try:
-                    for msg in decode_dns_tcp(chunk):
+                    for message in split_dns_tcp(chunk):
                         src, dst = conn_src(conn, from_client), conn_dst(conn, from_client)
-                        self.emit(DnsEvent(frame, time, src[0], dst[0], msg))
+                        self.emit(DnsEvent(frame, time, src[0], dst[0], peek_dns(message)))
                 except DecodeError as exc:
                     self.diag.warn(frame, f"malformed DNS over TCP: {exc}", "dns")
 
@@ -184,12 +184,12 @@ class Pipeline:
             self._kerberos(payload, (src, sport), (dst, dport), "udp", frame, time, None)
         elif sport == DNS_PORT or dport == DNS_PORT:
             try:
-                msg = decode_dns(payload)
+                header = peek_dns(payload)
             except DecodeError as exc:
                 self.diag.warn(frame, f"malformed DNS message: {exc}", "dns")
                 return
             self.counts["dns"] += 1
-            self.emit(DnsEvent(frame, time, src, dst, msg))
+            self.emit(DnsEvent(frame, time, src, dst, header))
 
     def _kerberos(self, raw: bytes, src: tuple[str, int], dst: tuple[str, int], transport: str, frame: int,
                   time: float, stream: int | None) -> None:

@@ -324,22 +324,3 @@ def test_missing_file_is_a_capture_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="cannot open"):
         open_capture(tmp_path / "nope.pcap", Diagnostics())
 
-
-def test_long_read_freezes_survivors_and_restores_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Objects alive during a long read leave the cyclic collector's sight (its rescans of them cost
-    15-20 % of a 1 GB run) and come back, with the collector's thresholds, when the read ends."""
-    import gc
-
-    from kerbtrace.sources import common
-
-    monkeypatch.setattr(common, "FREEZE_EVERY", 1)  # every chunk read counts as a long read
-    before = gc.get_threshold()
-    assert gc.get_freeze_count() == 0
-    frozen = threshold = 0
-    with open_capture(max(ALL_REAL, key=lambda p: p.stat().st_size), Diagnostics()) as cap:
-        for _rec in cap:
-            frozen = max(frozen, gc.get_freeze_count())
-            threshold = max(threshold, gc.get_threshold()[0])
-    assert frozen > 0, "the read never froze its survivors"
-    assert threshold >= common.GC_THRESHOLD
-    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before

@@ -196,6 +196,58 @@ def _parse(data: bytes, base: int, end: int) -> DnsMessage:
     return DnsMessage(ident, bool(flags & 0x8000), (flags >> 11) & 0xF, flags & 0xF, questions, answers)
 
 
+class DnsHeader:
+    """A DNS message's header, with its first question read only on demand: most DNS in a capture is
+    unrelated to ConfigMgr, and neither its names nor its answers are ever needed."""
+
+    __slots__ = ("id", "is_response", "rcode", "answer_count", "first_label", "payload", "_question")
+
+    def __init__(self, payload: bytes) -> None:
+        if len(payload) < 12:
+            raise DecodeError("DNS message shorter than its 12-byte header")
+        ident, flags, qd, an, _ns, _ar = _HEADER.unpack_from(payload, 0)
+        self.id = ident
+        self.is_response = bool(flags & 0x8000)
+        self.rcode = flags & 0xF
+        self.answer_count = an
+        self.payload = payload
+        self._question: tuple[str, int] | None = None if qd else ("", 0)
+        # The first label in place, lower case ("" when compressed or absent): enough to rule most names out.
+        size = payload[12] if qd and len(payload) > 12 else 0
+        self.first_label = payload[13:13 + size].decode("ascii", "replace").lower() if size < 64 else ""
+
+    def question(self) -> tuple[str, int]:
+        """(name in lower case without the trailing dot, qtype) of the first question; `DecodeError` if
+        it is malformed."""
+        if self._question is None:
+            name, pos = _name(self.payload, 12)
+            if pos + 4 > len(self.payload):
+                raise DecodeError("DNS question truncated")
+            self._question = (name.lower().rstrip("."), (self.payload[pos] << 8) | self.payload[pos + 1])
+        return self._question
+
+
+def peek_dns(payload: bytes) -> DnsHeader:
+    """The header of one DNS message. Raises `DecodeError` when it is too short."""
+    return DnsHeader(payload)
+
+
+def split_dns_tcp(data: bytes) -> list[bytes]:
+    """DNS over TCP: the messages, each preceded by a 2-byte length (RFC 1035 4.2.2)."""
+    out: list[bytes] = []
+    pos, n = 0, len(data)
+    while pos < n:
+        if pos + 2 > n:
+            raise DecodeError("DNS/TCP length prefix truncated")
+        length = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if pos + length > n:
+            raise DecodeError("DNS/TCP message truncated")
+        out.append(bytes(data[pos:pos + length]))
+        pos += length
+    return out
+
+
 def decode_dns(payload: bytes) -> DnsMessage:
     """Decode one DNS message (a UDP payload). Raises `DecodeError` when it is malformed."""
     return _parse(payload, 0, len(payload))

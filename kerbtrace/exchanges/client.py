@@ -136,12 +136,13 @@ class DnsLookup:
     response_frame: int | None = None
     response_time: float | None = None
     rcode: int | None = None
-    answers: list[tuple[str, int, str]] = field(default_factory=list)
+    answers: list[tuple[str, int, str]] = field(default_factory=list)  # decoded only for lookups that matter
+    answer_count: int = 0  # from the response header
 
     @property
     def failed(self) -> bool:
         """No answer records: NXDOMAIN, SERVFAIL, REFUSED, or an empty NOERROR."""
-        return self.response_frame is not None and (self.rcode != 0 or not self.answers)
+        return self.response_frame is not None and (self.rcode != 0 or not self.answer_count)
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kerbtrace.codes import msg_type_name
+from kerbtrace.decoders import DecodeError
 from kerbtrace.events import DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, DnsLookup, KdcExchange
 from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, describe_kdc_request
@@ -21,7 +22,8 @@ from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, desc
 KERBEROS_PORT = 88
 HISTORY_PER_ADDRESS = 32
 MAX_ADDRESSES = 16384
-MAX_PENDING = 4096  # registration requests waiting for the MP's answer
+MAX_PENDING = 4096  # registration requests / DNS queries waiting for their answer
+RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per address
 HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
 REGISTRATION_PREFIX = "/ccm_system"
 DNS_NAME_TYPES = (1, 28, 5)  # A, AAAA, CNAME
@@ -72,12 +74,16 @@ class ExchangeTracker:
         self.idle_timeout = idle_timeout
         self.clients: dict[str, ClientExchange] = {}
         self.kerberos: list[KerberosRecord] = []
-        self.mp_names: set[str] = {n.lower().rstrip(".") for n in mp_names}
+        self.mp_names: set[str] = set()
+        self._mp_short: set[str] = set()  # first labels of mp_names, for the DNS fast path
+        for name in mp_names:
+            self._add_mp_name(name.lower().rstrip("."))
         self._kdc_history = _Lru(MAX_ADDRESSES)
         self._dns_history = _Lru(MAX_ADDRESSES)
         self._pending_kdc: OrderedDict[tuple, KdcExchange] = OrderedDict()
         self._pending_tcp: dict[tuple, deque[KdcExchange]] = {}
-        self._pending_dns: OrderedDict[tuple, DnsLookup] = OrderedDict()
+        self._pending_dns: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
+        self._dns_recent: dict[str, list[tuple[tuple[int, float], DnsEvent]]] = {}
         self._pending_legs: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
         self.now = 0.0
 
@@ -231,7 +237,7 @@ class ExchangeTracker:
         host = msg.header("host")
         name = host.rsplit(":", 1)[0].lower().rstrip(".").strip("[]") if host else None
         if name and not _is_address(name):
-            self.mp_names.add(name)  # before the client's history is read: its DNS lookups of this name count
+            self._add_mp_name(name)  # before the client's history is read: its DNS lookups of this name count
         else:
             name = None
         client = self._client(ev.client_ip, ev.time)
@@ -279,40 +285,75 @@ class ExchangeTracker:
                     if ev is not None:
                         self._timeline_kdc(client, exchange, ev)
                 self._learn_identity(client, exchange)
-        for lookup in self._dns_history.pop(client.ip, ()):
+        lookups = list(self._dns_history.pop(client.ip, ())) + self._recent_mp_lookups(client.ip)
+        for lookup in sorted(lookups, key=lambda lk: lk.frame):
             if time is None or time - lookup.time <= HISTORY_WINDOW:
                 self._attach_dns(client, lookup)
 
     # --- DNS ----------------------------------------------------------------------------
     def _dns(self, ev: DnsEvent) -> None:
-        msg = ev.msg
-        if not msg.questions:
+        """Lookups are kept when they matter: failures, locator records and MP names. The recent
+        successful lookups of each address are kept raw, as its MP may only become known later."""
+        head = ev.header
+        pending = self._pending_dns
+        if not head.is_response:
+            pending[(ev.src, ev.dst, head.id)] = (ev.frame, ev.time)
+            if len(pending) > MAX_PENDING:
+                pending.popitem(last=False)  # never answered in the capture
             return
-        name, qtype = msg.questions[0]
-        name = name.lower().rstrip(".")
-        if not msg.is_response:
-            key = (ev.src, ev.dst, msg.id, name)
-            lookup = DnsLookup(ev.frame, ev.time, ev.src, ev.dst, name, qtype)
-            self._pending_dns[key] = lookup
-            while len(self._pending_dns) > 4096:
-                self._pending_dns.popitem(last=False)
-            client = self.clients.get(ev.src)
-            if client is not None:
-                self._attach_dns(client, lookup)
-            else:
-                self._dns_history.deque_for(ev.src).append(lookup)
+        asked = pending.pop((ev.dst, ev.src, head.id), None) or (ev.frame, ev.time)
+        label = head.first_label
+        if head.rcode == 0 and head.answer_count and label[:1] != "_" and label not in self._mp_short:
+            self._remember_success(ev, asked)  # the usual case: a lookup with nothing to do with the MP
             return
-        lookup = self._pending_dns.pop((ev.dst, ev.src, msg.id, name), None)
-        if lookup is None:
-            lookup = DnsLookup(ev.frame, ev.time, ev.dst, ev.src, name, qtype)
-            self._dns_history.deque_for(ev.dst).append(lookup)
-        lookup.response_frame, lookup.rcode, lookup.answers = ev.frame, msg.rcode, list(msg.answers)
-        lookup.response_time = ev.time
-        if name.startswith(MP_LOCATOR_PREFIX):
-            self._learn_mps_from_srv(lookup)
+        try:
+            name, qtype = head.question()
+        except DecodeError:
+            return
+        if not name:
+            return
+        lookup = DnsLookup(asked[0], asked[1], ev.dst, ev.src, name, qtype, ev.frame, ev.time, head.rcode,
+                           answer_count=head.answer_count)
+        if head.rcode == 0 and head.answer_count:
+            if not (name.startswith(LOCATOR_PREFIXES) or self.is_mp_name(name)):
+                self._remember_success(ev, asked)
+                return
+            lookup.answers = ev.answers()
+            if name.startswith(MP_LOCATOR_PREFIX):
+                self._learn_mps_from_srv(lookup)
         client = self.clients.get(ev.dst)
-        if client is not None and lookup in client.dns and self._relevant(lookup):
-            client.add(ev.frame, ev.time, ev.src, ev.dst, "DNS response", _dns_detail(lookup))
+        if client is not None:
+            self._attach_dns(client, lookup)
+        else:
+            self._dns_history.deque_for(ev.dst).append(lookup)
+
+    def _remember_success(self, ev: DnsEvent, asked: tuple[int, float]) -> None:
+        """A successful lookup of a name not known to matter: kept raw in a small FIFO per address, and
+        decoded only if the address turns out to be a client that looked up its MP."""
+        recent = self._dns_recent.get(ev.dst)
+        if recent is None:
+            recent = self._dns_recent[ev.dst] = []
+            if len(self._dns_recent) > MAX_ADDRESSES:
+                del self._dns_recent[next(iter(self._dns_recent))]
+        recent.append((asked, ev))
+        if len(recent) > RECENT_LOOKUPS:
+            del recent[0]
+
+    def _recent_mp_lookups(self, ip: str) -> list[DnsLookup]:
+        out = []
+        for (frame, time), ev in self._dns_recent.pop(ip, ()):
+            try:
+                name, qtype = ev.header.question()
+            except DecodeError:
+                continue
+            if self.is_mp_name(name):
+                out.append(DnsLookup(frame, time, ev.dst, ev.src, name, qtype, ev.frame, ev.time, ev.header.rcode,
+                                     ev.answers(), ev.header.answer_count))
+        return out
+
+    def _add_mp_name(self, name: str) -> None:
+        self.mp_names.add(name)
+        self._mp_short.add(name.split(".")[0])
 
     def _learn_mps_from_srv(self, lookup: DnsLookup) -> None:
         """`_mssms_mp_<site>._tcp.<domain>` SRV answers name the site's MPs, as clients locate them."""
@@ -320,11 +361,11 @@ class ExchangeTracker:
             if rtype == 33:  # SRV: "priority weight port target"
                 target = value.split()[-1].lower().rstrip(".")
                 if target:
-                    self.mp_names.add(target)
+                    self._add_mp_name(target)
 
     def is_mp_name(self, name: str) -> bool:
         """A known MP's FQDN, or the same host name under another DNS suffix (a wrong suffix search list)."""
-        return name in self.mp_names or name.split(".")[0] in {n.split(".")[0] for n in self.mp_names}
+        return name in self.mp_names or name.split(".")[0] in self._mp_short
 
     def _relevant(self, lookup: DnsLookup) -> bool:
         """Lookups worth a timeline line: MP names, the DC/KDC/MP locator records, and failures."""

@@ -11,6 +11,9 @@ from tabulate import tabulate
 from kerbtrace.analysis import Analysis, ClientResult
 
 MAX_FRAMES_SHOWN = 6
+#: Without -v, the first this many clients that were not approved are explained in full; the table
+#: still lists every client, and the JSON report explains them all.
+MAX_EXPLAINED = 50
 
 
 def _frames(result: ClientResult) -> str:
@@ -38,7 +41,7 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
             parts.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
     if rows:
         parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
-                                             "evidence frames"]))
+                                             "evidence frames"], disable_numparse=True))
     else:
         parts.append("No ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
     counts = Counter(r.verdict for r in analysis.clients)
@@ -49,10 +52,18 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         summary += " — causes: " + ", ".join(f"{code} {n}" for code, n in causes.most_common())
     summary += f"; {len(analysis.kerberos)} Kerberos messages; {len(analysis.diag.warnings)} warning(s)"
     parts.append(summary)
+    explained = 0
+    hidden = 0
     for r in analysis.clients:
         if r.verdict == "approved" and not verbose:
             continue
+        if not verbose and explained >= MAX_EXPLAINED:
+            hidden += 1
+            continue
+        explained += 1
         parts.append(_explain(r, verbose))
+    if hidden:
+        parts.append(f"… {hidden} more clients not approved are explained with -v or in the --json report.")
     if analysis.diag.warnings:
         shown = analysis.diag.warnings[:10]
         lines = [f"  frame {w.frame}: {w.message}" if w.frame else f"  {w.message}" for w in shown]

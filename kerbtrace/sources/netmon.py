@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.sources.common import CHUNK, MAX_RECORD, CaptureError, read_chunk, thaw, truncated
+from kerbtrace.sources.common import CHUNK, MAX_RECORD, CaptureError, read_chunk, truncated
 
 if TYPE_CHECKING:
     from kerbtrace.sources import Capture
@@ -132,7 +132,6 @@ def records(cap: Capture, stream: BinaryIO, hdr: NetmonHeader, diag: Diagnostics
             cap.packets = frame
             yield frame, t, linktype, buf[rel + 16:data_end]
     finally:
-        thaw()
         cap.packets = frame
         if frame:
             cap.end = t

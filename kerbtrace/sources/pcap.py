@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.sources.common import CHUNK, MAX_RECORD, CaptureError, read_chunk, thaw, truncated
+from kerbtrace.sources.common import CHUNK, MAX_RECORD, CaptureError, read_chunk, truncated
 
 if TYPE_CHECKING:
     from kerbtrace.sources import Capture
@@ -82,7 +82,6 @@ def records(cap: Capture, stream: BinaryIO, hdr: PcapHeader, diag: Diagnostics) 
             buf = buf[off:] + more
             off = 0
     finally:
-        thaw()
         cap.packets = frame
         if frame:
             cap.end = t

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.sources.common import CHUNK, CaptureError, read_chunk, thaw, truncated
+from kerbtrace.sources.common import CHUNK, CaptureError, read_chunk, truncated
 
 if TYPE_CHECKING:
     from kerbtrace.sources import Capture
@@ -146,7 +146,6 @@ def records(cap: Capture, stream: BinaryIO, hdr: PcapngHeader, diag: Diagnostics
                 yield frame, t, linktype, buf[off + 12:off + 12 + size]
             off += blen
     finally:
-        thaw()
         cap.packets = frame
         if frame:
             cap.end = t
