@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kerbtrace.checks import Context, Finding, evaluate
+from kerbtrace.checks import Context, Finding, evaluate, late_findings
 from kerbtrace.collector import RelaxedCollector
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.exchanges.client import ClientExchange
@@ -78,9 +78,15 @@ class Session:
     def poll(self) -> list[ClientResult]:
         return self._evaluate(list(self.tracker.completed(self.settle)))
 
-    def finish(self) -> list[ClientResult]:
+    def finish(self, earlier: list[ClientResult] = ()) -> list[ClientResult]:  # type: ignore[assignment]
+        """End of input: the remaining clients; `earlier` (results `poll` gave) get the findings that
+        needed the whole capture, such as a duplicate GUID registered after them."""
         _guarded(self.diag, None, self.network.flush)
-        return self._evaluate(self.tracker.finish())
+        results = self._evaluate(self.tracker.finish())
+        for r in earlier:
+            r.findings = _guarded(self.diag, None, late_findings, r.client, r.verdict, r.findings,
+                                  self.context) or r.findings
+        return results
 
     def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
         for client in clients:
@@ -90,6 +96,8 @@ class Session:
             outcome = _guarded(self.diag, None, evaluate, client, self.context)
             verdict, findings = outcome if outcome is not None else ("inconclusive", [])
             out.append(ClientResult(client, verdict, findings))
+        for r in out:
+            r.client.settle(r.verdict)  # after every check of this batch ran: duplicates look across clients
         return out
 
 
@@ -97,39 +105,56 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
     """Analyse capture files in order (as one capture per file: frame numbers restart per file)."""
     result = Analysis()
     show = sys.stderr.isatty() if progress is None else progress
-    for path in paths:
-        diag = result.diag
-        session = Session(diag, mp_names=mp_names)
-        summary = InputSummary(path, None)
+    for index, path in enumerate(paths):
+        summary, clients, kerberos = _analyze_file(path, result.diag, show, mp_names)
         result.inputs.append(summary)
-        try:
-            capture = open_capture(path, diag)
-        except (CaptureError, OSError) as exc:
-            summary.error = str(exc)
-            continue
-        summary.format = capture.format
-        bar = _Progress(Path(path).name, capture.size) if show else None
-        index = len(result.inputs) - 1
-        with RelaxedCollector() as collector:
-            try:
-                with capture:
-                    _read(capture, session.feed, diag, bar, collector)
-            except KeyboardInterrupt:
-                diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
-            if bar is not None:
-                bar.close()
-            summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
-            for client in session.finish():
-                client.input = index
-                result.clients.append(client)
-        for record in session.tracker.kerberos:
+        for client in clients:
+            client.input = index
+        for record in kerberos:
             record.input = index
-        result.kerberos.extend(session.tracker.kerberos)
+        result.clients.extend(clients)
+        result.kerberos.extend(kerberos)
     return result
 
 
-def _read(capture, feed, diag: Diagnostics, bar: _Progress | None, collector: RelaxedCollector) -> None:
-    """Feed every frame to the pipeline; a defect on one packet never loses the rest of the file."""
+def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...]
+                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord]]:
+    summary = InputSummary(path, None)
+    try:
+        capture = open_capture(path, diag)
+    except (CaptureError, OSError) as exc:
+        summary.error = str(exc)
+        return summary, [], []
+    summary.format = capture.format
+    session = Session(diag, mp_names=mp_names)
+    bar = _Progress(Path(path).name, capture.size) if show else None
+    done: list[ClientResult] = []
+    with RelaxedCollector() as collector:
+
+        def tick() -> None:
+            # Clients whose exchange is over are checked now and keep only their results: memory then
+            # follows the clients still in progress, not the length of the capture.
+            done.extend(session.poll())
+            collector.tick()
+            if bar is not None:
+                bar.update(capture.position())
+
+        try:
+            with capture:
+                _read(capture, session.feed, diag, tick)
+        except KeyboardInterrupt:
+            diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
+        if bar is not None:
+            bar.close()
+        summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
+        done.extend(session.finish(done))
+    done.sort(key=lambda r: (r.client.first_time, r.client.ip))
+    return summary, done, session.tracker.kerberos
+
+
+def _read(capture, feed, diag: Diagnostics, tick) -> None:
+    """Feed every frame to the pipeline, calling `tick` every PROGRESS_EVERY frames; a defect on one
+    packet never loses the rest of the file."""
     frames = iter(capture)
     frame = 0
     while True:
@@ -137,9 +162,7 @@ def _read(capture, feed, diag: Diagnostics, bar: _Progress | None, collector: Re
             for frame, time, linktype, data in frames:
                 feed(frame, time, linktype, data)
                 if not frame % PROGRESS_EVERY:
-                    collector.tick()
-                    if bar is not None:
-                        bar.update(capture.position())
+                    tick()
             return
         except (KeyboardInterrupt, CaptureError):
             raise

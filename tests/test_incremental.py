@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kerbtrace.analysis import Session, analyze
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.sources import open_capture
@@ -28,3 +30,24 @@ def test_verdicts_come_out_before_the_end_of_input_and_match_the_file_mode():
     assert all(frame < last_frame for frame, _ in early.values())
     got = {ip: v for ip, (_, v) in early.items()} | late
     assert got == whole
+
+
+def test_a_client_checked_early_still_learns_of_a_later_duplicate_guid():
+    path = CAPTURES / "duplicate_guid.pcapng"
+    manifest = {c["client_ip"]: c for c in json.loads(path.with_suffix(".json").read_text())["clients"]}
+    diag = Diagnostics()
+    session = Session(diag, settle=0.05)
+    early = []
+    with open_capture(path, diag) as capture:
+        for frame, time, linktype, data in capture:
+            session.feed(frame, time, linktype, data)
+            early.extend(session.poll())
+    assert early, "the first clone's exchange completes before the second one starts"
+    assert all(not r.client.legs for r in early), "checked clients keep only their results"
+    results = {r.client.ip: r for r in early + session.finish(early)}
+    for ip, expected in manifest.items():
+        got = results[ip]
+        assert got.verdict == expected["verdict"]
+        assert got.primary.code == expected["cause"]
+        codes = {f.code for f in got.findings}
+        assert "duplicate_guid" in codes, (ip, codes)

@@ -76,18 +76,33 @@ def evaluate(client: ClientExchange, ctx: Context) -> tuple[str, list[Finding]]:
     errors = [f for f in findings if f.severity == "error"]
     if verdict == "inconclusive" and errors and not client.legs:
         verdict = "not_approved"  # it never reached the MP: nothing can have approved it
+    if verdict != "approved":
+        findings = [f for f in findings if f.code != "ok"]
+        explained = any(f.severity in ("error", "warning") and f.code != "incomplete_capture" for f in findings)
+        if verdict == "not_approved" and not explained:
+            findings.append(_unexplained(client))
+    return verdict, order(verdict, findings)
+
+
+def order(verdict: str, findings: list[Finding]) -> list[Finding]:
+    """Primary cause first: `ok` for an approved client (whose errors did not stop it: warnings), else
+    the most severe finding, by the precedence of CHECKS."""
     if verdict == "approved":
         for f in findings:
             if f.severity == "error":
-                f.severity = "warning"  # it did not stop the approval
-        findings.sort(key=lambda f: (f.code != "ok", _SEVERITY[f.severity], _ORDER[f.code]))
-        return verdict, findings
-    findings = [f for f in findings if f.code != "ok"]
-    explained = any(f.severity in ("error", "warning") and f.code != "incomplete_capture" for f in findings)
-    if verdict == "not_approved" and not explained:
-        findings.append(_unexplained(client))
-    findings.sort(key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
-    return verdict, findings
+                f.severity = "warning"
+        return sorted(findings, key=lambda f: (f.code != "ok", _SEVERITY[f.severity], _ORDER[f.code]))
+    return sorted(findings, key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
+
+
+def late_findings(client: ClientExchange, verdict: str, findings: list[Finding], ctx: Context) -> list[Finding]:
+    """Findings that need the whole capture (duplicate GUIDs), for a client checked before it ended."""
+    known = {f.code for f in findings}
+    added = [f for f in (duplicate_guid.check(client, ctx),) if f is not None and f.code not in known]
+    if not added:
+        return findings
+    kept = [f for f in findings if f.code != UNEXPLAINED]  # the late cause explains it
+    return order(verdict, kept + added)
 
 
 def _unexplained(client: ClientExchange) -> Finding:
@@ -100,4 +115,4 @@ def _unexplained(client: ClientExchange) -> Finding:
                    evidence=evidence)
 
 
-__all__ = ["CAUSE_CODES", "CHECKS", "Context", "Finding", "evaluate", "verdict_of"]
+__all__ = ["CAUSE_CODES", "CHECKS", "Context", "Finding", "evaluate", "late_findings", "order", "verdict_of"]

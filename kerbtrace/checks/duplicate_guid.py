@@ -17,15 +17,16 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     others = sorted(users - {me})
     if not others:
         return None
-    leg = next((x for x in client.legs if x.request_ccm is not None and x.request_ccm.smsid), None)
     evidence = []
-    if leg is not None:
-        evidence.append(Evidence(leg.request_frame, f"registration request with SMSID {client.smsid}"))
+    if client.smsid_frame is not None:
+        evidence.append(Evidence(client.smsid_frame, f"registration request with SMSID {client.smsid}"))
     final = client.final_leg
-    if final is not None and final.reply is not None:
-        evidence.append(Evidence(final.response_frame or final.request_frame,
-                                 f"MP reply Status={final.reply.status} ApprovalStatus={final.reply.approval_status}"))
-    severity = "warning" if approved(client) else "error"
+    reply = ((final.response_frame or final.request_frame, final.reply.status, final.reply.approval_status)
+             if final is not None and final.reply is not None else client.settled_reply)
+    if reply is not None:
+        evidence.append(Evidence(reply[0], f"MP reply Status={reply[1]} ApprovalStatus={reply[2]}"))
+    state = approved(client) if client.settled_verdict is None else client.settled_verdict == "approved"
+    severity = "warning" if state else "error"
     return Finding(
         CODE, severity,
         f"{client.hostname or client.ip} registers with SMSID {client.smsid}, which {', '.join(others)} also "

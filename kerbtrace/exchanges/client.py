@@ -164,6 +164,22 @@ class ClientExchange:
     gaps: list[tuple[int, str]] = field(default_factory=list)  # (frame, what is missing)
     first_time: float = 0.0
     last_time: float = 0.0
+    smsid_frame: int | None = None  # the registration request that carried `smsid`
+    settled_auth: str | None = None  # set by `settle`
+    settled_verdict: str | None = None
+    settled_reply: tuple[int, int | None, int | None] | None = None  # (frame, Status, ApprovalStatus)
+
+    def settle(self, verdict: str) -> None:
+        """Once the checks have run, keep only what the reports and the cross-client checks use (identity,
+        auth, verdict, the final reply, the timeline) and let the decoded messages go: a long capture's
+        results then cost little memory per client."""
+        self.settled_auth = self.auth
+        self.settled_verdict = verdict
+        final = self.final_leg
+        if final is not None and final.reply is not None:
+            self.settled_reply = (final.response_frame or final.request_frame, final.reply.status,
+                                  final.reply.approval_status)
+        self.legs, self.kdc, self.dns, self.kdc_failures = [], [], [], []
 
     @property
     def registration_legs(self) -> list[AuthLeg]:
@@ -179,6 +195,8 @@ class ClientExchange:
     @property
     def auth(self) -> str:
         """kerberos / ntlm / none: what the client authenticated to the MP with, as far as it got."""
+        if self.settled_auth is not None:
+            return self.settled_auth
         mechs = [leg.mech for leg in self.legs if leg.mech]
         if "kerberos" in mechs and any(leg.mech == "kerberos" and leg.status == 200 for leg in self.legs):
             return "kerberos"

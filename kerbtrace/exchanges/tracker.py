@@ -249,6 +249,7 @@ class ExchangeTracker:
             client.fqdn = ev.ccm.fq_name or client.fqdn
             if ev.ccm.smsid:
                 client.smsid = ev.ccm.smsid
+                client.smsid_frame = ev.frame
         client.mp_ip = ev.server_ip
         client.mp_name = name or client.mp_name
         client.legs.append(leg)
