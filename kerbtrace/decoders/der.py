@@ -117,32 +117,8 @@ def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     Kerberos and SPNEGO tag every SEQUENCE component explicitly ([n] constructed, 0xA0 | n), so a
     component is found by number. Universal or application elements between them are skipped.
     """
-    out: dict[int, tuple[int, int]] = {}
-    pos = start
-    while pos < end:
-        # tlv() inlined: this loop reads every component of every SEQUENCE decoded.
-        if pos + 2 > end:
-            raise DecodeError("truncated DER header")
-        t = buf[pos]
-        n = buf[pos + 1]
-        if t & 0x1F == 0x1F:
-            t, s, n = header(buf, pos, end)
-        elif n < 0x80:
-            s = pos + 2
-        elif n == 0x81 and pos + 3 <= end:
-            n = buf[pos + 2]
-            s = pos + 3
-        elif n == 0x82 and pos + 4 <= end:
-            n = buf[pos + 2] << 8 | buf[pos + 3]
-            s = pos + 4
-        else:
-            t, s, n = header(buf, pos, end)
-        pos = s + n
-        if pos > end:
-            raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
-        if t & 0xE0 == 0xA0:
-            out[t & 0x1F] = (s, pos)
-    return out
+    # `elements` holds the inlined header reading: this runs for every SEQUENCE decoded.
+    return {t & 0x1F: (s, e) for t, s, e in elements(buf, start, end) if t & 0xE0 == 0xA0}
 
 
 def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:

@@ -258,16 +258,4 @@ def decode_dns_tcp(data: bytes) -> list[DnsMessage]:
 
     Raises `DecodeError` if any message is malformed or the data ends inside one.
     """
-    out: list[DnsMessage] = []
-    pos = 0
-    n = len(data)
-    while pos < n:
-        if pos + 2 > n:
-            raise DecodeError("DNS/TCP length prefix truncated")
-        length = (data[pos] << 8) | data[pos + 1]
-        pos += 2
-        if pos + length > n:
-            raise DecodeError("DNS/TCP message truncated")
-        out.append(_parse(data, pos, pos + length))
-        pos += length
-    return out
+    return [decode_dns(message) for message in split_dns_tcp(data)]

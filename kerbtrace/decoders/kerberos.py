@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kerbtrace.codes import MSG_TYPES
+
 from . import DecodeError
 from .der import (
     INTEGER,
@@ -31,15 +33,8 @@ from .der import (
     tlv,
 )
 
-MSG_TYPE_NAMES: dict[int, str] = {
-    10: "AS-REQ",
-    11: "AS-REP",
-    12: "TGS-REQ",
-    13: "TGS-REP",
-    14: "AP-REQ",
-    15: "AP-REP",
-    30: "KRB-ERROR",
-}
+#: The messages this decoder reads, named as in kerbtrace.codes (the one table of message types).
+MSG_TYPE_NAMES: dict[int, str] = {t: MSG_TYPES[t] for t in (10, 11, 12, 13, 14, 15, 30)}
 # First byte ([APPLICATION n] constructed) -> msg-type.
 _APP_TAG = {0x60 | n: n for n in MSG_TYPE_NAMES}
 
