@@ -86,4 +86,16 @@ class KdcFailureEvent:
     how: str
 
 
-Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent
+@dataclass(slots=True)
+class CaptureGapEvent:
+    """Bytes of an HTTP connection that are not in the capture (lost segments, capture started mid-stream)."""
+
+    frame: int
+    time: float
+    client_ip: str
+    server_ip: str
+    stream: int
+    missing: int  # 0: unknown (the capture started inside the connection)
+
+
+Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent | CaptureGapEvent

@@ -18,12 +18,14 @@ from kerbtrace.decoders.gss import AuthToken, decode_auth_header
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
 from kerbtrace.decoders.kerberos import decode_kerberos
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.events import DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
+from kerbtrace.events import CaptureGapEvent, DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
 from kerbtrace.model import TcpConn
 from kerbtrace.reassembly.kerberos_framing import KerberosTcpFramer
 
 KERBEROS_PORT = 88
 DNS_PORT = 53
+#: Ports where a connection caught in its middle is still taken as HTTP (MP default, alternate, WinRM).
+HTTP_PORTS = frozenset({80, 8080, 8530, 5985})
 AUTH_HEADERS_REQUEST = ("authorization",)
 AUTH_HEADERS_RESPONSE = ("www-authenticate",)
 #: The registration body is small; anything larger than this is not kept for CCM decoding.
@@ -63,6 +65,7 @@ class Pipeline:
         self.diag = diag
         self.emit = emit
         self.counts = {"kerberos": 0, "http": 0, "dns": 0}
+        self._last_time = 0.0  # gaps are reported without a time: the latest one seen stands in
 
     # --- connection selection -------------------------------------------------------------
     def wants_tcp(self, conn: TcpConn, payload: bytes, from_client: bool) -> bool:
@@ -72,7 +75,9 @@ class Pipeline:
         if conn.server_port == DNS_PORT:
             conn.app = _DnsConn()
             return True
-        if looks_like_http(payload):
+        if looks_like_http(payload) or conn.server_port in HTTP_PORTS:
+            # A connection seen from its middle starts inside a message: on a usual HTTP port it is
+            # taken anyway, and the parser finds the next message start.
             conn.app = _HttpConn(self.diag)
             return True
         return False
@@ -80,6 +85,7 @@ class Pipeline:
     # --- TCP ------------------------------------------------------------------------------
     def on_tcp_data(self, conn: TcpConn, from_client: bool, data: bytes, frame: int, time: float) -> None:
         app = conn.app
+        self._last_time = time
         if isinstance(app, _HttpConn):
             self._http_data(conn, app, from_client, data, frame, time)
         elif isinstance(app, _KerberosConn):
@@ -116,6 +122,7 @@ class Pipeline:
         app = conn.app
         if isinstance(app, _HttpConn):
             (app.requests if from_client else app.responses).gap(missing, frame)
+            self.emit(CaptureGapEvent(frame, self._last_time, conn.client_ip, conn.server_ip, conn.stream, missing))
         elif isinstance(app, _KerberosConn):
             app.framers[from_client] = KerberosTcpFramer()
             self.diag.warn(frame, f"{missing} bytes missing in Kerberos TCP stream {conn.stream}; "

@@ -49,3 +49,17 @@ def test_one_direction_only_is_inconclusive_not_guessed(tmp_path):
         assert r.verdict == "inconclusive"
         assert r.findings and r.findings[0].code == "incomplete_capture"
         assert "no answer from the MP" in r.findings[0].summary
+
+
+def test_a_capture_started_inside_the_registration_says_so(tmp_path):
+    # drop the first packets of the client's HTTP connection: the capture starts mid-stream
+    first = "tcp.stream == 0 && tcp.len > 0"
+    rows = subprocess.run(["tshark", "-r", str(CAPTURES / "ok_same_realm.pcapng"), "-Y", first, "-T", "fields",
+                           "-e", "frame.number", "-e", "tcp.dstport"], check=True, capture_output=True,
+                          text=True).stdout.split()
+    assert rows, "the lab capture has an HTTP connection"
+    cut = int(rows[0])
+    view = _filtered(tmp_path, "ok_same_realm.pcapng", f"frame.number > {cut}")
+    result = analyze([str(view)], progress=False)
+    notes = [f for r in result.clients for f in r.findings if f.code == "incomplete_capture"]
+    assert notes and any("not in the capture" in e.text for f in notes for e in f.evidence)

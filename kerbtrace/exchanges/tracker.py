@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kerbtrace.codes import msg_type_name
 from kerbtrace.decoders import DecodeError
-from kerbtrace.events import DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
+from kerbtrace.events import CaptureGapEvent, DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, DnsLookup, KdcExchange
 from kerbtrace.exchanges.describe import describe_auth, describe_kdc_reply, describe_kdc_request
 
@@ -84,6 +84,7 @@ class ExchangeTracker:
         self._pending_tcp: dict[tuple, deque[KdcExchange]] = {}
         self._pending_dns: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
         self._dns_recent: dict[str, list[tuple[tuple[int, float], DnsEvent]]] = {}
+        self._stream_gaps: dict[int, tuple[int, str]] = {}
         self._pending_legs: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
         self.now = 0.0
 
@@ -96,6 +97,17 @@ class ExchangeTracker:
             self._http(event)
         elif isinstance(event, DnsEvent):
             self._dns(event)
+        elif isinstance(event, CaptureGapEvent):
+            what = f"{event.missing} bytes" if event.missing else "the start"
+            gap = (event.frame, f"{what} of the HTTP connection to {event.server_ip} (TCP stream {event.stream}) "
+                                "not in the capture")
+            client = self.clients.get(event.client_ip)
+            if client is not None and any(leg.stream == event.stream for leg in client.legs):
+                client.gaps.append(gap)
+            else:  # the registration on that connection may be parsed next
+                self._stream_gaps[event.stream] = gap
+                if len(self._stream_gaps) > MAX_PENDING:
+                    del self._stream_gaps[next(iter(self._stream_gaps))]
         elif isinstance(event, KdcFailureEvent):
             client = self.clients.get(event.client_ip)
             if client is None:
@@ -253,6 +265,9 @@ class ExchangeTracker:
         client.mp_ip = ev.server_ip
         client.mp_name = name or client.mp_name
         client.legs.append(leg)
+        gap = self._stream_gaps.pop(ev.stream, None)
+        if gap is not None:
+            client.gaps.append(gap)
         self._pending_legs[id(msg)] = (msg, leg)
         while len(self._pending_legs) > MAX_PENDING:
             self._pending_legs.popitem(last=False)  # requests never answered in the capture
