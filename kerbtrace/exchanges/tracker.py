@@ -85,7 +85,8 @@ class ExchangeTracker:
         self._pending_dns: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
         self._dns_recent: dict[str, list[tuple[tuple[int, float], DnsEvent]]] = {}
         self._stream_gaps: dict[int, tuple[int, str]] = {}
-        self._pending_legs: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
+        self._pending_legs: OrderedDict[int, tuple[object, AuthLeg, ClientExchange]] = OrderedDict()
+        self._retired: list[ClientExchange] = []  # replaced by another computer on the same address
         self.now = 0.0
 
     # ------------------------------------------------------------------------------------
@@ -131,12 +132,14 @@ class ExchangeTracker:
                 done.append(ip)
         for ip in done:
             yield _finalise(self.clients.pop(ip))
+        while self._retired:
+            yield _finalise(self._retired.pop())
 
     def finish(self) -> list[ClientExchange]:
         """End of input: every client, plus addresses whose lookup of an MP name failed."""
         self._add_dns_only_clients()
-        out = [_finalise(c) for c in self.clients.values()]
-        self.clients = {}
+        out = [_finalise(c) for c in [*self._retired, *self.clients.values()]]
+        self.clients, self._retired = {}, []
         return sorted(out, key=lambda c: (c.first_time, c.ip))
 
     # --- Kerberos -----------------------------------------------------------------------
@@ -223,10 +226,9 @@ class ExchangeTracker:
         pending = self._pending_legs.pop(id(ev.request), None) if ev.request is not None else None
         if pending is None:
             return
-        request, leg = pending
+        request, leg, client = pending
         if request is not ev.request:
             return
-        client = self.clients.get(leg.client_ip)
         leg.response_frame, leg.response_time, leg.status = ev.frame, ev.time, msg.status
         leg.response_tokens = list(ev.auth)
         leg.date_header = msg.header("date")
@@ -252,6 +254,12 @@ class ExchangeTracker:
             self._add_mp_name(name)  # before the client's history is read: its DNS lookups of this name count
         else:
             name = None
+        ccm = ev.ccm if ev.ccm is not None and ev.ccm.kind == "registration_request" else None
+        netbios = (ccm.netbios_name or ccm.source_host) if ccm is not None else None
+        current = self.clients.get(ev.client_ip)
+        if current is not None and netbios and current.hostname and current.hostname.upper() != netbios.upper():
+            # Another computer behind the same address (NAT, a reused DHCP lease): an exchange of its own.
+            self._retired.append(self.clients.pop(ev.client_ip))
         client = self._client(ev.client_ip, ev.time)
         leg = AuthLeg(ev.frame, ev.time, ev.stream, ev.server_ip, ev.server_port, msg.method or "", msg.uri or "",
                       host, msg.header("user-agent"), ev.auth[0] if ev.auth else None, ev.ccm,
@@ -268,7 +276,7 @@ class ExchangeTracker:
         gap = self._stream_gaps.pop(ev.stream, None)
         if gap is not None:
             client.gaps.append(gap)
-        self._pending_legs[id(msg)] = (msg, leg)
+        self._pending_legs[id(msg)] = (msg, leg, client)
         while len(self._pending_legs) > MAX_PENDING:
             self._pending_legs.popitem(last=False)  # requests never answered in the capture
         client.add(ev.frame, ev.time, ev.client_ip, ev.server_ip, f"{leg.method} {leg.uri}",
