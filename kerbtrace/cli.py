@@ -29,6 +29,9 @@ examples:
   kerbtrace analyze mp01.pcapng --json - | jq '.clients[] | select(.verdict != "approved")'
 
 Frame numbers are Wireshark's: open the capture in Wireshark and filter on frame.number == N.
+With several captures each file is analysed on its own and its frame numbers are its own: the table
+marks clients with [N], the file's position on the command line ("input" in the JSON, from 0).
+Without -v the first 50 clients that were not approved are explained in full; --json explains all.
 Capture on the client and on the MP together, from before the registration starts
 (restart the SMS Agent Host service while capturing), to see the whole exchange.
 
