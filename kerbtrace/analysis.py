@@ -106,6 +106,7 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
     result = Analysis()
     show = sys.stderr.isatty() if progress is None else progress
     for index, path in enumerate(paths):
+        result.diag.current_input = index
         summary, clients, kerberos = _analyze_file(path, result.diag, show, mp_names)
         result.inputs.append(summary)
         for client in clients:
@@ -147,6 +148,8 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
         if bar is not None:
             bar.close()
         summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
+        if not capture.packets:
+            summary.error = "no packet could be read from this file"  # nothing analysed: not "all approved"
         done.extend(session.finish(done))
     done.sort(key=lambda r: (r.client.first_time, r.client.ip))
     return summary, done, session.tracker.kerberos

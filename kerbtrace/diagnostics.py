@@ -16,6 +16,7 @@ class Warning_:
     frame: int | None
     message: str
     kind: str = "input"
+    input: int = 0  # which capture file (frame numbers are per file)
 
 
 @dataclass(slots=True)
@@ -24,18 +25,18 @@ class Diagnostics:
     warnings: list[Warning_] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     fatal: str | None = None
-
+    current_input: int = 0  # set by the run before each file
     def warn(self, frame: int | None, message: str, kind: str = "input") -> None:
         """Record a problem with the input; `kind` groups messages for the summary."""
         if frame is not None and message.startswith(f"frame {frame}: "):
             message = message[len(f"frame {frame}: "):]  # the frame is reported beside the message
         if len(self.warnings) < self.keep:
-            self.warnings.append(Warning_(frame, message, kind))
+            self.warnings.append(Warning_(frame, message, kind, self.current_input))
         else:
             self.dropped[kind] += 1
 
     def as_json(self) -> list[dict]:
-        out = [{"frame": w.frame, "message": w.message} for w in self.warnings]
+        out = [{"input": w.input, "frame": w.frame, "message": w.message} for w in self.warnings]
         for kind, n in sorted(self.dropped.items()):
             out.append({"frame": None, "message": f"{n} more '{kind}' warnings not listed"})
         return out

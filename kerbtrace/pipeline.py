@@ -125,8 +125,12 @@ class Pipeline:
             self.emit(CaptureGapEvent(frame, self._last_time, conn.client_ip, conn.server_ip, conn.stream, missing))
         elif isinstance(app, _KerberosConn):
             app.framers[from_client] = KerberosTcpFramer()
-            self.diag.warn(frame, f"{missing} bytes missing in Kerberos TCP stream {conn.stream}; "
-                           "messages spanning the hole are lost", "capture")
+            if missing:
+                self.diag.warn(frame, f"{missing} bytes missing in Kerberos TCP stream {conn.stream}; "
+                               "messages spanning the hole are lost", "capture")
+            else:
+                self.diag.warn(frame, f"Kerberos TCP stream {conn.stream} was caught mid-connection: a message "
+                               "it started before the capture cannot be read", "capture")
 
     def on_tcp_close(self, conn: TcpConn, frame: int | None, time: float | None) -> None:
         app = conn.app

@@ -119,3 +119,26 @@ def test_several_inputs_keep_their_frames_apart_and_a_bad_one_is_noticed(tmp_pat
     by_input = {c["input"]: c["causes"][0]["code"] for c in doc["clients"]}
     assert by_input == {0: "ok", 2: "clock_skew"}
     assert {k["input"] for k in doc["kerberos"]} == {0, 2}
+
+
+def test_truncated_gzip_keeps_the_frames_before_the_cut(tmp_path, tshark):
+    src = CAPTURES / "mixed.pcapng"
+    cut = tmp_path / "cut.pcapng.gz"
+    cut.write_bytes(gzip.compress(src.read_bytes())[:100_000])
+    theirs = subprocess.run(["tshark", "-r", str(cut), "-T", "fields", "-e", "frame.number"], capture_output=True,
+                            text=True).stdout.split()
+    out = run("analyze", str(cut), "--json", "-")
+    assert "Traceback" not in out.stderr
+    doc = json.loads(out.stdout)
+    # tshark also stops at the cut; kerbtrace must not lose the last decompressed chunk before it
+    assert doc["inputs"][0]["packets"] >= len(theirs) - 1 > 100
+    assert any("cannot be read further" in w["message"] for w in doc["warnings"])
+
+
+def test_a_file_with_no_readable_packet_is_not_all_approved(tmp_path):
+    src = CAPTURES / "mixed.pcapng"
+    cut = tmp_path / "tiny.pcapng.gz"
+    cut.write_bytes(gzip.compress(src.read_bytes())[:60])
+    out = run("analyze", str(cut))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr

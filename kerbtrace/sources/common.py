@@ -22,12 +22,24 @@ class CaptureError(Exception):
 def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> bytes | None:
     """Up to `size` bytes (b"" at the end); None after a read error or damaged gzip stream, which is
     reported here, so the caller just stops."""
+    # read1 piece by piece: a gzip stream cut short raises on the read that hits the cut, and a plain
+    # read(size) would throw away everything it had already decompressed in that call.
+    parts: list[bytes] = []
+    got = 0
+    read = getattr(stream, "read1", stream.read)
     try:
-        data = stream.read(size)
+        while got < size:
+            piece = read(size - got)
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
     except (OSError, EOFError, zlib.error) as exc:
+        if parts:
+            return b"".join(parts)  # the next call hits the same error with nothing left, and reports it
         diag.warn(frame, f"reading stopped before frame {frame}: the file cannot be read further ({exc})")
         return None
-    return data
+    return b"".join(parts) if len(parts) != 1 else parts[0]
 
 
 def truncated(diag: Diagnostics, frame: int, have: int, need: int) -> None:
