@@ -20,3 +20,16 @@ def test_each_cause_lives_in_a_module_named_after_it():
 
 def test_docs_causes_is_current():
     assert (REPO / "docs" / "causes.md").read_text() == catalogue()
+
+
+def test_every_cause_names_its_references_and_findings_carry_them():
+    from kerbtrace.analysis import analyze
+    from tests.conftest import CAPTURES
+
+    for module in CHECKS:
+        assert module.REFERENCES and all(isinstance(r, str) and len(r) > 10 for r in module.REFERENCES)
+    result = analyze([str(CAPTURES / "mixed.pcapng")], progress=False)
+    findings = [f for r in result.clients for f in r.findings if f.code != "unexplained"]
+    assert findings
+    by_code = {m.CODE: list(m.REFERENCES) for m in CHECKS}
+    assert all(f.references == by_code[f.code] for f in findings)

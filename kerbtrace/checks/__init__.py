@@ -70,8 +70,15 @@ def verdict_of(client: ClientExchange) -> str:
     return "inconclusive"
 
 
+def _run(module: ModuleType, client: ClientExchange, ctx: Context) -> Finding | None:
+    finding = module.check(client, ctx)
+    if finding is not None and not finding.references:
+        finding.references = list(module.REFERENCES)
+    return finding
+
+
 def evaluate(client: ClientExchange, ctx: Context) -> tuple[str, list[Finding]]:
-    findings = [f for f in (m.check(client, ctx) for m in CHECKS) if f is not None]
+    findings = [f for f in (_run(m, client, ctx) for m in CHECKS) if f is not None]
     verdict = verdict_of(client)
     errors = [f for f in findings if f.severity == "error"]
     if verdict == "inconclusive" and errors and not client.legs:
@@ -98,7 +105,7 @@ def order(verdict: str, findings: list[Finding]) -> list[Finding]:
 def late_findings(client: ClientExchange, verdict: str, findings: list[Finding], ctx: Context) -> list[Finding]:
     """Findings that need the whole capture (duplicate GUIDs), for a client checked before it ended."""
     known = {f.code for f in findings}
-    added = [f for f in (duplicate_guid.check(client, ctx),) if f is not None and f.code not in known]
+    added = [f for f in (_run(duplicate_guid, client, ctx),) if f is not None and f.code not in known]
     if not added:
         return findings
     kept = [f for f in findings if f.code != UNEXPLAINED]  # the late cause explains it

@@ -24,6 +24,8 @@ def catalogue() -> str:
             lines.append("")
             lines.append(" ".join(rest.split()))
         lines.append("")
+        lines.append("References: " + "; ".join(module.REFERENCES) + ".")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -15,6 +15,11 @@ from kerbtrace.codes import krb_error, ntstatus
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "account_revoked"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Event 4768 / 4771 Kerberos failure codes (windows-itpro-docs event-4768)',
+    'MS-KILE 2.2.1 KERB-EXT-ERROR (NTSTATUS in e-data)',
+)
 ERRORS = (18, 1, 23, 6, 12)
 
 

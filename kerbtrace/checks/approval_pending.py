@@ -12,6 +12,10 @@ from kerbtrace.codes import CCM_APPROVAL_STATUS, CCM_REG_STATUS
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "approval_pending"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'ConfigMgr hierarchy settings: client approval and conflicting records',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

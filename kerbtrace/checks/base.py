@@ -33,10 +33,12 @@ class Finding:
     fix: str = ""
     codes: list[str] = field(default_factory=list)  # SEC_E / KRB / NTSTATUS labels named
     evidence: list[Evidence] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # KB articles / docs, from the cause's module
 
     def as_json(self) -> dict:
         return {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
-                "codes": list(self.codes), "evidence": [e.as_json() for e in self.evidence]}
+                "references": list(self.references), "codes": list(self.codes),
+                "evidence": [e.as_json() for e in self.evidence]}
 
 
 @dataclass(slots=True)

@@ -17,6 +17,11 @@ from kerbtrace.codes import hresult, krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "clock_skew"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "MS-KILE 3.3.1 and the Kerberos policy 'Maximum tolerance for computer clock synchronization' (5 minutes)",
+    'Windows Time service tools: w32tm',
+)
 TOLERANCE = 300.0  # seconds: Kerberos policy MaxClockSkew default
 
 

@@ -8,6 +8,11 @@ from kerbtrace.decoders.dns import RCODE_NAMES
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "dns_failure"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'ConfigMgr: publishing the MP in DNS (_mssms_mp_<sitecode>._tcp)',
+    'WinHTTP 12007 ERROR_WINHTTP_NAME_NOT_RESOLVED (CcmMessaging 0x80072EE7)',
+)
 NAME_TYPES = (1, 28, 5)
 
 

@@ -7,6 +7,11 @@ from kerbtrace.checks.common import approved
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "duplicate_guid"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "CSS article 'how client approval works': duplicate GUIDs (CCMDelCert)",
+    'ConfigMgr: prepare the client for imaging (remove SMSCFG.INI and the SMS certificates)',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

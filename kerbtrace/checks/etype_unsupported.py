@@ -8,6 +8,11 @@ from kerbtrace.codes import etype_name, krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "etype_unsupported"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Event 4768 error 0xE (KDC_ERR_ETYPE_NOTSUPP)',
+    "'Network security: Configure encryption types allowed for Kerberos' policy; msDS-SupportedEncryptionTypes",
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

@@ -11,6 +11,11 @@ from kerbtrace.checks.common import approved
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "incomplete_capture"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "CSS article 'how client approval works': troubleshooting steps (capture on the client from before "
+    "the SMS Agent Host starts)",
+)
 
 
 def missing_parts(client: ClientExchange) -> list[tuple[int, str]]:

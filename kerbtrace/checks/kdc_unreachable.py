@@ -14,6 +14,12 @@ from kerbtrace.codes import hresult
 from kerbtrace.exchanges.client import ClientExchange, KdcExchange
 
 CODE = "kdc_unreachable"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Kerberos authentication troubleshooting guidance (Microsoft support article)',
+    'KB 244474: how to force Kerberos to use TCP instead of UDP',
+    'KB 262177: how to enable Kerberos event logging',
+)
 
 
 def _matters(client: ClientExchange, ex: KdcExchange) -> bool:

@@ -11,6 +11,11 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "mp_http_error"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'IIS status and sub-status codes (401.1, 403.7, 500.19 ...)',
+    'KB 2020943: HTTP 400 "Request header too long" with large Kerberos tickets',
+)
 
 ADVICE = {
     400: "IIS rejected the request as malformed. With Kerberos this is usually a ticket too large for the HTTP "

@@ -6,6 +6,11 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "no_kerberos_attempt"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Kerberos authentication troubleshooting guidance (Microsoft support article)',
+    'nltest /sc_verify and /dsgetdc (Windows Server command reference)',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

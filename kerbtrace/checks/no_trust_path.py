@@ -13,6 +13,12 @@ from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "no_trust_path"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "CSS article 'how client approval works': client and MP in domains with only an external trust",
+    'Forest trusts: Kerberos across forests (technet cc773178)',
+    'KB 2008039: logon over an external trust uses NTLM',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

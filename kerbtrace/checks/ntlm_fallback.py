@@ -11,6 +11,11 @@ from kerbtrace.checks.common import kerberos_accepted, ntlm_legs
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "ntlm_fallback"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "CSS article 'how client approval works': only Kerberos-authenticated clients are approved automatically",
+    'Windows Authentication HTTP request flow in IIS (Negotiate: Kerberos, then NTLM)',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

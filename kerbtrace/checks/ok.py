@@ -7,6 +7,11 @@ from kerbtrace.checks.common import approved, referrals, ticket_for_mp
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "ok"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "ConfigMgr client approval (technet bb694193) and the CSS article 'how client approval works' "
+    "(automatic approval of computers in trusted domains)",
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

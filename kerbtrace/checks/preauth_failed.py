@@ -12,6 +12,11 @@ from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "preauth_failed"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Event 4771 (Kerberos pre-authentication failed)',
+    'Test-ComputerSecureChannel -Repair (PowerShell documentation)',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

@@ -12,6 +12,11 @@ from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_missing"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'Kerberos error KDC_ERR_S_PRINCIPAL_UNKNOWN or KDC_ERR_PRINCIPAL_NOT_UNIQUE (Microsoft support article)',
+    'setspn (Windows Server command reference)',
+)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:

@@ -13,6 +13,12 @@ from kerbtrace.codes import etype_name, hresult, krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_wrong_account"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    "CSS article 'how client approval works': the HTTP SPN registered under a user account",
+    'Service principal names and HOST aliases (msdn aa480609)',
+    'Troubleshoot Kerberos failures in Internet Explorer/IIS (KRB_AP_ERR_MODIFIED)',
+)
 DECRYPT_ERRORS = (41, 31, 44, 45, 35)
 
 

@@ -14,6 +14,11 @@ from kerbtrace.codes import krb_error
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "trust_broken"
+#: Where an engineer reads more (shown with the fix).
+REFERENCES = (
+    'AskDS: KRB_AP_ERR_BAD_INTEGRITY (trust password mismatch)',
+    'MS-KILE 3.3.5.7.5 cross-domain trust and referrals',
+)
 ERRORS = (31, 41, 68, 12)
 
 

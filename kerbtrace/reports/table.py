@@ -92,6 +92,8 @@ def _explain(r: ClientResult, verbose: bool) -> str:
             lines.append(_wrap(f"codes: {', '.join(f.codes)}", "      ", "        "))
         if f.fix:
             lines.append(_wrap(f"fix: {f.fix}", "      ", "        "))
+        if f.references and f.severity != "info":
+            lines.append(_wrap(f"see: {'; '.join(f.references)}", "      ", "        "))
         for e in f.evidence:
             lines.append(f"      frame.number == {e.frame}: {e.text}")
     if verbose:
