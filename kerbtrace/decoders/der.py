@@ -87,28 +87,10 @@ def header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def expect(buf: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
     """Read the element at `pos`, which must carry `tag`; return its content span."""
-    # tlv() inlined (hot): the short form is decided here, anything else goes through header().
-    if pos + 2 > end:
-        raise DecodeError("truncated DER header")
-    t = buf[pos]
-    n = buf[pos + 1]
-    if t & 0x1F == 0x1F:
-        t, s, n = header(buf, pos, end)
-    elif n < 0x80:
-        s = pos + 2
-    elif n == 0x81 and pos + 3 <= end:
-        n = buf[pos + 2]
-        s = pos + 3
-    elif n == 0x82 and pos + 4 <= end:
-        n = buf[pos + 2] << 8 | buf[pos + 3]
-        s = pos + 4
-    else:
-        t, s, n = header(buf, pos, end)
-    if s + n > end:
-        raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
+    t, s, e = tlv(buf, pos, end)
     if t != tag:
         raise DecodeError(f"{what}: expected tag 0x{tag:02x}, found 0x{t:02x}")
-    return s, s + n
+    return s, e
 
 
 def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
