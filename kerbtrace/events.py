@@ -98,4 +98,30 @@ class CaptureGapEvent:
     missing: int  # 0: unknown (the capture started inside the connection)
 
 
-Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent | CaptureGapEvent
+@dataclass(slots=True)
+class TlsEvent:
+    """A TLS handshake on a TCP connection, as far as it is readable in clear (emitted once per connection,
+    when the client's second flight has been seen or the connection ends).
+
+    An HTTPS or Enhanced HTTP MP carries the registration inside TLS: only this much of it can be seen.
+    `client_certificate` is True/False when TLS 1.2 or older shows whether the client sent a non-empty
+    Certificate message (PKI client authentication), None when it cannot be seen (TLS 1.3 encrypts it,
+    or the capture lacks that part of the handshake).
+    """
+
+    frame: int  # the ClientHello
+    time: float
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    stream: int
+    sni: str | None = None
+    version: str | None = None  # negotiated, e.g. "TLS 1.2", from the ServerHello; None when not seen
+    certificate_requested: bool | None = None  # the server sent a CertificateRequest (TLS <= 1.2)
+    client_certificate: bool | None = None
+    server_frame: int | None = None  # the ServerHello
+    alert: str | None = None  # a clear-text fatal alert, e.g. "handshake_failure", with no data after it
+
+
+Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent | CaptureGapEvent | TlsEvent

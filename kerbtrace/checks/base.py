@@ -17,12 +17,31 @@ SEVERITIES = ("error", "warning", "info")
 
 @dataclass(slots=True)
 class Evidence:
-    frame: int
+    """What proves a finding: a capture frame (Wireshark's frame number), or a line of a log or an event
+    record beside the capture (`source` names the kind: capture, iis, mp_log, client_log, dc_event,
+    directory; `file` and `line` say where)."""
+
+    frame: int | None
     text: str
     source: str = "capture"
+    file: str | None = None
+    line: int | None = None
 
     def as_json(self) -> dict:
-        return {"source": self.source, "frame": self.frame, "text": self.text}
+        out: dict = {"source": self.source, "frame": self.frame, "text": self.text}
+        if self.file is not None:
+            out["file"] = self.file
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+    def locator(self) -> str:
+        """Where to look: a Wireshark display filter for a frame, file:line for a log line."""
+        if self.frame is not None and self.source == "capture":
+            return f"frame.number == {self.frame}"
+        if self.file is not None:
+            return f"{self.file}:{self.line}" if self.line is not None else self.file
+        return self.source
 
 
 @dataclass(slots=True)

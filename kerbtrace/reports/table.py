@@ -20,7 +20,7 @@ def _frames(result: ClientResult) -> str:
     primary = result.primary
     if primary is None:
         return ""
-    frames = sorted({e.frame for e in primary.evidence})
+    frames = sorted({e.frame for e in primary.evidence if e.frame is not None})
     text = ",".join(str(f) for f in frames[:MAX_FRAMES_SHOWN])
     return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
 
@@ -95,7 +95,7 @@ def _explain(r: ClientResult, verbose: bool) -> str:
         if f.references and f.severity != "info":
             lines.append(_wrap(f"see: {'; '.join(f.references)}", "      ", "        "))
         for e in f.evidence:
-            lines.append(f"      frame.number == {e.frame}: {e.text}")
+            lines.append(f"      {e.locator()}: {e.text}")
     if verbose:
         lines.append("  timeline:")
         for e in c.timeline:
