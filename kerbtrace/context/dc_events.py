@@ -64,8 +64,7 @@ class DcEvent:
     @property
     def user(self) -> str:
         """The account name alone, lower case (`wk03$` for `WK03$@CORP.LAB` or `CORP\\WK03$`)."""
-        name = (self.account or "").split("@")[0]
-        return name.rsplit("\\", 1)[-1].lower()
+        return account_user(self.account or "")
 
     @property
     def failed(self) -> bool:
@@ -226,6 +225,11 @@ def to_event(event_id: int, fields: Fields, file: str = "", where: int | None = 
         nt_substatus=_int(_get(fields, "SubStatus")) if event_id == 4625 else None,
         workstation=_get(fields, "WorkstationName") or None,
         record=record if record is not None else where, file=file)
+
+
+def account_user(name: str) -> str:
+    """The account name alone, lower case: `WK03$@CORP.LAB` and `CORP\\WK03$` give `wk03$`."""
+    return name.split("@")[0].rsplit("\\", 1)[-1].lower()
 
 
 def _get(fields: Fields, *names: str) -> str:
