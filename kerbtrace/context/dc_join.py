@@ -30,6 +30,7 @@ BEFORE = 600.0  # seconds of DC events kept before a client's first frame (its T
 AFTER = 60.0
 UNKNOWN_OFFSET_SLACK = 300.0  # widening of the window when the DC clock offset cannot be estimated
 MAX_OFFSET = 86400.0  # pairs further apart than this are not the same exchange
+MAX_PAIRS = 200_000
 PAIR_TOLERANCE = 2.0  # pairs agreeing within this many seconds support the same offset
 MAX_EVIDENCE = 12  # events listed per client (the newest failures first)
 
@@ -100,27 +101,35 @@ def estimate_offset(events: Sequence[DcEvent], kerberos: Iterable) -> tuple[floa
     for event in events:
         if event.address and event.status is not None and event.event_id in (4768, 4769, 4771):
             by_key[(event.address, event.status)].append(event)
-    offsets: list[float] = []
-    for record in kerberos:
+    pairs: list[tuple[float, int]] = []  # (offset, index of the capture's reply)
+    for index, record in enumerate(kerberos):
         if record.transport == "http" or record.msg_type not in (11, 13, 30) or record.error_code in (25, 52):
             continue  # only a KDC's replies are logged by the DC (not the MP's KRB-ERROR in a 401)
         status = record.error_code or 0
         wanted = {11: (4768,), 13: (4769,)}.get(record.msg_type, (4768, 4769, 4771))
         for event in by_key.get((record.dst, status), ()):
             if event.event_id in wanted and abs(event.time - record.time) <= MAX_OFFSET:
-                offsets.append(event.time - record.time)
-    if not offsets:
+                pairs.append((event.time - record.time, index))
+        if len(pairs) > MAX_PAIRS:
+            break  # plenty to find the offset; a busy address must not make this quadratic
+    if not pairs:
         return None, 0
-    offsets.sort()
-    best = (0, 0)  # (support, start index): the densest PAIR_TOLERANCE-wide cluster of offsets
+    pairs.sort()
+    best: tuple[int, int, int] = (0, 0, 0)  # (replies supporting it, start, end): the densest cluster of offsets
     start = 0
-    for end, value in enumerate(offsets):
-        while value - offsets[start] > PAIR_TOLERANCE:
+    inside: Counter[int] = Counter()  # replies in the sliding window, by index
+    for end, (value, index) in enumerate(pairs):
+        inside[index] += 1
+        while value - pairs[start][0] > PAIR_TOLERANCE:
+            gone = pairs[start][1]
+            inside[gone] -= 1
+            if not inside[gone]:
+                del inside[gone]
             start += 1
-        if end - start + 1 > best[0]:
-            best = (end - start + 1, start)
-    support, first = best
-    return statistics.median(offsets[first:first + support]), support
+        if len(inside) > best[0]:
+            best = (len(inside), start, end)
+    support, first, last = best
+    return statistics.median(value for value, _ in pairs[first:last + 1]), support
 
 
 # ---- matching ----------------------------------------------------------------------------------------------
