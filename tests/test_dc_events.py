@@ -21,7 +21,13 @@ import pytest
 
 from kerbtrace.analysis import Analysis, analyze
 from kerbtrace.context.dc_events import DcEvent, load_dc_events, parse_time, to_event
-from kerbtrace.context.dc_join import describe_lockouts, estimate_offset, join_clients, lockout_sources
+from kerbtrace.context.dc_join import (
+    describe_lockouts,
+    estimate_offset,
+    join_clients,
+    keep_for_clients,
+    lockout_sources,
+)
 from tests.conftest import CAPTURES
 
 REAL_EVTX = Path(__file__).resolve().parent / "data" / "evtx"
@@ -333,3 +339,12 @@ def test_mixed_capture_on_the_mp_every_kdc_side_cause_comes_from_the_dc_log(tmp_
             assert view.cause is None, (result.client.ip, want, view.cause)
     assert seen == kdc_side
 
+
+
+def test_loading_for_known_clients_keeps_their_successes_and_every_failure():
+    full = analyze([str(CAPTURES / "ok_same_realm.pcapng")], progress=False)
+    keep = keep_for_clients([r.client for r in full.clients])
+    log = load_dc_events([str(SPRAY), str(SPOOF)], keep=keep)
+    # the lab client is in neither real log: only the failures stay (7 x 4768 0x6, 2 x 4771 0x18)
+    assert _codes(log.events) == {(4768, 0x6): 7, (4771, 0x18): 2}
+    assert keep(constructed_dc_log(full, 0.0)[0])

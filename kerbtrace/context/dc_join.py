@@ -16,6 +16,7 @@ MP's SPN; `no_trust_path` when the refusing DC's realm is unrelated to the MP's)
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,18 @@ def client_identities(client: ClientExchange) -> set[str]:
     return names
 
 
+def keep_for_clients(clients: Sequence[ClientExchange]):
+    """A `keep` for `load_dc_events`: successes of an address or identity no client has are not stored
+    (failures always are: the fleet-wide lockout view needs them)."""
+    addresses = {c.ip for c in clients}
+    names = set().union(*(client_identities(c) for c in clients)) if clients else set()
+
+    def keep(event: DcEvent) -> bool:
+        return event.address in addresses or event.user in names
+
+    return keep
+
+
 def matches(client: ClientExchange, identities: set[str], event: DcEvent) -> bool:
     """The client's own event: one of its identities (a computer account from any address: that machine
     behind NAT, or a clone of it), or its address with no identity the event names."""
@@ -176,18 +189,37 @@ def join_clients(clients: Sequence[ClientExchange], events: Sequence[DcEvent], k
     slack = 0.0 if offset is not None else UNKNOWN_OFFSET_SLACK
     shift = offset or 0.0
     fleet = {account_user(s.principal): s for s in lockout_sources(events)}
+    by_address: dict[str, list[DcEvent]] = defaultdict(list)
+    by_user: dict[str, list[DcEvent]] = defaultdict(list)
+    for event in sorted(events, key=lambda e: e.time):
+        if event.address:
+            by_address[event.address].append(event)
+        if event.user:
+            by_user[event.user].append(event)
     views = []
     for client in clients:
         identities = client_identities(client)
         low = client.first_time + shift - BEFORE - slack
         high = (client.last_time or client.first_time) + shift + AFTER + slack
-        own = [e for e in events if low <= e.time <= high and matches(client, identities, e)]
+        candidates = {id(e): e for e in _between(by_address.get(client.ip, []), low, high)}
+        for name in identities:
+            candidates.update((id(e), e) for e in _between(by_user.get(name, []), low, high))
+        own = sorted((e for e in candidates.values() if matches(client, identities, e)), key=lambda e: e.time)
         statements = summarise(client, own, fleet)
         failures = [e for e in own if e.failed]
         listed = (failures[-MAX_EVIDENCE:] + [e for e in own if not e.failed])[:MAX_EVIDENCE]
         listed.sort(key=lambda e: e.time)
         views.append(ClientDcView(client, own, [e.evidence() for e in listed], statements, offset))
     return views
+
+
+def _between(events: list[DcEvent], low: float, high: float) -> list[DcEvent]:
+    """The events (sorted by time) inside [low, high]."""
+    return events[bisect_left(events, low, key=_time):bisect_right(events, high, key=_time)]
+
+
+def _time(event: DcEvent) -> float:
+    return event.time
 
 
 # ---- what the DC says --------------------------------------------------------------------------------------
