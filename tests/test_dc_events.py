@@ -209,11 +209,12 @@ def test_powershell_json_properties_are_read_by_position(tmp_path):
 # ---- joins with the lab's captures (CONSTRUCTED records, see the module docstring) -------------------------
 
 
-def constructed_dc_log(analysis: Analysis, offset: float) -> list[DcEvent]:
+def constructed_dc_log(analysis: Analysis, offset: float, spn_account: str | None = None) -> list[DcEvent]:
     """What a Windows DC would log for the KDC replies in this capture, its clock `offset` seconds ahead:
     4768 for an AS reply or AS error, 4771 for KDC_ERR_PREAUTH_FAILED, 4769 for a TGS reply or TGS error
     (ServiceName = the SPN asked for on a failure, the service's account on success), no event for the
-    normal KDC_ERR_PREAUTH_REQUIRED. Values are spelt as in the real files (hex strings, ::ffff: addresses)."""
+    normal KDC_ERR_PREAUTH_REQUIRED. Values are spelt as in the real files (hex strings, ::ffff: addresses).
+    `spn_account` names the account a ticket for an HTTP SPN is issued under (else the host's `NAME$`)."""
     accounts = {r.client.ip: r.client.account for r in analysis.clients}
     request_kind: dict[tuple[str, str], int] = {}
     events = []
@@ -238,6 +239,8 @@ def constructed_dc_log(analysis: Analysis, offset: float) -> list[DcEvent]:
         elif tgs:
             event_id = 4769
             service = record.sname if record.msg_type == 30 else record.sname.split("/")[-1].split(".")[0].upper() + "$"
+            if record.msg_type == 13 and spn_account and record.sname.lower().startswith("http/"):
+                service = spn_account
             fields.update(TargetUserName=f"{user}@{realm}", TargetDomainName=realm, ServiceName=service, Status=code,
                           TicketEncryptionType="0x12" if record.msg_type == 13 else "0xffffffff")
         else:
@@ -348,3 +351,22 @@ def test_loading_for_known_clients_keeps_their_successes_and_every_failure():
     # the lab client is in neither real log: only the failures stay (7 x 4768 0x6, 2 x 4771 0x18)
     assert _codes(log.events) == {(4768, 0x6): 7, (4771, 0x18): 2}
     assert keep(constructed_dc_log(full, 0.0)[0])
+
+
+@needs_tshark
+def test_the_dc_names_the_account_holding_the_spn_when_the_capture_shows_the_ticket(tmp_path):
+    """The lab's MP simply lacks the key; the constructed 4769 says what a Windows DC would log if
+    HTTP/mp01.corp.lab sat on the user svc-sql (an issued ticket names the account, not the SPN)."""
+    full = analyze([str(CAPTURES / "spn_on_other_account.pcapng")], progress=False)
+    events = constructed_dc_log(full, offset=-42.0, spn_account="svc-sql")
+    [view] = _views(full, events)
+    assert view.offset == pytest.approx(-42.0, abs=0.001)
+    assert view.cause == "spn_wrong_account"
+    statement = view.says("spn_wrong_account")
+    assert "under the account svc-sql, not the MP's computer account MP01$" in statement.text
+    frame, event = statement.evidence
+    assert (frame.source, frame.frame) == ("capture", 19) and (event.source, event.line) == ("dc_event", 5019)
+    # The same log beside the MP's capture: nothing pairs the 4769 with the MP's SPN, so nothing is claimed.
+    [mp_view] = _views(_mp_side(tmp_path, "spn_on_other_account"), events)
+    assert mp_view.offset is None and mp_view.says("spn_wrong_account") is None
+    assert mp_view.cause is None and mp_view.events  # the events are listed, without a cause

@@ -9,7 +9,8 @@ unknown, and the window then widens by `UNKNOWN_OFFSET_SLACK` instead of assumin
 The summary (`DcStatement`s) names causes with the checks' codes: `spn_missing` (4769 0x7 for the
 MP's SPN; `no_trust_path` when the refusing DC's realm is unrelated to the MP's), `account_locked`
 (pre-authentication failures, then 0x12), `account_revoked` (0x12 and other account refusals),
-`preauth_failed`, `etype_unsupported`, `clock_skew`, `trust_broken`, and the confirmations
+`preauth_failed`, `etype_unsupported`, `clock_skew`, `trust_broken`, `spn_wrong_account` (the 4769 paired
+with the capture's TGS reply for the MP's SPN names another account), and the confirmations
 `mp_ticket_issued` and `tgt_issued`.
 """
 
@@ -185,6 +186,7 @@ def join_clients(clients: Sequence[ClientExchange], events: Sequence[DcEvent], k
                  ) -> list[ClientDcView]:
     """Per client (same order), the DC events matched to it and what they say. Call once per capture file
     with that file's `Analysis.kerberos` records: each capture has its own clock."""
+    kerberos = list(kerberos)
     offset, _ = estimate_offset(events, kerberos)
     slack = 0.0 if offset is not None else UNKNOWN_OFFSET_SLACK
     shift = offset or 0.0
@@ -205,12 +207,31 @@ def join_clients(clients: Sequence[ClientExchange], events: Sequence[DcEvent], k
         for name in identities:
             candidates.update((id(e), e) for e in _between(by_user.get(name, []), low, high))
         own = sorted((e for e in candidates.values() if matches(client, identities, e)), key=lambda e: e.time)
-        statements = summarise(client, own, fleet)
+        owners = spn_owners(client, own, kerberos, offset) if offset is not None else []
+        statements = summarise(client, own, fleet, owners)
         failures = [e for e in own if e.failed]
         listed = (failures[-MAX_EVIDENCE:] + [e for e in own if not e.failed])[:MAX_EVIDENCE]
         listed.sort(key=lambda e: e.time)
         views.append(ClientDcView(client, own, [e.evidence() for e in listed], statements, offset))
     return views
+
+
+def spn_owners(client: ClientExchange, events: Sequence[DcEvent], kerberos: Sequence, offset: float
+               ) -> list[tuple[object, DcEvent]]:
+    """The capture's TGS replies carrying a ticket for the MP's SPN, each with the 4769 the DC logged for
+    it (same address, time within PAIR_TOLERANCE after the offset): its ServiceName is the account that
+    holds the SPN, which neither the capture nor the DC's log alone can tell."""
+    spns = {n for n in mp_service_names(client) if n.startswith("http/")}
+    issued = [e for e in events if e.event_id == 4769 and not e.failed and e.address == client.ip]
+    out = []
+    for record in kerberos:
+        if (record.transport == "http" or record.msg_type != 13 or record.dst != client.ip
+                or (record.sname or "").lower().split(":")[0] not in spns):
+            continue
+        near = [e for e in issued if abs(e.time - (record.time + offset)) <= PAIR_TOLERANCE]
+        if near:
+            out.append((record, min(near, key=lambda e: abs(e.time - (record.time + offset)))))
+    return out
 
 
 def _between(events: list[DcEvent], low: float, high: float) -> list[DcEvent]:
@@ -225,10 +246,20 @@ def _time(event: DcEvent) -> float:
 # ---- what the DC says --------------------------------------------------------------------------------------
 
 
-def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, LockoutSource]
-              ) -> list[DcStatement]:
+def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, LockoutSource],
+              owners: Sequence[tuple[object, DcEvent]] = ()) -> list[DcStatement]:
     """Failures first (the most specific one first), then the confirmations."""
     out: list[DcStatement] = []
+    mp_account = f"{client.mp_short_name}$".lower() if client.mp_short_name else None
+    for record, event in list(owners)[-1:]:
+        if mp_account and event.service and event.service.lower() != mp_account:
+            out.append(DcStatement(
+                "spn_wrong_account",
+                f"The DC {event.computer} issued the ticket for {record.sname} (frame {record.frame}) under the "
+                f"account {event.service}, not the MP's computer account {mp_account.upper()}: the ticket is "
+                f"encrypted with {event.service}'s key, which the MP cannot use unless its web application runs "
+                "as that account (an NLB name served by a domain user).",
+                [], [Evidence(record.frame, f"TGS-REP: ticket for {record.sname}"), event.evidence()]))
     mp = [e for e in events if is_mp_request(client, e)]
     for event in (e for e in reversed(mp) if e.failed):
         cause = CAUSE_BY_CODE.get(event.status or 0, "kdc_error")
