@@ -11,6 +11,7 @@ Two kinds of input, kept apart:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -370,3 +371,20 @@ def test_the_dc_names_the_account_holding_the_spn_when_the_capture_shows_the_tic
     [mp_view] = _views(_mp_side(tmp_path, "spn_on_other_account"), events)
     assert mp_view.offset is None and mp_view.says("spn_wrong_account") is None
     assert mp_view.cause is None and mp_view.events  # the events are listed, without a cause
+
+
+def test_the_real_logs_read_the_same_as_xml_and_json_lines(tmp_path):
+    """The real records re-rendered by the EVTX library as wevtutil-style XML (Event elements without a
+    root, each with its own declaration stripped) and as evtx_dump-style JSON lines give the same events."""
+    from evtx import PyEvtxParser
+
+    for path in (SPRAY, SPOOF, LOGON):
+        xml = "\n".join(r["data"].split("?>", 1)[1] for r in PyEvtxParser(str(path)).records())
+        jsonl = "\n".join(json.dumps(json.loads(r["data"])) for r in PyEvtxParser(str(path)).records_json())
+        (tmp_path / "a.xml").write_text(xml)
+        (tmp_path / "a.jsonl").write_text(jsonl)
+        want = [dataclasses.replace(e, file="") for e in load_dc_events([str(path)]).events]
+        for other in ("a.xml", "a.jsonl"):
+            log = load_dc_events([str(tmp_path / other)])
+            assert not log.errors and not log.warnings, other
+            assert [dataclasses.replace(e, file="") for e in log.events] == want, (path.name, other)
