@@ -159,6 +159,9 @@ def _by_name(token: str, forced: str | None) -> list[Match]:
     return [Match(c, f"name containing {token.upper()}") for c in named if name in c.name.upper()]
 
 
+_MAX_PARTIAL = 20
+
+
 def _by_number(token: str, forced: str | None) -> list[Match]:
     scored: list[tuple[tuple[int, int], Match]] = []
     seen: set[tuple[str, int]] = set()
@@ -211,7 +214,11 @@ def explain(text: str) -> Explanation:
         return Explanation(text, _iis(int(dotted.group(1)), int(dotted.group(2)), win32), hints)
     if len(parts) == 1:
         if _NAME_RE.fullmatch(first) and not _HEX_RE.fullmatch(first):
-            return Explanation(text, _by_name(first, forced), hints)
+            matches = _by_name(first, forced)
+            if len(matches) > _MAX_PARTIAL:
+                hints.append(f"{len(matches) - _MAX_PARTIAL} more names contain {first.upper()}; give more of it")
+                matches = matches[:_MAX_PARTIAL]
+            return Explanation(text, matches, hints)
         matches = _by_number(first, forced)
         if not matches:
             hints = _unlisted_hints(_number(first)[0].value)

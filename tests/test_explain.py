@@ -242,6 +242,8 @@ def test_a_kind_word_narrows_the_search():
 def test_part_of_a_name_lists_the_names_containing_it():
     names = _names("LOCKED_OUT")
     assert {"STATUS_ACCOUNT_LOCKED_OUT", "ERROR_ACCOUNT_LOCKED_OUT"} <= set(names)
+    many = explain("KDC_ERR")
+    assert len(many.matches) == 20 and "more names contain KDC_ERR" in many.hints[0]
 
 
 # --------------------------------------------------------------------------------------------- unknown, garbage
