@@ -910,8 +910,8 @@ _EV_ROWS: list[_ARow] = [
      "userAccountControl, supported encryption types).", "Matters when the account holds HTTP/<mp> or runs the "
      "MP's web service.", "", True),
     (4740, "A user account was locked out",
-     "Security log of the DC holding the PDC role: an account was locked out after too many bad passwords; "
-     "'Caller Computer Name' is where they came from.",
+     "Security log of a DC (search the PDC emulator first, lockouts reach it at once): an account was locked "
+     "out after too many bad passwords; 'Caller Computer Name' is where they came from.",
      "For <client>$: its requests fail with KDC_ERR_CLIENT_REVOKED (18) and STATUS_ACCOUNT_LOCKED_OUT; not "
      "auto-approved.", "Unlock the account and stop the source of the bad passwords.", False),
     (4741, "A computer account was created", "Security log of a DC: a computer account was created (domain "
