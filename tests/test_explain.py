@@ -14,7 +14,8 @@ from kerbtrace.cli import build_parser, main
 from kerbtrace.explain import ExplainError, explain, to_json
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_EVENTS = REPO.parent / "shared" / "real-events"
+# Real DC Security logs: shipped in tests/data/evtx, or the reference copies beside the repository.
+REAL_EVENT_DIRS = (REPO / "tests" / "data" / "evtx", REPO.parent / "shared" / "real-events")
 
 krb = pytest.importorskip("impacket.krb5.constants")
 nt_errors = pytest.importorskip("impacket.nt_errors")
@@ -163,9 +164,10 @@ def test_every_event_with_a_code_field_decodes_with_the_right_table():
 def test_real_dc_security_log_result_codes():
     """Result codes as a real DC wrote them (a password spray), read with the maintained evtx parser."""
     evtx = pytest.importorskip("evtx")
-    path = REAL_EVENTS / "kerberos_pwd_spray_4771.evtx"
-    if not path.exists():
-        pytest.skip("real DC event logs not present beside the repository")
+    path = next((d / "kerberos_pwd_spray_4771.evtx" for d in REAL_EVENT_DIRS
+                 if (d / "kerberos_pwd_spray_4771.evtx").exists()), None)
+    if path is None:
+        pytest.skip("real DC event log kerberos_pwd_spray_4771.evtx not present")
     seen: dict[tuple[int, str], str] = {}
     for record in evtx.PyEvtxParser(str(path)).records_json():
         event = json.loads(record["data"])["Event"]
