@@ -41,6 +41,37 @@ exit status:
   2  an input could not be read (not a capture, unreadable file); the others are still analysed
 """
 
+EXPLAIN_DESCRIPTION = """\
+Name and explain a code met in an IIS log, a ConfigMgr log, a capture or a DC's event log: its name,
+what it means, what it means for the client's approval, and the usual fix.
+"""
+
+EXPLAIN_EPILOG = """\
+notations (examples):
+  kerbtrace explain 2148074254          IIS sc-win32-status (unsigned decimal)   -> SEC_E_NO_CREDENTIALS
+  kerbtrace explain 0x8009030E          hex, also 8009030E                       -> SEC_E_NO_CREDENTIALS
+  kerbtrace explain -2146893042         signed decimal                           -> SEC_E_NO_CREDENTIALS
+  kerbtrace explain SEC_E_WRONG_PRINCIPAL   a name, any case (sec_i_continue_needed too)
+  kerbtrace explain 41                  Kerberos error number                    -> KRB_AP_ERR_MODIFIED
+  kerbtrace explain krb_ap_err_modified     Kerberos name (MIT KRB5KRB_AP_ERR_MODIFIED too)
+  kerbtrace explain 0xC0000234          NTSTATUS                                 -> STATUS_ACCOUNT_LOCKED_OUT
+  kerbtrace explain 0x80072EE7          Win32/WinHTTP in an HRESULT              -> ERROR_WINHTTP_NAME_NOT_RESOLVED
+  kerbtrace explain 12007               Win32/WinHTTP                            -> ERROR_WINHTTP_NAME_NOT_RESOLVED
+  kerbtrace explain 0x87D00231          ConfigMgr (CcmMessaging.log)             -> CCM_TRANSIENT_ERROR
+  kerbtrace explain 4771 0x18           DC event and its result code (also 4771:0x18, event 4771 0x18)
+  kerbtrace explain 4625 0xC000006D 0xC000006A   event 4625 Status and Sub Status
+  kerbtrace explain 401 2 5             IIS sc-status sc-substatus sc-win32-status (also 401.2 5, 401.2)
+  kerbtrace explain 24 --json           JSON; 24 is listed under every table that holds it
+
+A word before the code narrows the search: event, iis, krb, ntstatus, win32, hresult, ccm, dns
+(kerbtrace explain win32 5).
+
+exit status:
+  0  the code is in kerbtrace's tables
+  1  the code is in none of them (what its form still tells is printed)
+  2  the argument is not a code in any notation (empty, 0xZZ, too many values)
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kerbtrace", description=DESCRIPTION,
@@ -60,12 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
                               "MPs seen in the capture are known already")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                          "not a terminal)")
+    explain = sub.add_parser("explain", help="name and explain an error, status or event code",
+                             description=EXPLAIN_DESCRIPTION, epilog=EXPLAIN_EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    explain.add_argument("code", nargs="+", metavar="CODE", help="the code, in any notation below")
+    explain.add_argument("--json", action="store_true", help="print the kerbtrace-explain/1 JSON document")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        from kerbtrace.explain import run
+
+        return run(args.code, args.json, sys.stdout, sys.stderr)
     if args.command != "analyze":
         parser.print_help()
         return EXIT_UNUSABLE

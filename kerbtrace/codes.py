@@ -12,15 +12,24 @@ Regenerate ``docs/codes.md`` with ``python -m kerbtrace.codes > docs/codes.md``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "CCM_APPROVAL_STATUS",
     "CCM_REG_STATUS",
     "CodeInfo",
+    "DC_EVENTS",
+    "EVENT_CODE_FIELDS",
+    "IIS_STATUS",
+    "IisStatus",
+    "KIND_TITLES",
     "all_codes",
     "ccm_hresult",
+    "dc_event",
     "dns_rcode",
+    "event_result",
+    "iis_code",
+    "iis_status",
     "etype_name",
     "hresult",
     "iis_win32_status",
@@ -45,17 +54,22 @@ _HEX_KINDS = frozenset({"ntstatus", "hresult", "ccm"})
 class CodeInfo:
     """One code with its name, a plain-words meaning and the fix an admin can apply."""
 
-    kind: str  # "krb" | "ntstatus" | "hresult" | "win32" | "etype" | "padata" | "dns-rcode" | "ccm"
+    kind: str  # "krb" | "ntstatus" | "hresult" | "win32" | "etype" | "padata" | "dns-rcode" | "ccm" | "event" | "iis"
     value: int
     name: str
     meaning: str
     fix: str = ""
     normal: bool = False  # expected in healthy traffic
+    approval: str = ""  # what the code means for ConfigMgr client approval
 
     def label(self) -> str:
         """``NAME (41)`` for small enumerations, ``NAME (0xC0000234)`` for 32-bit status codes."""
         if self.kind in _HEX_KINDS:
             return f"{self.name} (0x{self.value & 0xFFFFFFFF:08X})"
+        if self.kind == "event":
+            return f"event {self.value} ({self.name})"
+        if self.kind == "iis":
+            return f"HTTP {self.value // 1000}.{self.value % 1000} ({self.name})"
         return f"{self.name} ({self.value})"
 
 
@@ -518,20 +532,115 @@ _HR_ROWS: list[_Row] = [
 ]
 HRESULTS: dict[int, CodeInfo] = _table("hresult", _HR_ROWS)
 
-# ConfigMgr client-side HRESULTs ("0x87D0xxxx"); the names are descriptive, not SDK constants.
-_CCM_ROWS: list[_Row] = [
-    (0x87D00215, "CCM_ITEM_NOT_FOUND", "ConfigMgr 'Item not found' (deployment, policy or content); not an "
-     "authentication error.", "", False),
-    (0x87D00231, "CCM_POST_FAILED",
-     "CcmMessaging could not deliver its message to the MP; usually the MP answered with an HTTP error (e.g. "
-     "500.19, broken IIS configuration). Descriptive name: Microsoft publishes no constant for it.",
-     "Look at the MP's IIS log for that request and at MP_*.log.", False),
-    (0x87D0027E, "CCM_HTTP_STATUS",
-     "Probably the MP answered with a non-200 HTTP status (logged with CCM_CcmHttp_Status StatusCode). "
-     "Descriptive name: Microsoft publishes no constant for it.", "Look at the MP's IIS log for that "
-     "request.", False),
+# ConfigMgr client and MP HRESULTs ("0x87D0xxxx"). Microsoft publishes no constants for them: the names are
+# descriptive (except CCM_E_BAD_HTTP_STATUS_CODE, which CcmMessaging.log prints), the quoted texts are the
+# ones CMTrace's error lookup gives (as listed in Scott McAllister's "ConfigMgr and Intune error codes").
+# Rows: (value, name, meaning, approval impact, fix, normal)
+_ARow = tuple[int, str, str, str, str, bool]
+
+
+def _atable(kind: str, rows: list[_ARow]) -> dict[int, CodeInfo]:
+    return {v: CodeInfo(kind, v, n, m, f, ok, a) for v, n, m, a, f, ok in rows}
+
+
+_CCM_NO_REQUEST = ("The registration request did not reach the MP or got no usable answer: the client is not "
+                   "registered at all (not merely unapproved) until a retry succeeds.")
+_CCM_SIGNING = ("Concerns message signing and certificates, not Kerberos: a client whose registration or "
+                "later messages fail this way is not (or no longer) treated as a trusted client by the MP.")
+_CCM_NOT_AUTH = "Not an authentication or registration error: approval is decided elsewhere."
+_CCM_ROWS: list[_ARow] = [
+    (0x87D00213, "CCM_TIMEOUT", "CMTrace: 'Timeout occurred'. A ConfigMgr operation (often a message to the MP) "
+     "timed out.", _CCM_NO_REQUEST, "Check the network path to the MP and the MP's CCM application pools.",
+     False),
+    (0x87D00215, "CCM_ITEM_NOT_FOUND", "CMTrace: 'Item not found' (deployment, policy or content); not an "
+     "authentication error.", _CCM_NOT_AUTH, "", False),
+    (0x87D00221, "CCM_INVALID_USER", "CMTrace: 'Invalid user'.", "Probably an account the client or MP cannot "
+     "use; read the log line around it.", "", False),
+    (0x87D00224, "CCM_INVALID_MESSAGE", "CMTrace: 'Invalid message'. The MP or client could not read a "
+     "ConfigMgr message (truncated or altered body, often a proxy).", _CCM_NO_REQUEST,
+     "Check proxies and load balancers between client and MP.", False),
+    (0x87D00227, "CCM_FUNCTIONALITY_DISABLED", "CMTrace: 'Functionality disabled'.", _CCM_NOT_AUTH, "", False),
+    (0x87D00228, "CCM_INVALID_ENDPOINT", "CMTrace: 'Invalid endpoint'. The message named an MP endpoint that "
+     "does not exist (MP role broken or half installed).", _CCM_NO_REQUEST,
+     "Check mpcontrol.log and MP_*.log; reinstall the MP role if the endpoints are missing.", False),
+    (0x87D00229, "CCM_GET_CREDENTIALS_FAILED", "CMTrace: 'Failed to get credentials'.",
+     "Probably the client could not obtain credentials for an authenticated request: no Kerberos, not "
+     "auto-approved.", "Check the client's secure channel (nltest /sc_verify:<domain>).", False),
+    (0x87D00230, "CCM_LOGON_AS_CREDENTIALS_FAILED", "CMTrace: 'Error logging on as given credentials' "
+     "(network access or client push account).", "Concerns a configured ConfigMgr account, not the client's "
+     "computer account; not a registration error by itself.", "Check the account's password and rights.",
+     False),
+    (0x87D00231, "CCM_TRANSIENT_ERROR",
+     "CMTrace: 'Transient error'. CcmMessaging could not deliver its message to the MP ('Post to "
+     "http://<mp>/ccm_system_windowsauth/request failed with 0x87d00231'); usually the MP answered with an HTTP "
+     "error (e.g. 500.19, broken IIS configuration) or a token could not be obtained (Entra ID joined clients).",
+     _CCM_NO_REQUEST, "Look at the MP's IIS log for that request (sc-status, sc-substatus, sc-win32-status) and "
+                      "at MP_*.log; for Entra ID clients at CCM_STS.log on the MP.", False),
+    (0x87D00232, "CCM_MESSAGE_NOT_SIGNED", "CMTrace: 'Message not signed'.", _CCM_SIGNING,
+     "Check the client's self-signed or PKI certificate (ClientAuth.log) and the MP's MP_RegistrationManager.log.",
+     False),
+    (0x87D00233, "CCM_MESSAGE_NOT_TRUSTED", "CMTrace: 'Message not trusted'.", _CCM_SIGNING,
+     "Check whether the client is approved and its certificate is the one the site holds (client record not "
+     "blocked, no duplicate certificate).", False),
+    (0x87D00238, "CCM_PUBLIC_KEY_NOT_FOUND", "CMTrace: 'Public key not found'. The site has no public key for "
+     "the client (registration incomplete or record deleted).", "The MP does not know the client yet: it "
+     "must register again; approval follows from that registration.",
+     "Restart the SMS Agent Host service (ccmexec) so the client registers again.", False),
+    (0x87D00239, "CCM_CLIENT_ID_NOT_FOUND", "CMTrace: 'Client id not found'. The site has no record of this "
+     "client GUID (record deleted, or the client never registered).", "The client is unknown to the site until it "
+     "registers again.", "Restart ccmexec so the client registers; if the record was deleted on purpose, "
+     "check for duplicate GUIDs (cloned images).", False),
+    (0x87D00243, "CCM_PUBLIC_KEY_MISMATCH", "CMTrace: 'Public key mismatch'. The client's certificate differs "
+     "from the one the site recorded (reimaged machine, duplicate GUID, or regenerated certificate).",
+     "The MP treats the client as a possible impostor: it stays unapproved or is blocked until the record "
+     "is fixed.", "Delete the stale client record (or reset the client's certificate and GUID) and let the "
+     "client register again.", False),
+    (0x87D00248, "CCM_NETWORK_ERROR", "CMTrace: 'There was an error in network communication'.",
+     _CCM_NO_REQUEST, "Check connectivity, proxies and TLS between client and MP.", False),
+    (0x87D0025E, "CCM_MESSAGE_NOT_TRUSTED_TO_FORWARD", "CMTrace: 'Encountered a message which was not "
+     "sufficiently trusted to forward to an endpoint for processing'. The MP refused a message from a client "
+     "it does not trust (probably an unapproved or unsigned client).", "Usually a consequence of the client "
+     "not being approved (or not signing its messages), not its cause.",
+     "Approve the client or fix its registration first; see MP_RegistrationManager.log.", False),
+    (0x87D00269, "CCM_MP_NOT_FOUND", "CMTrace: 'Required management point not found'. The client found no MP "
+     "(site assignment, boundaries, DNS publishing or AD publishing).", "No MP, no registration request: the "
+     "client is not registered.", "Check ClientLocation.log and LocationServices.log, boundaries and "
+     "boundary groups, and the MP's DNS/AD publishing.", False),
+    (0x87D0027E, "CCM_E_BAD_HTTP_STATUS_CODE",
+     "CMTrace: 'Bad HTTP status code'. The MP answered with a non-200 HTTP status (CcmMessaging.log prints "
+     "Text=CCM_E_BAD_HTTP_STATUS_CODE and CCM_CcmHttp_Status with the StatusCode).",
+     "If the request was the registration (ccm_system_windowsauth), the client is not registered until it "
+     "succeeds.", "Look at the MP's IIS log line for that request: sc-status, sc-substatus, sc-win32-status.",
+     False),
+    (0x87D00280, "CCM_EMPTY_CERT_STORE", "CMTrace: 'Empty certificate store'. No certificate in the store the "
+     "client looks in (PKI client certificate missing, HTTPS MP).", _CCM_SIGNING,
+     "Enrol the client authentication certificate, or check the certificate selection criteria.", False),
+    (0x87D00281, "CCM_NO_MATCHING_CERT", "CMTrace: 'No certificate matching criteria specified'.", _CCM_SIGNING,
+     "Check the client certificate selection criteria and the certificate's enhanced key usage.", False),
+    (0x87D00283, "CCM_MISSING_PRIVATE_KEY", "CMTrace: 'Missing private key'.", _CCM_SIGNING,
+     "Re-enrol the client certificate (or delete the SMS self-signed certificates and restart ccmexec).",
+     False),
+    (0x87D00286, "CCM_INVALID_SMS_AUTHORITY", "CMTrace: 'Invalid SMS authority' (the client's site code does "
+     "not match the MP's site).", "The client talks to an MP of another site: it is not registered there.",
+     "Reassign the client to the right site code.", False),
+    (0x87D00287, "CCM_SIGNING_CERT_MISSING", "CMTrace: 'The signing certificate is missing'.", _CCM_SIGNING,
+     "Delete the SMS signing certificate on the client and restart ccmexec, or reinstall the client.", False),
+    (0x87D00292, "CCM_INBAND_SIGNATURE_FAILED", "CMTrace: 'Client unable to compute message signature for "
+     "InBand Auth'.", _CCM_SIGNING, "Check the client's certificates and its private keys' permissions.", False),
+    (0x87D00293, "CCM_SITE_SIGNING_CERT_REFRESH_FAILED", "CMTrace: 'Client unable to Refresh Site server "
+     "signing certificate'.", _CCM_SIGNING, "Check LocationServices.log and the client's trusted root key.",
+     False),
+    (0x87D00295, "CCM_REGISTRATION_CERT_INVALID", "CMTrace: 'Registration certificate is either missing or "
+     "invalid'. The MP could not validate the certificate sent with the registration request (expired, "
+     "untrusted, or missing).", "Registration fails (MP_RegistrationManager.log 'Registration failed'); the "
+     "client is neither registered nor approved.", "Check the client certificate's validity and chain; in "
+     "MP_RegistrationManager.log read the certificate validation lines.", False),
+    (0x87D00298, "CCM_CLIENT_RECORD_NOT_VALIDATED", "CMTrace: 'The client's database record could not be "
+     "validated'.", "The MP does not trust the client's record: it is treated as unapproved until the record "
+     "is valid.", "Check for a blocked or duplicate record in the console; delete it and let the client "
+     "register again.", False),
 ]
-CCM_HRESULTS: dict[int, CodeInfo] = _table("ccm", _CCM_ROWS)
+CCM_HRESULTS: dict[int, CodeInfo] = _atable("ccm", _CCM_ROWS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -650,6 +759,376 @@ CCM_APPROVAL_STATUS: dict[int, str] = {
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Approval impact of the tables above, and the tables of DC/client events and IIS status codes.
+# Every entry says what the code means for a ConfigMgr client's approval under "automatically approve
+# computers in trusted domains": only a client that authenticated to the MP with Kerberos is approved.
+
+_A_NORMAL = "Normal step of a healthy exchange; on its own it does not affect approval."
+_A_NO_TGT = ("If it concerns the client's computer account (<name>$), the client gets no TGT, so no ticket for "
+             "HTTP/<mp>: it cannot authenticate to the MP with Kerberos and is not auto-approved. For other "
+             "accounts (users, a password spray) it does not concern registration.")
+_A_NO_TICKET = ("The client gets no service ticket for HTTP/<mp>: Negotiate falls back to NTLM (or fails), and a "
+                "client authenticated with NTLM is registered but not auto-approved (stays pending).")
+_A_MP_REJECTS = ("The MP cannot accept the client's Kerberos ticket: the client is not authenticated with "
+                 "Kerberos and is not auto-approved (an NTLM retry, if any, is not auto-approved either).")
+_A_TIME = ("Clock difference: Kerberos fails for the client (at its DC or at the MP) and it is not "
+           "auto-approved until the clocks agree.")
+_A_TRUST = ("The cross-domain part of the ticket request failed: a client from another domain gets no ticket "
+            "for the MP and is not auto-approved.")
+_A_ACCOUNT = ("If it concerns the client's computer account, the DC refuses it tickets: the client cannot "
+              "authenticate with Kerberos and is not auto-approved.")
+_A_NO_DC = ("No DC reachable: no Kerberos and no NTLM fallback either; the registration fails (or is "
+            "unauthenticated) and the client is not auto-approved.")
+_A_NO_MP = ("The client never reaches the MP: no registration request arrives, so the client is not registered "
+            "at all (not merely unapproved).")
+_A_MP_BROKEN = "The MP fails the request: the client is not registered until the MP is repaired."
+
+_APPROVAL_DEFAULT_FAILURE = {
+    "krb": ("If this answered one of the client computer's own Kerberos requests (its TGT, its ticket for "
+            "HTTP/<mp>, or the MP's check of that ticket), the client does not authenticate to the MP with "
+            "Kerberos and is not auto-approved; for other accounts or services it does not concern registration."),
+    "ntstatus": ("Matters only when it concerns the client's computer account, the MP or the trust between "
+                 "them; then the client cannot authenticate with Kerberos and is not auto-approved."),
+    "hresult": ("Matters when logged for the client's registration request (CcmMessaging.log, "
+                "ClientIDManagerStartup.log, or IIS sc-win32-status on /ccm_system_windowsauth/request): then "
+                "the registration did not authenticate with Kerberos and the client is not auto-approved."),
+    "win32": ("Matters when logged for the client's registration request or its computer account: then the "
+              "registration did not authenticate with Kerberos and the client is not auto-approved."),
+    "dns-rcode": ("Matters when the name is the MP's or a DC locator record (_kerberos, _ldap SRV) the client "
+                  "needs: then it reaches neither the MP nor a KDC, and is not registered or not approved."),
+}
+
+_APPROVAL_SPECIFIC: dict[str, dict[int, str]] = {
+    "krb": {
+        **dict.fromkeys((6, 9, 18, 23, 24), _A_NO_TGT),
+        **dict.fromkeys((7, 8, 12, 14, 26, 60, 65), _A_NO_TICKET),
+        **dict.fromkeys((35, 36, 40, 41, 44, 45), _A_MP_REJECTS),
+        **dict.fromkeys((10, 11, 32, 33, 37), _A_TIME),
+        **dict.fromkeys((28, 31, 51, 68), _A_TRUST),
+        29: _A_NO_DC,
+    },
+    "ntstatus": {
+        **dict.fromkeys((0xC0000064, 0xC000006A, 0xC000006D, 0xC000006E, 0xC000006F, 0xC0000070, 0xC0000071,
+                         0xC0000072, 0xC0000193, 0xC0000224, 0xC0000234, 0xC000018D), _A_ACCOUNT),
+        **dict.fromkeys((0xC000018B, 0xC000018C, 0xC000019B, 0xC0000413), _A_TRUST),
+        **dict.fromkeys((0xC000005E, 0xC00000DF, 0xC0000388), _A_NO_DC),
+        0xC0000133: _A_TIME,
+        0xC00002FD: _A_NO_TICKET,
+        0xC000035B: _A_MP_REJECTS,
+        0xC000015B: ("The MP refuses the client's network logon (user right on the MP): the client is not "
+                     "authenticated and not auto-approved."),
+    },
+    "hresult": {
+        0x80070005: ("In IIS '401 2 5' it is the normal anonymous first request; with FREB 401.2 after an "
+                     "authenticated request it means the MP rejected the ticket: not auto-approved."),
+        **dict.fromkeys((0x80090322, 0x8009030C, 0x80090308, 0x80090346, 0x80090348, 0x80090305), _A_MP_REJECTS),
+        **dict.fromkeys((0x80090303, 0x80090342), _A_NO_TICKET),
+        **dict.fromkeys((0x80090338, 0x80090341), _A_TRUST),
+        **dict.fromkeys((0x80090311, 0x80090350), _A_NO_DC),
+        0x80090324: _A_TIME,
+        0x80190191: "The MP refused authentication (HTTP 401): the client is not auto-approved.",
+    },
+    "win32": {
+        5: ("In an IIS 7+ line '401 2 5' it is the normal anonymous first request (the Negotiate challenge): "
+            "approval depends on the client's next, authenticated request."),
+        **dict.fromkeys((1326, 1327, 1328, 1329, 1330, 1331, 1793, 1907, 1909), _A_ACCOUNT),
+        **dict.fromkeys((1311, 1355), _A_NO_DC),
+        **dict.fromkeys((1788, 1935), _A_TRUST),
+        1789: _A_ACCOUNT,
+        1396: _A_MP_REJECTS,
+        1398: _A_TIME,
+        **dict.fromkeys((1225, 1231, 1232, 10054, 10060, 10061, 12002, 12007, 12029, 12030, 12175), _A_NO_MP),
+        126: _A_MP_BROKEN,
+    },
+    "dns-rcode": {},
+}
+
+
+def _add_approval(table: dict[int, CodeInfo]) -> None:
+    """Fill ``approval`` in place (the dict keeps its identity, so importers see the filled entries)."""
+    for value, info in table.items():
+        if info.approval:
+            continue
+        text = _APPROVAL_SPECIFIC.get(info.kind, {}).get(value)
+        if text is None:
+            text = _A_NORMAL if info.normal else _APPROVAL_DEFAULT_FAILURE.get(info.kind, "")
+        table[value] = replace(info, approval=text)
+
+
+for _t in (KRB_ERRORS, NTSTATUS, HRESULTS, WIN32, DNS_RCODES):
+    _add_approval(_t)
+
+
+# Windows events that explain registration failures: the DC's Security log (4768-4776, account changes), the
+# client's and the DC's System log (Kerberos, KDC, NETLOGON). Event IDs are per source; the meaning names it.
+_EV_ROWS: list[_ARow] = [
+    (3, "A Kerberos error message was received",
+     "System log, source Security-Kerberos, only with Kerberos event logging on (KB262177): the machine received "
+     "a KRB-ERROR; 'Error Code' is the Kerberos error in hex (0x19 = 25 is normal).",
+     "Follow the error code: on the client, one for HTTP/<mp> explains why Kerberos to the MP failed.",
+     "Read the Error Code and the Server Name; look it up with kerbtrace explain.", False),
+    (4, "The Kerberos client received a KRB_AP_ERR_MODIFIED error from the server",
+     "System log of the client, source Security-Kerberos: the server (for HTTP/<mp>: the MP) could not decrypt "
+     "the ticket; the event names the target SPN and the account the ticket was for.", _A_MP_REJECTS,
+     "The HTTP/<mp> SPN is on the wrong account or duplicated: see KRB_AP_ERR_MODIFIED (41).", False),
+    (11, "KDCEVENT_NAME_NOT_UNIQUE",
+     "System log of a DC, source Kerberos-Key-Distribution-Center: several accounts hold the same SPN (e.g. "
+     "HTTP/<mp> on the MP and on a user account); the DC answers KDC_ERR_S_PRINCIPAL_UNKNOWN (7).",
+     _A_NO_TICKET, "setspn -X lists duplicates; remove the extra one with setspn -D <spn> <account>.", False),
+    (16, "No suitable key for the target account (TGS)",
+     "System log of a DC, source Kerberos-Key-Distribution-Center: probably the TGS request's etypes and the "
+     "target account's keys have nothing in common (event text lists both).", _A_NO_TICKET,
+     "Compare msDS-SupportedEncryptionTypes on the MP account with the client's etypes; reset the account's "
+     "password after enabling AES.", False),
+    (27, "No suitable key for the target account",
+     "System log of a DC, source Kerberos-Key-Distribution-Center: probably the same etype/key mismatch as "
+     "event 16, logged when the account's available etypes do not include a requested one.", _A_NO_TICKET,
+     "As for event 16: check msDS-SupportedEncryptionTypes and reset the account password.", False),
+    (1102, "The audit log was cleared", "Security log: the log was cleared; events before it are missing.",
+     "None, but the events that would explain a failure may be gone.", "Export the log earlier next time.",
+     False),
+    (3210, "This computer could not authenticate with a domain controller",
+     "System log of the client, source NETLOGON: the machine's secure channel is broken (its password no longer "
+     "matches its computer account).", _A_NO_TGT,
+     "Test-ComputerSecureChannel -Repair (or nltest /sc_reset:<domain>), or rejoin the client.", False),
+    (4624, "An account was successfully logged on",
+     "Security log of the machine logged on to; on the MP, logon type 3 for <client>$ probably marks the "
+     "client's authenticated request, and 'Authentication Package' says Kerberos or NTLM.",
+     "Kerberos: the client authenticated as approval requires. NTLM: a fallback; the client is not "
+     "auto-approved.", "", True),
+    (4625, "An account failed to log on",
+     "Security log of the machine the logon was attempted on (on the MP for a rejected request): 'Status' and "
+     "'Sub Status' are NTSTATUS codes saying why.",
+     "For <client>$ on the MP: the client's request was not authenticated; it is not auto-approved.",
+     "Look up the Sub Status (e.g. 0xC000006A wrong password, 0xC0000234 locked out).", False),
+    (4722, "A user account was enabled", "Security log of a DC: an account (also a computer account) was "
+     "enabled.", "After it, a disabled client's Kerberos requests succeed again.", "", True),
+    (4725, "A user account was disabled", "Security log of a DC: an account (also a computer account) was "
+     "disabled.", "For <client>$: its requests fail with KDC_ERR_CLIENT_REVOKED (18); not auto-approved.",
+     "Enable the computer account.", False),
+    (4738, "A user account was changed", "Security log of a DC: attributes of a user account changed (e.g. "
+     "userAccountControl, supported encryption types).", "Matters when the account holds HTTP/<mp> or runs the "
+     "MP's web service.", "", True),
+    (4740, "A user account was locked out",
+     "Security log of a DC (search the PDC emulator first, lockouts reach it at once): an account was locked "
+     "out after too many bad passwords; 'Caller Computer Name' is where they came from.",
+     "For <client>$: its requests fail with KDC_ERR_CLIENT_REVOKED (18) and STATUS_ACCOUNT_LOCKED_OUT; not "
+     "auto-approved.", "Unlock the account and stop the source of the bad passwords.", False),
+    (4741, "A computer account was created", "Security log of a DC: a computer account was created (domain "
+     "join).", "A rejoined client has a new account and usually a new ticket key; registration can proceed.",
+     "", True),
+    (4742, "A computer account was changed", "Security log of a DC: a computer account changed; the event shows "
+     "changed 'Service Principal Names' and 'User Account Control'.",
+     "Matters when the MP's account lost HOST/<mp> or HTTP/<mp>, or a client's account was disabled.",
+     "Check the SPN list (setspn -L <mp>).", True),
+    (4743, "A computer account was deleted", "Security log of a DC: a computer account was deleted.",
+     "For a client: its TGT requests fail with KDC_ERR_C_PRINCIPAL_UNKNOWN (6); not auto-approved.",
+     "Rejoin the client to the domain.", False),
+    (4767, "A user account was unlocked", "Security log of a DC: an account was unlocked.",
+     "After it, a locked-out client's Kerberos requests succeed again.", "", True),
+    (4768, "A Kerberos authentication ticket (TGT) was requested",
+     "Security log of a DC: an AS request; 'Result Code' is the Kerberos error in hex (0x0 success, 0x6 "
+     "unknown name, 0x12 revoked, 0x17 expired password). Bad passwords are logged as 4771 instead.",
+     "For <client>$ with a failure: it gets no TGT, so no ticket for HTTP/<mp>, and is not auto-approved. "
+     "Success, or other accounts, do not affect approval.", "Look up the Result Code.", True),
+    (4769, "A Kerberos service ticket was requested",
+     "Security log of a DC: a TGS request; 'Service Name' is the account holding the SPN, 'Failure Code' the "
+     "Kerberos error in hex (0x0 success, 0x7 no account holds the SPN, 0xE etype).",
+     "For a ticket to the MP: success issued to the MP computer account (<mp>$) is what approval needs; success "
+     "issued to a user account means the SPN is on the wrong account (KRB_AP_ERR_MODIFIED at the MP); 0x7 means "
+     "NTLM fallback.", "Look up the Failure Code; compare Service Name with the MP's computer account.", True),
+    (4770, "A Kerberos service ticket was renewed", "Security log of a DC: a service ticket was renewed.",
+     _A_NORMAL, "", True),
+    (4771, "Kerberos pre-authentication failed",
+     "Security log of a DC: an AS request failed pre-authentication; 'Failure Code' is the Kerberos error in "
+     "hex (0x18 = 24 wrong password, 0x12 revoked, 0x25 clock skew).",
+     "For <client>$: its machine password no longer matches AD (broken secure channel) or it is locked out; "
+     "it gets no TGT, so no ticket for HTTP/<mp>, and is not auto-approved. For users (a password spray) it "
+     "does not concern registration.",
+     "Look up the Failure Code; for 0x18 on a computer account repair its secure channel.", False),
+    (4776, "The computer attempted to validate the credentials for an account",
+     "Security log of a DC: NTLM credential validation; 'Error Code' is an NTSTATUS (0x0 success).",
+     "For <client>$ with 'Source Workstation' the client at registration time: the MP authenticated it with "
+     "NTLM, even when the code is 0x0; such a client is not auto-approved.",
+     "Find out why Kerberos was not used (SPN, trust, DC reachability) before this NTLM logon.", False),
+    (4781, "The name of an account was changed", "Security log of a DC: an account (also a computer account) "
+     "was renamed.", "A renamed client or MP needs matching SPNs and DNS names; until then Kerberos to the MP "
+     "can fail.", "Check setspn -L on the renamed account.", True),
+    (5136, "A directory service object was modified",
+     "Security log of a DC (directory service changes auditing): an attribute changed, e.g. servicePrincipalName "
+     "on the MP or on a user account.", "An HTTP/<mp> SPN added to a user account breaks Kerberos to the MP "
+     "(KRB_AP_ERR_MODIFIED): not auto-approved.", "Check which account holds HTTP/<mp> (setspn -Q).", True),
+    (5719, "This computer was not able to set up a secure session with a domain controller",
+     "System log, source NETLOGON: no DC of the domain answered at boot or later.", _A_NO_DC,
+     "Check DNS SRV records and connectivity to the DCs.", False),
+    (5722, "The session setup from the computer failed to authenticate",
+     "System log of a DC, source NETLOGON: a computer's secure-channel logon was refused (password mismatch).",
+     _A_NO_TGT, "Reset the computer account or rejoin the client.", False),
+    (5723, "The session setup from the computer failed: no trust account",
+     "System log of a DC, source NETLOGON: the computer account the machine uses does not exist.", _A_NO_TGT,
+     "Rejoin the client to the domain.", False),
+]
+DC_EVENTS: dict[int, CodeInfo] = _atable("event", _EV_ROWS)
+
+# Which field of an event holds a result code, and which table decodes it.
+EVENT_CODE_FIELDS: dict[int, tuple[str, str]] = {
+    3: ("Error Code", "krb"),
+    4768: ("Result Code", "krb"),
+    4769: ("Failure Code", "krb"),
+    4771: ("Failure Code", "krb"),
+    4776: ("Error Code", "ntstatus"),
+    4625: ("Status / Sub Status", "ntstatus"),
+}
+
+
+# IIS sc-status.sc-substatus (IIS 6.0 SDK custom error texts; "The HTTP status code in IIS 7.0 and later",
+# KB943891). Value = status * 1000 + substatus.
+def _iis(status: int, sub: int) -> int:
+    return status * 1000 + sub
+
+
+_IIS_ROWS: list[_ARow] = [
+    (_iis(200, 0), "OK", "The request succeeded. On /ccm_system_windowsauth/request with cs-username "
+     "DOMAIN\\HOST$: Windows authentication succeeded.", "The request is authenticated; whether with Kerberos "
+     "or NTLM is not in the log line (the capture or the DC's 4769/4776 say).", "", True),
+    (_iis(401, 0), "Unauthorized", "Authentication is required; no substatus.", "Depends on what follows.", "",
+     True),
+    (_iis(401, 1), "Logon failed", "The credentials sent were rejected, or one more handshake leg is needed "
+     "(sc-win32-status 2148074254 in a multi-leg, probably NTLM, handshake).",
+     "With a failure status the client is not authenticated and not auto-approved.",
+     "Decode sc-win32-status (kerbtrace explain <value>).", False),
+    (_iis(401, 2), "Logon failed due to server configuration",
+     "No acceptable credentials in the request. The first 401.2 of a client (sc-win32-status 2148074254 on "
+     "IIS 6, 5 on IIS 7+) is the normal anonymous request answered with WWW-Authenticate: Negotiate.",
+     "Normal when the client's authenticated request follows; if none follows, the client never "
+     "authenticated.", "If no authenticated request follows, check the MP's Windows Authentication providers.",
+     True),
+    (_iis(401, 3), "Unauthorized due to ACL on resource", "NTFS permissions on the MP's files refused the "
+     "authenticated user.", "The request fails after authentication: not registered.",
+     "Repair the permissions of the CCM virtual directories (reinstall the MP role).", False),
+    (_iis(401, 4), "Authorization failed by filter", "An ISAPI filter refused the request.", _A_MP_BROKEN,
+     "Check the ISAPI filters on the MP site.", False),
+    (_iis(401, 5), "Authorization failed by ISAPI/CGI application", "The MP's ISAPI extension refused the "
+     "request.", _A_MP_BROKEN, "Check CcmIsapi.log on the MP.", False),
+    (_iis(401, 7), "Access denied by URL authorization policy", "URL authorization on the web server refused "
+     "the request.", _A_MP_BROKEN, "Check URL authorization rules on the CCM virtual directories.", False),
+    (_iis(403, 4), "SSL required", "The MP requires HTTPS for this URL; the client used HTTP.",
+     "The request is refused: not registered over this path.", "Check the MP's HTTPS setting and the client's "
+     "HTTPS mode.", False),
+    (_iis(403, 6), "IP address rejected", "An IP address restriction refused the client.", _A_NO_MP,
+     "Check IP restrictions on the MP site.", False),
+    (_iis(403, 7), "Client certificate required", "HTTPS MP: the client sent no client certificate.",
+     "HTTPS MPs authenticate clients by certificate, not Kerberos: the request is refused, the client is not "
+     "registered.", "Enrol a client authentication certificate on the client.", False),
+    (_iis(403, 13), "Client certificate revoked", "HTTPS MP: the client certificate is revoked.",
+     "The request is refused: not registered.", "Re-enrol the client certificate.", False),
+    (_iis(403, 16), "Client certificate is untrusted or invalid", "HTTPS MP: the MP does not trust the client "
+     "certificate's chain.", "The request is refused: not registered.", "Import the issuing CA chain on the MP.",
+     False),
+    (_iis(403, 17), "Client certificate has expired or is not yet valid", "HTTPS MP: the client certificate is "
+     "expired or not yet valid.", "The request is refused: not registered.", "Renew the client certificate; "
+     "check clocks.", False),
+    (_iis(404, 0), "Not found", "The URL does not exist on the MP (MP role not installed, or wrong site).",
+     _A_MP_BROKEN, "Check mpcontrol.log; reinstall the MP role.", False),
+    (_iis(404, 6), "Verb denied", "Request filtering refused the HTTP verb; CCM_POST is a custom verb that must "
+     "be allowed.", _A_MP_BROKEN, "Allow the CCM_POST verb in request filtering on the MP site.", False),
+    (_iis(405, 0), "Method not allowed", "The handler does not accept the verb (e.g. WebDAV or a handler mapping "
+     "taking CCM_POST).", _A_MP_BROKEN, "Check the handler mappings of the CCM virtual directories.", False),
+    (_iis(500, 0), "Internal server error", "The MP's module or ISAPI extension failed.", _A_MP_BROKEN,
+     "Read CcmIsapi.log and MP_*.log on the MP.", False),
+    (_iis(500, 19), "Configuration data is invalid", "IIS could not read the MP's configuration (broken "
+     "applicationHost.config, e.g. a missing compression scheme DLL, sc-win32-status 126).", _A_MP_BROKEN,
+     "Repair the IIS configuration or reinstall the MP role.", False),
+    (_iis(503, 0), "Service unavailable (application pool unavailable)", "The MP's application pool is stopped "
+     "or failing.", _A_MP_BROKEN, "Start the CCM application pools; read the System log for WAS errors.", False),
+    (_iis(503, 2), "Concurrent request limit exceeded", "The MP is overloaded.", _A_MP_BROKEN,
+     "Check the MP's load and the application pool limits.", False),
+]
+IIS_STATUS: dict[int, CodeInfo] = _atable("iis", _IIS_ROWS)
+
+
+def dc_event(event_id: int) -> CodeInfo:
+    """Windows event ID (DC Security log, client/DC System log); an unlisted ID gets ``EVENT_<n>``."""
+    info = DC_EVENTS.get(event_id)
+    if info is not None:
+        return info
+    return CodeInfo("event", event_id, f"EVENT_{event_id}", "Event ID not in kerbtrace's table.")
+
+
+def event_result(event_id: int, code: int) -> CodeInfo | None:
+    """The result/failure code of an event, decoded by the table its field uses (4771 0x18 -> KRB 24).
+
+    None when the event carries no such code.
+    """
+    field = EVENT_CODE_FIELDS.get(event_id)
+    if field is None:
+        return None
+    return krb_error(code) if field[1] == "krb" else ntstatus(code)
+
+
+def iis_code(status: int, substatus: int) -> CodeInfo:
+    """IIS ``sc-status.sc-substatus``; an unlisted pair gets its numbers as name."""
+    info = IIS_STATUS.get(_iis(status, substatus))
+    if info is not None:
+        return info
+    word = {2: "success", 3: "redirection", 4: "client error", 5: "server error"}.get(status // 100, "status")
+    return CodeInfo("iis", _iis(status, substatus), f"HTTP {status}.{substatus}",
+                    f"Unlisted IIS status ({word}).", normal=status < 400)
+
+
+@dataclass(frozen=True, slots=True)
+class IisStatus:
+    """One IIS log line's ``sc-status sc-substatus sc-win32-status``, decoded and classified.
+
+    ``outcome``: "success", "challenge" (the anonymous first request answered with the Negotiate challenge:
+    normal when the client's authenticated request follows), "handshake" (a further leg, probably NTLM),
+    "auth_failure", "client_error", "server_error".
+    """
+
+    status: int
+    substatus: int
+    win32: int | None
+    code: CodeInfo
+    win32_info: CodeInfo | None
+    outcome: str
+    normal: bool
+    note: str
+
+    def label(self) -> str:
+        """``401.2 SEC_E_NO_CREDENTIALS (0x8009030E)``, as an admin would search for it."""
+        text = f"{self.status}.{self.substatus}"
+        return f"{text} {self.win32_info.label()}" if self.win32_info is not None else text
+
+
+_IIS_CHALLENGE_WIN32 = frozenset({0x8009030E, 5})
+
+
+def iis_status(status: int, substatus: int = 0, win32: int | None = None) -> IisStatus:
+    """Decode an IIS log line's status fields; the first 401.2 with 2148074254 (or 5) is the normal challenge."""
+    code = iis_code(status, substatus)
+    w = iis_win32_status(win32) if win32 is not None else None
+    wv = None if win32 is None else win32 & 0xFFFFFFFF
+    if 200 <= status < 400:
+        outcome, normal, note = "success", True, code.meaning
+    elif status == 401 and substatus == 2 and wv in _IIS_CHALLENGE_WIN32 | {None}:
+        outcome, normal = "challenge", True
+        note = ("The anonymous first request, answered with WWW-Authenticate: Negotiate (IIS 6 logs "
+                "2148074254, IIS 7+ logs 5): normal when the client's authenticated request follows.")
+    elif status == 401 and substatus == 1 and wv == 0x8009030E:
+        outcome, normal = "handshake", True
+        note = ("A further leg of a multi-leg handshake (probably the NTLM challenge): normal when a 200 "
+                "follows, but a client authenticated with NTLM is not auto-approved.")
+    elif status == 401:
+        outcome, normal = "auth_failure", False
+        note = (w.meaning if w is not None and not w.normal else code.meaning)
+    elif status < 500:
+        outcome, normal, note = "client_error", False, code.meaning
+    else:
+        outcome, normal, note = "server_error", False, code.meaning
+    return IisStatus(status, substatus, wv, code, w, outcome, normal, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Lookups
 
 
@@ -685,7 +1164,7 @@ def hresult(value: int) -> CodeInfo:
     if value & 0xFFFF0000 == 0x80070000:  # HRESULT_FROM_WIN32
         w = WIN32.get(value & 0xFFFF)
         if w is not None:
-            return CodeInfo("hresult", value, w.name, w.meaning, w.fix, w.normal)
+            return CodeInfo("hresult", value, w.name, w.meaning, w.fix, w.normal, w.approval)
         return CodeInfo("hresult", value, f"HRESULT_FROM_WIN32({value & 0xFFFF})",
                         f"Win32 error {value & 0xFFFF} wrapped in an HRESULT (unlisted).")
     if value & 0xFFFF0000 == 0x87D00000:
@@ -738,20 +1217,60 @@ def msg_type_name(t: int) -> str:
 
 def all_codes() -> Iterator[CodeInfo]:
     """Every listed code, table by table (for docs and reports)."""
-    for table in (KRB_ERRORS, NTSTATUS, HRESULTS, CCM_HRESULTS, WIN32, DNS_RCODES):
+    for table in (KRB_ERRORS, NTSTATUS, HRESULTS, CCM_HRESULTS, WIN32, DNS_RCODES, DC_EVENTS, IIS_STATUS):
         yield from table.values()
+
+
+# Table titles, for docs/codes.md and `kerbtrace explain`.
+KIND_TITLES: dict[str, str] = {
+    "krb": "Kerberos KRB-ERROR codes",
+    "ntstatus": "NTSTATUS (KRB-ERROR e-data, NTLM, event Status)",
+    "hresult": "HRESULT / SSPI (IIS sc-win32-status >= 2147483648, CcmMessaging.log)",
+    "ccm": "ConfigMgr client codes (0x87D0xxxx)",
+    "win32": "Win32 errors (IIS sc-win32-status < 2147483648, WinHTTP)",
+    "dns-rcode": "DNS response codes",
+    "event": "Windows events (DC Security log, client and DC System log)",
+    "iis": "IIS sc-status.sc-substatus",
+}
+
+_EXPLAIN_DOC = """## kerbtrace explain
+
+`kerbtrace explain CODE` looks a code up in these tables, in whatever notation it was met, and prints its
+name, meaning, what it means for client approval, and the usual fix (`--json` for the `kerbtrace-explain/1`
+document: `query`, `found`, `matches[]` with `kind`, `value`, `name`, `label`, `meaning`, `approval`, `fix`,
+`normal`, and `results[]` for an event's codes or `iis` for an IIS status, `hints[]`).
+
+| Notation | Example | Read as |
+|---|---|---|
+| IIS sc-win32-status (unsigned decimal) | `2148074254` | HRESULT 0x8009030E |
+| hex, with or without 0x | `0x8009030E`, `8009030E`, `C0000234` | HRESULT, NTSTATUS, ConfigMgr by range |
+| signed decimal | `-2146893042` | the same 32 bits |
+| 8 digits printed without 0x | `80070005` | decimal, and also as hex |
+| names, any case, MIT spelling | `sec_e_wrong_principal`, `KRB5KRB_AP_ERR_MODIFIED` | exact name |
+| part of a name | `MODIFIED` | names containing it |
+| Kerberos number | `41`, `0x18` | KRB error (also Win32, event ID, DNS when listed) |
+| event ID with its result code | `4771 0x18`, `4771:0x18`, `event 4771 0x18` | the event, its code decoded |
+| event 4625 Status and Sub Status | `4625 0xC000006D 0xC000006A` | the event, both NTSTATUS codes |
+| IIS status | `401.2`, `401 2 5`, `401.2 2148074254` | IIS status, substatus, sc-win32-status |
+
+A kind word before the code narrows the search: `event`, `iis`/`http`, `krb`, `ntstatus`, `win32`, `hresult`,
+`ccm`, `dns`. A bare small number can belong to several tables (24 is a Kerberos error; 5 a Win32 error, a
+Kerberos error and a DNS code): every listed entry is shown, most likely first (the table that usually uses
+the notation, then codes that occur around registration).
+
+Exit status: 0 the code is in a table; 1 it is in none (the message says what its form still tells, e.g.
+HRESULT_FROM_WIN32(n), or more than 32 bits); 2 the argument is not a code in any notation (empty, `0xZZ`).
+
+Other parts call the same tables: `krb_error`, `ntstatus`, `hresult`, `win32`, `iis_win32_status`,
+`dc_event(id)`, `event_result(id, code)` (4771 0x18 -> KDC_ERR_PREAUTH_FAILED), `iis_code(status,
+substatus)`, and `iis_status(status, substatus, win32)` -> `IisStatus` with `outcome` ("success",
+"challenge" for the normal first 401.2 with 2148074254 or 5, "handshake", "auth_failure", "client_error",
+"server_error"), `normal`, `note` and `label()`.
+"""
 
 
 def _markdown() -> str:
     """docs/codes.md: one table per kind, from the tables above."""
-    titles = {
-        "krb": "Kerberos KRB-ERROR codes",
-        "ntstatus": "NTSTATUS (KRB-ERROR e-data, NTLM)",
-        "hresult": "HRESULT / SSPI (IIS sc-win32-status >= 2147483648, CcmMessaging.log)",
-        "ccm": "ConfigMgr client codes (0x87D0xxxx)",
-        "win32": "Win32 errors (IIS sc-win32-status < 2147483648, WinHTTP)",
-        "dns-rcode": "DNS response codes",
-    }
     out = [
         "# Code tables",
         "",
@@ -759,19 +1278,32 @@ def _markdown() -> str:
         "there, not here.",
         "Normal = expected in healthy traffic. Texts saying \"probably\"/\"usually\" rest on mappings the "
         "references do not confirm. IIS logs HRESULTs as unsigned decimals: 2148074254 = 0x8009030E.",
+        "Approval = what the code means for a client's approval under \"automatically approve computers in "
+        "trusted domains\" (only a client that authenticated to the MP with Kerberos is approved); an empty cell "
+        "means the table's default, given under its heading.",
         "",
+        _EXPLAIN_DOC,
     ]
     esc = str.maketrans({"|": "\\|", "\n": " ", "<": "&lt;", ">": "&gt;"})
     current = ""
     for c in all_codes():
         if c.kind != current:
             current = c.kind
-            out += ["", f"## {titles[c.kind]}", "", "| Code | Normal | Meaning | Fix |", "|---|---|---|---|"]
-        code = c.label() if c.kind in _HEX_KINDS else f"{c.name} ({c.value})"
+            out += ["", f"## {KIND_TITLES[c.kind]}", ""]
+            default = _APPROVAL_DEFAULT_FAILURE.get(c.kind)
+            if default:
+                out += [f"Approval, where the cell is empty: {default.translate(esc)} (Normal codes: {_A_NORMAL})", ""]
+            if c.kind == "event":
+                out += ["Result codes: " + "; ".join(
+                    f"{k} '{f}' is {'a Kerberos error in hex' if t == 'krb' else 'an NTSTATUS'}"
+                    for k, (f, t) in sorted(EVENT_CODE_FIELDS.items())) + ".", ""]
+            out += ["| Code | Normal | Meaning | Approval | Fix |", "|---|---|---|---|---|"]
+        code = (c.label() if c.kind in _HEX_KINDS | {"event", "iis"} else f"{c.name} ({c.value})").translate(esc)
         if c.kind in ("hresult", "ccm") and c.value >= 0x80000000:
             code += f"<br>IIS {c.value}"
+        approval = "" if c.approval in (default, _A_NORMAL) and default else c.approval
         out.append(f"| {code} | {'yes' if c.normal else ''} | {c.meaning.translate(esc)} | "
-                   f"{c.fix.translate(esc)} |")
+                   f"{approval.translate(esc)} | {c.fix.translate(esc)} |")
     out += ["", "## Encryption types", "", "| etype | name |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in ETYPES.items()]
     out += ["", "## PA-DATA types", "", "| type | name |", "|---|---|"]

@@ -116,6 +116,10 @@ def test_labels():
         label = info.label()
         if info.kind in ("ntstatus", "hresult", "ccm"):
             assert re.fullmatch(r"\S+ \(0x[0-9A-F]{8}\)", label), label
+        elif info.kind == "event":
+            assert re.fullmatch(r"event \d+ \(.+\)", label), label
+        elif info.kind == "iis":
+            assert re.fullmatch(r"HTTP [1-5]\d\d\.\d+ \(.+\)", label), label
         else:
             assert re.fullmatch(r"\S+ \(-?\d+\)", label), label
 
