@@ -362,9 +362,11 @@ class MpServer:
     """Starts the simulator as a child process with its own GSS environment, and stops it by PID."""
 
     def __init__(self, ip: str, port: int, fqdn: str, keytab: str, log_dir: Path, *, site_code: str = "LAB",
-                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
+                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
+                 client_ca: Path | None = None) -> None:
         self.ip, self.port, self.fqdn, self.keytab = ip, port, fqdn, keytab
         self.tls = tls  # (certificate, key) PEM files: serve HTTPS
+        self.client_ca = client_ca  # HTTPS with a required client certificate issued by this CA
         self.log_dir = Path(log_dir)
         self.site_code = site_code
         self.env = dict(env or {})
@@ -389,6 +391,8 @@ class MpServer:
                 self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code]
         if self.tls:
             argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.client_ca:
+            argv += ["--tls-client-ca", str(self.client_ca)]
         err = open(self.log_dir / "mp_server.stderr", "ab")  # noqa: SIM115 - closed right after the spawn
         try:
             self.proc = subprocess.Popen(
@@ -443,9 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--site-code", default="LAB")
     ap.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS (with --tls-key)")
     ap.add_argument("--tls-key", type=Path)
+    ap.add_argument("--tls-client-ca", type=Path, help="require a client certificate issued by this CA")
     args = ap.parse_args(argv)
     try:
-        tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+        tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
         server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code, tls)
     except (OSError, Exception) as exc:  # noqa: B014 - report any start failure to the parent
         print(f"start failed: {exc}", file=sys.stderr, flush=True)

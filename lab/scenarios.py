@@ -20,6 +20,7 @@ MP03 = Mp("mp03", "127.0.0.12")
 MP04 = Mp("mp04", "127.0.0.13", spn_registered=False)  # HTTP/mp04.corp.lab missing from the KDC
 MP05 = Mp("mp05", "127.0.0.14", https=True)  # HTTPS MP
 MP06 = Mp("mp06", "127.0.0.15", spn_registered=False, https=True)  # HTTPS MP whose SPN is missing
+MP07 = Mp("mp07", "127.0.0.16", https=True, client_cert=True)  # HTTPS MP requiring a PKI client certificate
 SHARED_USER = "smsclient"  # registration identity shared by several clients (SMS client connection account)
 SHARED_OLD_PASSWORD = "lab-sms-old-pw"  # test-only; the stale clients still hold it
 SHARED_NEW_PASSWORD = "lab-sms-new-pw"  # test-only; set in the KDC by the password change
@@ -271,11 +272,13 @@ def _duplicate_scenario() -> Scenario:
 def _https_scenario() -> Scenario:
     a = Client("WK19", "CORP.LAB", "127.0.1.19", MP05)
     b = Client("WK20", "CORP.LAB", "127.0.1.20", MP06, ntlm=True)
-    return Scenario("https_mp", "Two HTTPS MPs (TLS 1.2 on port 443): WK19 gets its ticket for HTTP/mp05 and "
+    c = Client("WK25", "CORP.LAB", "127.0.1.25", MP07, pki=True)
+    return Scenario("https_mp", "HTTPS MPs (TLS 1.2 on port 443): WK19 gets its ticket for HTTP/mp05 and "
                     "registers inside TLS (approved, which the capture cannot show); WK20 gets "
                     "KDC_ERR_S_PRINCIPAL_UNKNOWN for HTTP/mp06, whose SPN is missing, and falls back to NTLM "
-                    "inside TLS.", [a, b], [MP05, MP06],
-                    lambda r: [https_registered(r, a), https_spn_missing(r, b)])
+                    "inside TLS; WK25 presents its PKI client certificate to mp07, which requires one, then "
+                    "registers with Kerberos inside TLS.", [a, b, c], [MP05, MP06, MP07],
+                    lambda r: [https_registered(r, a), https_spn_missing(r, b), https_registered(r, c)])
 
 
 def _user_lockout_scenario() -> Scenario:

@@ -13,7 +13,7 @@ from pathlib import Path
 from lab.dns_server import DnsServer, SrvRecord
 from lab.kdc import Kdc, RealmSpec, client_krb5_conf
 from lab.mp_server import MpServer
-from lab.tls import make_server_certificate
+from lab.tls import Pki, make_server_certificate
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Mp:
     ip: str
     spn_registered: bool = True  # False: in DNS and holding a keytab, but the KDC has no HTTP/<fqdn>
     https: bool = False  # True: TLS on port 443 with a self-signed certificate for <fqdn>
+    client_cert: bool = False  # HTTPS MP that requires a client certificate from the lab's PKI
 
     @property
     def port(self) -> int:
@@ -85,6 +86,7 @@ class Client:
     kerberos: bool = True  # offer Kerberos in SPNEGO; False: NTLM only
     ntlm_at_mp: bool = True  # False: the MP's NTLM store lacks the account (pass-through to its DC fails)
     principal: str | None = None  # registration identity other than the machine account (a shared user)
+    pki: bool = False  # holds a client authentication certificate from the lab's PKI
 
     def __post_init__(self) -> None:
         if not self.smsid:
@@ -164,6 +166,11 @@ class World:
         for mp in self.mps:
             if mp.https:
                 make_server_certificate(mp.fqdn, mp.ip, self.root / "mp" / "tls")
+        if any(mp.client_cert for mp in self.mps) or any(c.pki for c in self.clients):
+            pki = Pki(self.root / "pki")
+            for c in self.clients:
+                if c.pki:
+                    pki.client_certificate(c.fqdn)
         # NTLM: the MP (acceptor) knows every machine password, as a DC would through netlogon.
         lines = [f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}" for c in self.clients
                  if c.ntlm_at_mp]
@@ -178,6 +185,14 @@ class World:
             return None
         d = self.root / "mp" / "tls"
         return d / f"{mp.fqdn}.crt", d / f"{mp.fqdn}.key"
+
+    def mp_client_ca(self, mp: Mp) -> Path | None:
+        return self.root / "pki" / "issuing-ca.crt" if mp.client_cert else None
+
+    def client_tls(self, c: Client) -> tuple[Path, Path] | None:
+        """(certificate, key) of a client's PKI certificate."""
+        d = self.root / "pki"
+        return (d / f"{c.fqdn}.crt", d / f"{c.fqdn}.key") if c.pki else None
 
     def mp_keytab(self, mp: Mp) -> Path:
         return self.root / "mp" / f"{mp.name}.keytab"
@@ -236,7 +251,8 @@ class World:
         self.dns.start()
         for mp in self.mps:
             srv = MpServer(mp.ip, mp.port, mp.fqdn, str(self.mp_keytab(mp)), self.mp_log_dir(mp),
-                           site_code="LAB", env=self.mp_env(), tls=self.mp_tls(mp))
+                           site_code="LAB", env=self.mp_env(), tls=self.mp_tls(mp),
+                           client_ca=self.mp_client_ca(mp))
             srv.start()
             self.mp_servers.append(srv)
 

@@ -409,7 +409,15 @@ def test_https_registration_stays_inside_tls() -> None:
     pcap = CAPTURES / m["capture"]
     assert not _tshark(pcap, "http || ntlmssp || (kerberos.msg_type == 14 && !udp.port == 88 && !tcp.port == 88)")
     certs = _tshark(pcap, "tls.handshake.type == 11", "ip.src", "x509ce.dNSName")
-    assert {(r[0], r[1]) for r in certs} == {(mp["ip"], mp["name"]) for mp in m["mps"]}
+    mps = {mp["ip"]: mp["name"] for mp in m["mps"]}
+    assert {(r[0], r[1]) for r in certs if r[0] in mps} == set(mps.items())
+    # PKI client authentication: the MP asks for a certificate, and TLS 1.2 carries the client's in clear
+    asking = {r[0] for r in _tshark(pcap, "tls.handshake.type == 13", "ip.src")}
+    presented = {(r[0], r[1]) for r in certs if r[0] not in mps}
+    assert len(asking) == 1 and len(presented) == 1
+    ((client_ip, name),) = presented
+    (c,) = [c for c in m["clients"] if c["client_ip"] == client_ip]
+    assert name == c["fqdn"] and c["mp"]["ip"] in asking
     assert {r[0] for r in _tshark(pcap, "tls.handshake.type == 2", "tls.handshake.version")} == {"0x0303"}
     for c in m["clients"]:
         hello = _tshark(pcap, f"tls.handshake.type == 1 && ip.src == {c['client_ip']}", "frame.number")
