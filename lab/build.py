@@ -91,7 +91,7 @@ def build_one(sc: Scenario, out: Path, keep: bool = False) -> dict[str, object]:
         rows = evidence.read_rows(pcap)
         clients = []
         errors = []
-        evidence_of = {}
+        evidence_of: dict[str, list[dict[str, object]]] = {}
         for o in outcomes:
             ev = evidence_of[o.client.ip] = evidence.locate(rows, o.client.ip, o.mp_name)
             errors += [f"{o.client.hostname}: {p}" for p in verify.problems(o, ev)]
