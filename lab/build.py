@@ -33,11 +33,26 @@ def _client_entry(o: Outcome, ev: list[dict[str, object]]) -> dict[str, object]:
                              "located_by": "dns_srv" if c.srv else "dns_a"}
     if c.srv:
         mp["srv_name"] = c.srv
-    return {"client_ip": c.ip, "hostname": c.hostname.upper(), "fqdn": c.fqdn, "realm": c.realm,
-            "account": c.account, "smsid": c.smsid, "mp": mp,
-            "approved": o.verdict == "approved", "verdict": o.verdict, "auth": o.auth, "cause": o.cause,
-            "secondary_causes": list(o.secondary), "evidence_frames": sorted({int(e["frame"]) for e in ev}),
-            "evidence": ev}
+    if c.mp.https:
+        mp["port"] = c.mp.port
+    entry = {"client_ip": c.ip, "hostname": c.hostname.upper(), "fqdn": c.fqdn, "realm": c.realm,
+             "account": c.account, "smsid": c.smsid, "mp": mp,
+             "approved": o.verdict == "approved", "verdict": o.verdict, "auth": o.auth, "cause": o.cause,
+             "secondary_causes": list(o.secondary), "evidence_frames": sorted({int(e["frame"]) for e in ev}),
+             "evidence": ev}
+    if o.truth is not None:  # what the lab knows beyond what the capture shows
+        entry["truth"] = dict(o.truth)
+    return entry
+
+
+def _fleet_problems(sc: Scenario, evidence_of: dict[str, list[dict[str, object]]]) -> list[str]:
+    """Every lockout source named in the fleet findings failed pre-authentication in the capture."""
+    out = []
+    for item in sc.fleet:
+        for ip in item.get("sources", []):  # type: ignore[union-attr]
+            if not any(e["kind"] == "krb_error" and e["error_code"] == 24 for e in evidence_of.get(ip, [])):
+                out.append(f"fleet {item['code']}: source {ip} has no KDC_ERR_PREAUTH_FAILED")
+    return out
 
 
 def _copy_logs(world: World, sc: Scenario, out: Path) -> None:
@@ -76,10 +91,12 @@ def build_one(sc: Scenario, out: Path, keep: bool = False) -> dict[str, object]:
         rows = evidence.read_rows(pcap)
         clients = []
         errors = []
+        evidence_of: dict[str, list[dict[str, object]]] = {}
         for o in outcomes:
-            ev = evidence.locate(rows, o.client.ip, o.mp_name)
+            ev = evidence_of[o.client.ip] = evidence.locate(rows, o.client.ip, o.mp_name)
             errors += [f"{o.client.hostname}: {p}" for p in verify.problems(o, ev)]
             clients.append(_client_entry(o, ev))
+        errors += _fleet_problems(sc, evidence_of)
         size = pcap.stat().st_size
         if size >= MAX_CAPTURE_BYTES:
             errors.append(f"capture is {size} bytes, limit {MAX_CAPTURE_BYTES}")
@@ -87,8 +104,11 @@ def build_one(sc: Scenario, out: Path, keep: bool = False) -> dict[str, object]:
             raise procs.LabError(f"scenario {sc.name} did not produce its outcome:\n  " + "\n  ".join(errors)
                                  + f"\n  (lab files kept in {tmp})")
         manifest = {"capture": pcap.name, "scenario": sc.name, "description": sc.description,
-                    "mps": [{"ip": mp.ip, "name": mp.fqdn, "realm": "CORP.LAB"} for mp in sc.mps],
+                    "mps": [{"ip": mp.ip, "name": mp.fqdn, "realm": "CORP.LAB", **({"port": mp.port} if mp.https
+                                                                                    else {})} for mp in sc.mps],
                     "clients": clients}
+        if sc.fleet:
+            manifest["fleet"] = sc.fleet
         (out / f"{sc.name}.json").write_text(json.dumps(manifest, indent=1) + "\n")
     except Exception:
         for suffix in (".pcapng", ".json", ".iis.log", ".MP_RegistrationManager.log"):

@@ -54,10 +54,13 @@ class RegistrationResult:
 def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, *,
              dns_server: tuple[str, int] | None, mp_ip: str | None = None, env: dict[str, str] | None = None,
              use_kerberos: bool = True, use_ntlm: bool = True, timeout: float = 10.0,
-             port: int = 80, locate_srv: str | None = None) -> RegistrationResult:
+             port: int = 80, locate_srv: str | None = None, tls_trust: str | None = None,
+             tls_client: tuple[str, str] | None = None) -> RegistrationResult:
     """Register one client from its own child process; never raises, errors come back in the result.
 
     ``locate_srv``: SRV name to locate the MP with first; ``mp_fqdn`` is then only the preferred target.
+    ``tls_trust``: PEM certificate the client trusts; the registration then runs over HTTPS.
+    ``tls_client``: (certificate, key) PEM files the client presents when the MP asks for a certificate.
     """
     root = str(Path(__file__).resolve().parents[1])
     argv = [sys.executable, "-m", "lab.ccm_client", "--json", "--mp-fqdn", mp_fqdn, "--source-ip", source_ip,
@@ -69,6 +72,10 @@ def register(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, 
         argv += ["--mp-ip", mp_ip]
     if locate_srv:
         argv += ["--locate-srv", locate_srv]
+    if tls_trust:
+        argv += ["--tls-trust", tls_trust]
+    if tls_client:
+        argv += ["--tls-client-cert", tls_client[0], "--tls-client-key", tls_client[1]]
     if not use_kerberos:
         argv.append("--no-kerberos")
     if not use_ntlm:
@@ -199,8 +206,13 @@ def _negotiate_token(resp: http.client.HTTPResponse) -> tuple[bool, bytes | None
 class _Http:
     """One keep-alive connection from the client's own address; every response is read in full."""
 
-    def __init__(self, mp_ip: str, port: int, mp_fqdn: str, source_ip: str, timeout: float) -> None:
-        self.conn = http.client.HTTPConnection(mp_ip, port, timeout=timeout, source_address=(source_ip, 0))
+    def __init__(self, mp_ip: str, port: int, mp_fqdn: str, source_ip: str, timeout: float,
+                 tls_trust: str | None = None, tls_client: tuple[str, str] | None = None) -> None:
+        if tls_trust:
+            self.conn: http.client.HTTPConnection = _TlsConnection(mp_ip, port, mp_fqdn, tls_trust, timeout,
+                                                                    source_ip, tls_client)
+        else:
+            self.conn = http.client.HTTPConnection(mp_ip, port, timeout=timeout, source_address=(source_ip, 0))
         self.mp_fqdn = mp_fqdn
 
     def post(self, body: bytes, authorization: str | None) -> tuple[http.client.HTTPResponse, bytes]:
@@ -226,6 +238,22 @@ class _Http:
         self.conn.close()
 
 
+class _TlsConnection(http.client.HTTPSConnection):
+    """HTTPS to the MP's address with the MP's name as SNI and as the name its certificate must carry."""
+
+    def __init__(self, ip: str, port: int, sni: str, trust: str, timeout: float, source_ip: str,
+                 client: tuple[str, str] | None = None) -> None:
+        from lab.tls import client_context
+
+        ctx = client_context(Path(trust), (Path(client[0]), Path(client[1])) if client else None)
+        super().__init__(ip, port, timeout=timeout, source_address=(source_ip, 0), context=ctx)
+        self.sni = sni
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.sni)  # type: ignore[attr-defined]
+
+
 def _context(mp_fqdn: str, use_kerberos: bool, use_ntlm: bool):  # type: ignore[no-untyped-def]
     """SPNEGO initiator for HTTP@<mp> with the negotiable mechanisms limited as asked."""
     import gssapi
@@ -244,7 +272,8 @@ def _context(mp_fqdn: str, use_kerberos: bool, use_ntlm: bool):  # type: ignore[
 
 def run(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, *,
         dns_server: tuple[str, int] | None, mp_ip: str | None, use_kerberos: bool, use_ntlm: bool,
-        timeout: float, port: int, locate_srv: str | None = None) -> RegistrationResult:
+        timeout: float, port: int, locate_srv: str | None = None, tls_trust: str | None = None,
+        tls_client: tuple[str, str] | None = None) -> RegistrationResult:
     """The registration itself (child side); every failure ends up in ``error``."""
     import gssapi
 
@@ -271,7 +300,7 @@ def run(mp_fqdn: str, source_ip: str, netbios: str, fqdn: str, smsid: str, *,
             return result
     body = ccm.build_registration_request(netbios=netbios, fqdn=fqdn, smsid=smsid, mp_fqdn=mp_fqdn,
                                           identity=ccm.make_identity(netbios))
-    http_conn = _Http(mp_ip, port, mp_fqdn, source_ip, timeout)
+    http_conn = _Http(mp_ip, port, mp_fqdn, source_ip, timeout, tls_trust, tls_client)
     ctx = None
     try:
         resp, data = http_conn.post(body, None)
@@ -366,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dns-server", help="ip:port")
     ap.add_argument("--mp-ip")
     ap.add_argument("--locate-srv", help="SRV name to locate the MP with, e.g. _mssms_mp_lab._tcp.corp.lab")
+    ap.add_argument("--tls-trust", help="PEM certificate to trust: register over HTTPS")
+    ap.add_argument("--tls-client-cert", help="PEM client certificate to present (with --tls-client-key)")
+    ap.add_argument("--tls-client-key")
     ap.add_argument("--no-kerberos", action="store_true")
     ap.add_argument("--no-ntlm", action="store_true")
     ap.add_argument("--timeout", type=float, default=10.0)
@@ -378,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(a.mp_fqdn, a.source_ip, a.netbios, a.fqdn, a.smsid, dns_server=dns, mp_ip=a.mp_ip,
                      use_kerberos=not a.no_kerberos, use_ntlm=not a.no_ntlm, timeout=a.timeout, port=a.port,
-                     locate_srv=a.locate_srv)
+                     locate_srv=a.locate_srv, tls_trust=a.tls_trust,
+                     tls_client=(a.tls_client_cert, a.tls_client_key) if a.tls_client_cert else None)
     except Exception as exc:  # noqa: BLE001 - the parent must always get a JSON answer
         result = RegistrationResult(error=f"client: {type(exc).__name__}: {exc}")
     if a.json:

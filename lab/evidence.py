@@ -16,9 +16,11 @@ FIELDS = ("frame.number", "ip.src", "ip.dst", "ip.proto", "dns.flags.response", 
           "dns.qry.name", "kerberos.msg_type", "kerberos.error_code", "kerberos.SNameString",
           "kerberos.CNameString", "http.request.method", "http.request.uri", "http.response.code",
           "http.response_for.uri", "ntlmssp.messagetype", "dns.qry.type", "dns.srv.target", "icmp.type",
-          "icmp.code", "udp.dstport", "tcp.flags.reset", "tcp.srcport")
+          "icmp.code", "udp.dstport", "tcp.flags.reset", "tcp.srcport", "tls.handshake.type",
+          "tls.handshake.extensions_server_name", "tcp.dstport")
 # frames worth a row: the protocols above, ICMP errors, and TCP resets from a Kerberos port
-DISPLAY_FILTER = "dns || kerberos || http || ntlmssp || icmp || (tcp.flags.reset == 1 && tcp.srcport == 88)"
+DISPLAY_FILTER = ("dns || kerberos || http || ntlmssp || icmp || (tcp.flags.reset == 1 && tcp.srcport == 88) "
+                  "|| tls.handshake.type == 1")
 KRB_ERRORS = {1: "KDC_ERR_NAME_EXP", 6: "KDC_ERR_C_PRINCIPAL_UNKNOWN", 7: "KDC_ERR_S_PRINCIPAL_UNKNOWN",
               12: "KDC_ERR_POLICY", 14: "KDC_ERR_ETYPE_NOSUPP", 18: "KDC_ERR_CLIENT_REVOKED",
               24: "KDC_ERR_PREAUTH_FAILED",
@@ -52,6 +54,8 @@ class Row:
     udp_dport: int | None = None         # inside an ICMP error: the port of the datagram it refers to
     tcp_reset: bool = False
     tcp_sport: int | None = None
+    tls_sni: str | None = None           # server name of a TLS ClientHello (None: not a ClientHello)
+    tcp_dport: int | None = None
 
     @property
     def sname(self) -> str:
@@ -99,7 +103,8 @@ def read_rows(pcap: Path) -> list[Row]:
                         c[10], c[11], c[12], _first(c[13]), uri_for, _ints(c[15]),
                         _first(c[16]), tuple(t.lower().rstrip(".") for t in c[17].split(",") if t),
                         (icmp_type, icmp_code or 0) if icmp_type is not None else None, _first(c[20]),
-                        c[21].split(",")[0] in ("1", "True"), _first(c[22])))
+                        c[21].split(",")[0] in ("1", "True"), _first(c[22]),
+                        c[24].lower() if 1 in _ints(c[23]) else None, _first(c[25])))
     return rows
 
 
@@ -109,7 +114,8 @@ def locate(rows: list[Row], client_ip: str, mp_name: str) -> list[dict[str, obje
     SRV answer of the MP location record and DNS answer for the MP name; Kerberos AS/TGS replies and
     errors (the routine PREAUTH_REQUIRED left out); referral and service TGS-REPs; Kerberos requests to an
     address that never answers this client, with the ICMP errors and TCP resets it got instead; AP-REQ /
-    NTLM AUTHENTICATE carried in HTTP; the MP's 401/200 answers on the registration endpoint.
+    NTLM AUTHENTICATE carried in HTTP; the MP's 401/200 answers on the registration endpoint; the TLS
+    ClientHello of a registration with an HTTPS MP (whose HTTP the capture cannot show).
     """
     ev: list[dict[str, object]] = []
     mp_name = mp_name.lower()
@@ -131,6 +137,11 @@ def locate(rows: list[Row], client_ip: str, mp_name: str) -> list[dict[str, obje
             if to_client and r.tcp_sport == 88 and r.src not in answering:
                 ev.append({"frame": r.frame, "what": f"TCP reset from {r.src}:88 (nothing listens)",
                            "kind": "tcp_reset", "client_ip": client_ip, "from_ip": r.src, "port": 88})
+            continue
+        if r.tls_sni is not None and from_client:
+            ev.append({"frame": r.frame, "what": f"TLS ClientHello to {r.dst}:{r.tcp_dport}, server name "
+                       f"{r.tls_sni or '(none)'}: the registration runs inside TLS", "kind": "tls_client_hello",
+                       "client_ip": client_ip, "server_ip": r.dst, "port": r.tcp_dport, "sni": r.tls_sni})
             continue
         if r.dns_response and to_client and r.dns_qtype == 33:
             targets = list(r.srv_targets)

@@ -23,6 +23,7 @@ import hashlib
 import os
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from typing import Any
 import gssapi
 
 from lab import ccm_message as ccm
+from lab.tls import server_context
 
 REGISTRATION_PATH = "/ccm_system_windowsauth/request"
 MAX_BODY = ccm.MAX_MESSAGE
@@ -285,8 +287,10 @@ class _MpHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, ip: str, port: int, fqdn: str, log_dir: Path, site_code: str) -> None:
+    def __init__(self, ip: str, port: int, fqdn: str, log_dir: Path, site_code: str,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.ip, self.port, self.fqdn, self.site_code = ip, port, fqdn, site_code
+        self.tls = tls
         self.logs = _Logs(log_dir)
         self.registry = _Registry()
         spnego = gssapi.OID.from_int_seq(OID_SPNEGO)
@@ -295,6 +299,21 @@ class _MpHttpServer(ThreadingHTTPServer):
         name = gssapi.Name(f"HTTP@{fqdn}", gssapi.NameType.hostbased_service)
         self.creds = gssapi.Credentials(name=name, usage="accept", mechs=[spnego])
         super().__init__((ip, port), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """HTTPS MP: the TLS handshake runs in the connection's own thread, then HTTP as usual."""
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.note(f"TLS handshake with {client_address[0]} failed: {exc}")
+                return
+            try:
+                super().finish_request(request, client_address)
+            finally:  # the raw socket was detached by wrap_socket: close the TLS one here
+                self.shutdown_request(request)
+            return
+        super().finish_request(request, client_address)
 
     def note(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -343,8 +362,11 @@ class MpServer:
     """Starts the simulator as a child process with its own GSS environment, and stops it by PID."""
 
     def __init__(self, ip: str, port: int, fqdn: str, keytab: str, log_dir: Path, *, site_code: str = "LAB",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
+                 client_ca: Path | None = None) -> None:
         self.ip, self.port, self.fqdn, self.keytab = ip, port, fqdn, keytab
+        self.tls = tls  # (certificate, key) PEM files: serve HTTPS
+        self.client_ca = client_ca  # HTTPS with a required client certificate issued by this CA
         self.log_dir = Path(log_dir)
         self.site_code = site_code
         self.env = dict(env or {})
@@ -365,11 +387,16 @@ class MpServer:
         env["NETBIOS_DOMAIN_NAME"] = labels[1] if len(labels) > 1 else "WORKGROUP"
         env.update(self.env)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        argv = [sys.executable, "-m", "lab.mp_server", "--ip", self.ip, "--port", str(self.port), "--fqdn",
+                self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code]
+        if self.tls:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.client_ca:
+            argv += ["--tls-client-ca", str(self.client_ca)]
         err = open(self.log_dir / "mp_server.stderr", "ab")  # noqa: SIM115 - closed right after the spawn
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lab.mp_server", "--ip", self.ip, "--port", str(self.port), "--fqdn",
-                 self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code],
+                argv,
                 env=env, cwd=root, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         finally:
             err.close()
@@ -418,9 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fqdn", required=True)
     ap.add_argument("--log-dir", type=Path, required=True)
     ap.add_argument("--site-code", default="LAB")
+    ap.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS (with --tls-key)")
+    ap.add_argument("--tls-key", type=Path)
+    ap.add_argument("--tls-client-ca", type=Path, help="require a client certificate issued by this CA")
     args = ap.parse_args(argv)
     try:
-        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code)
+        tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code, tls)
     except (OSError, Exception) as exc:  # noqa: B014 - report any start failure to the parent
         print(f"start failed: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -16,29 +16,34 @@ from collections.abc import Iterator, Sequence
 
 from lab import procs
 
-NETNS = "kerbtrace-lab"
+NETNS_PREFIX = "kerbtrace-lab-"
 INSIDE_ENV = "KERBTRACE_LAB_INSIDE"
 
 
+def netns_name() -> str:
+    """One namespace per build process: two builds (or a test's build next to a manual one) never share it."""
+    return f"{NETNS_PREFIX}{os.getpid()}"
+
+
 def inside() -> bool:
-    return os.environ.get(INSIDE_ENV) == NETNS
+    return os.environ.get(INSIDE_ENV, "").startswith(NETNS_PREFIX)
 
 
 def run_inside(argv: Sequence[str], cwd: os.PathLike[str] | str | None = None) -> int:
     """Create the namespace, re-run this program inside it, and delete the namespace whatever happens."""
     if os.geteuid() != 0:
         raise procs.LabError("the capture lab needs root (network namespace, dumpcap, route changes)")
-    existing = procs.run(["ip", "netns", "list"]).stdout.split()
-    if NETNS in existing:
-        procs.run(["ip", "netns", "del", NETNS])
-    procs.run(["ip", "netns", "add", NETNS])
+    name = netns_name()
+    if name in procs.run(["ip", "netns", "list"]).stdout.split():  # left over by a crashed build of this PID
+        procs.run(["ip", "netns", "del", name])
+    procs.run(["ip", "netns", "add", name])
     try:
-        procs.run(["ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up"])
-        env = dict(os.environ, **{INSIDE_ENV: NETNS})
-        cmd = ["ip", "netns", "exec", NETNS, sys.executable, *argv]
+        procs.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        env = dict(os.environ, **{INSIDE_ENV: name})
+        cmd = ["ip", "netns", "exec", name, sys.executable, *argv]
         return subprocess.run(cmd, env=env, cwd=cwd).returncode
     finally:
-        procs.run(["ip", "netns", "del", NETNS], check=False)
+        procs.run(["ip", "netns", "del", name], check=False)
 
 
 def _set_src(server_ips: Sequence[str], src: str) -> None:

@@ -62,10 +62,12 @@ class Runner:
             env.update({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": faketime, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                         "FAKETIME_NO_CACHE": "1"})
         name = mp_name or c.mp.fqdn
+        tls, cert = self.world.mp_tls(c.mp), self.world.client_tls(c)
         with source_address(c.ip, self.world.server_ips):
             res = register(name, c.ip, c.hostname.upper(), c.fqdn, c.smsid, dns_server=(DNS_IP, 53), env=env,
                            use_kerberos=c.kerberos, use_ntlm=c.ntlm, timeout=10.0,
-                           locate_srv=c.srv)
+                           locate_srv=c.srv, port=c.mp.port, tls_trust=str(tls[0]) if tls else None,
+                           tls_client=(str(cert[0]), str(cert[1])) if cert else None)
         out = dataclasses.asdict(res)
         self.log.append(f"{c.hostname} {c.ip}: register {name} -> {out}")
         return out

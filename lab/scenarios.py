@@ -18,6 +18,12 @@ MP01 = Mp("mp01", "127.0.0.10")
 MP02 = Mp("mp02", "127.0.0.11")
 MP03 = Mp("mp03", "127.0.0.12")
 MP04 = Mp("mp04", "127.0.0.13", spn_registered=False)  # HTTP/mp04.corp.lab missing from the KDC
+MP05 = Mp("mp05", "127.0.0.14", https=True)  # HTTPS MP
+MP06 = Mp("mp06", "127.0.0.15", spn_registered=False, https=True)  # HTTPS MP whose SPN is missing
+MP07 = Mp("mp07", "127.0.0.16", https=True, client_cert=True)  # HTTPS MP requiring a PKI client certificate
+SHARED_USER = "smsclient"  # registration identity shared by several clients (SMS client connection account)
+SHARED_OLD_PASSWORD = "lab-sms-old-pw"  # test-only; the stale clients still hold it
+SHARED_NEW_PASSWORD = "lab-sms-new-pw"  # test-only; set in the KDC by the password change
 STALE_NAME = "mp-old.corp.lab"  # retired MP name, gone from DNS
 SKEW = "+2h"  # libfaketime offset; MIT's default clockskew is 300 s
 CORP_SRV = mp_srv_name("corp.lab")  # _mssms_mp_lab._tcp.corp.lab
@@ -32,10 +38,13 @@ class Outcome:
     client: Client
     mp_name: str
     verdict: str
-    auth: str
+    auth: str | None  # None: the capture cannot show the mechanism (it is inside TLS)
     cause: str
     secondary: list[str] = field(default_factory=list)
     result: dict[str, object] | None = None
+    # what the lab knows but the capture cannot show (e.g. the outcome of a registration inside TLS);
+    # verdict/auth/cause above are what the capture shows
+    truth: dict[str, object] | None = None
 
 
 @dataclass
@@ -49,6 +58,8 @@ class Scenario:
     extra_dns: dict[str, str] = field(default_factory=dict)
     background: bool = False
     srv_records: dict[str, list[SrvRecord]] = field(default_factory=dict)
+    # findings about several clients at once, e.g. the sources of an account's lockout; filled in by run()
+    fleet: list[dict[str, object]] = field(default_factory=list)
 
     def world(self, root: Path) -> World:
         return World(root, self.clients, self.mps, self.max_dgram_reply, dict(self.extra_dns),
@@ -182,6 +193,50 @@ def duplicate(r: Runner, first: Client, second: Client) -> list[Outcome]:
     return [a, Outcome(second, second.mp.fqdn, "not_approved", "kerberos", "duplicate_guid", result=res)]
 
 
+def https_registered(r: Runner, c: Client) -> Outcome:
+    """Kerberos registration with an HTTPS MP: ticket in clear on port 88, AP-REQ and reply inside TLS."""
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "inconclusive", None, "registration_encrypted", result=res,
+                   truth={"verdict": "approved", "auth": "kerberos", "approval_status": 1})
+
+
+def https_spn_missing(r: Runner, c: Client) -> Outcome:
+    """HTTPS MP without its SPN: error 7 in clear; the NTLM fallback and the pending reply stay inside TLS."""
+    r.kinit(c)
+    res = r.register(c)
+    return Outcome(c, c.mp.fqdn, "not_approved", None, "spn_missing", result=res,
+                   truth={"verdict": "not_approved", "auth": "ntlm", "approval_status": 0})
+
+
+def shared_user_lockout(r: Runner, stale: list[Client], fresh: list[Client], maxfailure: int = 3
+                        ) -> list[Outcome]:
+    """One user principal registers several clients; its password changed, ``stale`` clients keep the old one.
+
+    Each stale client's AS-REQ fails pre-authentication until ``maxfailure`` locks the account; after that the
+    KDC refuses everyone, the clients that hold the new password too. No client holds NTLM credentials, so
+    each stops at the anonymous 401, as a machine whose account is locked does.
+    """
+    kdc = r.world.kdcs["CORP.LAB"]
+    policy = f"lockout-{SHARED_USER}"
+    kdc.kadmin(f"addpol -maxfailure {maxfailure} -failurecountinterval 0 -lockoutduration 0 {policy}")
+    kdc.add_principal(SHARED_USER, password=SHARED_OLD_PASSWORD, options=f"-policy {policy}")
+    for c in stale:
+        kdc.export_keytab(SHARED_USER, r.world.client_keytab(c))
+    kdc.kadmin(f"cpw -pw {SHARED_NEW_PASSWORD} {SHARED_USER}")
+    for c in fresh:
+        kdc.export_keytab(SHARED_USER, r.world.client_keytab(c))
+    for c in stale:  # PREAUTH_FAILED for each; the last one reaches maxfailure and locks the account
+        r.kinit(c, expect_ok=False)
+    out = []
+    for c in fresh + stale:  # CLIENT_REVOKED for everyone now, the right password included
+        r.kinit(c, expect_ok=False)
+        res = r.register(c)
+        out.append(Outcome(c, c.mp.fqdn, "not_approved", "none", "account_revoked",
+                           ["preauth_failed"] if c in stale else [], res))
+    return out
+
+
 def rekey_mp(r: Runner, mp: Mp) -> None:
     """The KDC now encrypts HTTP/<mp> tickets under a key the MP's keytab does not hold (same kvno).
 
@@ -212,6 +267,39 @@ def _duplicate_scenario() -> Scenario:
     return Scenario("duplicate_guid", "Two machines present the same SMSID (cloned image): the first is "
                     "approved, the second gets a pending conflicting record.", [a, b], [MP01],
                     lambda r: duplicate(r, a, b))
+
+
+def _https_scenario() -> Scenario:
+    a = Client("WK19", "CORP.LAB", "127.0.1.19", MP05)
+    b = Client("WK20", "CORP.LAB", "127.0.1.20", MP06, ntlm=True)
+    c = Client("WK25", "CORP.LAB", "127.0.1.25", MP07, pki=True)
+    return Scenario("https_mp", "HTTPS MPs (TLS 1.2 on port 443): WK19 gets its ticket for HTTP/mp05 and "
+                    "registers inside TLS (approved, which the capture cannot show); WK20 gets "
+                    "KDC_ERR_S_PRINCIPAL_UNKNOWN for HTTP/mp06, whose SPN is missing, and falls back to NTLM "
+                    "inside TLS; WK25 presents its PKI client certificate to mp07, which requires one, then "
+                    "registers with Kerberos inside TLS.", [a, b, c], [MP05, MP06, MP07],
+                    lambda r: [https_registered(r, a), https_spn_missing(r, b), https_registered(r, c)])
+
+
+def _user_lockout_scenario() -> Scenario:
+    def client(host: str, ip: str) -> Client:
+        return Client(host, "CORP.LAB", ip, MP01, principal=f"{SHARED_USER}@CORP.LAB")
+
+    stale = [client("WK21", "127.0.1.21"), client("WK22", "127.0.1.22"), client("WK23", "127.0.1.23")]
+    fresh = [client("WK24", "127.0.1.24")]
+    sc = Scenario("user_lockout", f"Clients register as the user {SHARED_USER}@CORP.LAB (a shared client "
+                  "connection account). Its password was changed; three clients still use the old one: "
+                  "PREAUTH_FAILED until the lockout policy locks the account, then CLIENT_REVOKED for every "
+                  "client, the one with the new password too.", stale + fresh, [MP01], lambda r: [])
+
+    def run(r: Runner) -> list[Outcome]:
+        out = shared_user_lockout(r, stale, fresh)
+        sc.fleet = [{"code": "lockout_sources", "principal": f"{SHARED_USER}@CORP.LAB",
+                     "sources": [c.ip for c in stale]}]
+        return out
+
+    sc.run = run
+    return sc
 
 
 def _mixed_scenario() -> Scenario:
@@ -330,5 +418,7 @@ def all_scenarios() -> list[Scenario]:
         _single("ntlm_only", "Client whose Negotiate offers NTLM only, against a healthy MP: registered, "
                 "not approved.", Client("WK18", "CORP.LAB", "127.0.1.18", MP01, srv=CORP_SRV, ntlm=True,
                                         kerberos=False), ntlm_only),
+        _https_scenario(),
+        _user_lockout_scenario(),
         _mixed_scenario(),
     ]

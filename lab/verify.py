@@ -24,6 +24,8 @@ def problems(o: Outcome, ev: Evidence) -> list[str]:
     spn = f"HTTP/{o.mp_name}"
     final = _final_http(ev)
     status = final["status"] if final else None
+    if o.client.mp.https:
+        return _https_problems(o, ev, res, spn)
     if o.verdict == "approved":
         if status != 200 or res.get("approval_status") != 1:
             out.append(f"expected approval, got HTTP {status}, client result {res}")
@@ -44,12 +46,13 @@ def problems(o: Outcome, ev: Evidence) -> list[str]:
         out.append("no referral TGS-REP with ticket krbtgt/CORP.LAB")
     if cause == "duplicate_guid" and (status != 200 or res.get("status") != 1):
         out.append(f"expected a 200 with Status=1 (pending), got HTTP {status}, result {res}")
-    if cause == "spn_wrong_account" and (not _kinds(ev, "tgs_rep", sname=spn) or status != 401):
-        out.append(f"expected TGS-REP {spn} then a final 401, got {status}")
+    if cause == "spn_wrong_account" and (not _kinds(ev, "tgs_rep", sname=spn) or status != 401
+                                         or (final or {}).get("error_code") not in (31, 41)):
+        out.append(f"expected TGS-REP {spn} then a final 401 carrying error 31 or 41, got {final}")
     if cause in ("spn_missing", "no_trust_path") and not _kinds(ev, "krb_error", error_code=7, sname=spn):
         out.append(f"no KDC_ERR_S_PRINCIPAL_UNKNOWN for {spn}")
-    if cause == "clock_skew" and status != 401:
-        out.append(f"expected a final 401 for the skewed AP-REQ, got {status}")
+    if cause == "clock_skew" and (status != 401 or (final or {}).get("error_code") != 37):
+        out.append(f"expected a final 401 carrying KRB_AP_ERR_SKEW (37) for the skewed AP-REQ, got {final}")
     if cause == "account_revoked" and not [e for e in _kinds(ev, "krb_error") if e["error_code"] in (1, 12, 18)]:
         out.append("no KRB-ERROR refusing the client account")
     if "preauth_failed" in o.secondary and not _kinds(ev, "krb_error", error_code=24):
@@ -60,6 +63,29 @@ def problems(o: Outcome, ev: Evidence) -> list[str]:
         out.append(f"NTLM fallback should still be answered 200, got {status}")
     out += _location_problems(o, ev, res)
     out += _new_cause_problems(o, ev, res, status)
+    return out
+
+
+def _https_problems(o: Outcome, ev: Evidence, res: dict[str, object], spn: str) -> list[str]:
+    """HTTPS MP: the Kerberos exchange is in clear, HTTP is not; the client's own result holds the truth."""
+    out = []
+    truth = o.truth or {}
+    hello = _kinds(ev, "tls_client_hello", server_ip=o.client.mp.ip, port=443, sni=o.mp_name)
+    if not hello:
+        out.append(f"no TLS ClientHello to {o.client.mp.ip}:443 naming {o.mp_name}")
+    if _kinds(ev, "http_response") or _kinds(ev, "http_ap_req") or _kinds(ev, "http_ntlm_auth"):
+        out.append("HTTP of an HTTPS registration is readable in the capture")
+    if res.get("auth") != truth.get("auth") or res.get("approval_status") != truth.get("approval_status"):
+        out.append(f"client result {res} differs from what the lab expects: {truth}")
+    if res.get("statuses", [None])[-1] != 200:  # type: ignore[index]
+        out.append(f"expected the registration to end with 200 inside TLS, got {res.get('statuses')}")
+    if o.cause == "registration_encrypted":
+        rep = _kinds(ev, "tgs_rep", sname=spn)
+        if not rep or not hello or int(rep[0]["frame"]) < int(hello[0]["frame"]):  # type: ignore[call-overload]
+            out.append(f"expected the TGS-REP for {spn} after the ClientHello (ticket fetched after the 401)")
+    if o.cause == "spn_missing" and (not _kinds(ev, "krb_error", error_code=7, sname=spn)
+                                     or _kinds(ev, "tgs_rep", sname=spn)):
+        out.append(f"expected KDC_ERR_S_PRINCIPAL_UNKNOWN for {spn} and no ticket")
     return out
 
 

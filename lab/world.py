@@ -13,6 +13,7 @@ from pathlib import Path
 from lab.dns_server import DnsServer, SrvRecord
 from lab.kdc import Kdc, RealmSpec, client_krb5_conf
 from lab.mp_server import MpServer
+from lab.tls import Pki, make_server_certificate
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,17 @@ KDC_REFERRALS: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Mp:
-    """A management point: HTTP/<fqdn> service principal in CORP.LAB, simulator on ``ip``:80."""
+    """A management point: HTTP/<fqdn> service principal in CORP.LAB, simulator on ``ip``:80 (443 if HTTPS)."""
 
     name: str
     ip: str
     spn_registered: bool = True  # False: in DNS and holding a keytab, but the KDC has no HTTP/<fqdn>
+    https: bool = False  # True: TLS on port 443 with a self-signed certificate for <fqdn>
+    client_cert: bool = False  # HTTPS MP that requires a client certificate from the lab's PKI
+
+    @property
+    def port(self) -> int:
+        return 443 if self.https else 80
 
     @property
     def fqdn(self) -> str:
@@ -78,6 +85,8 @@ class Client:
     credentials: bool = True  # False: no keytab, no NTLM secret (a machine that cannot authenticate at all)
     kerberos: bool = True  # offer Kerberos in SPNEGO; False: NTLM only
     ntlm_at_mp: bool = True  # False: the MP's NTLM store lacks the account (pass-through to its DC fails)
+    principal: str | None = None  # registration identity other than the machine account (a shared user)
+    pki: bool = False  # holds a client authentication certificate from the lab's PKI
 
     def __post_init__(self) -> None:
         if not self.smsid:
@@ -85,7 +94,7 @@ class Client:
 
     @property
     def account(self) -> str:
-        return f"{self.hostname.upper()}$@{self.realm}"
+        return self.principal or f"{self.hostname.upper()}$@{self.realm}"
 
     @property
     def fqdn(self) -> str:
@@ -141,7 +150,9 @@ class World:
             if not mp.spn_registered:  # the server keeps its keys, the directory lost the SPN
                 corp.kadmin(f"delprinc -force {mp.spn}")
         for c in self.clients:
-            if c.credentials:  # a machine without credentials has no account (a workgroup machine)
+            # a machine without credentials has no account (a workgroup machine); a shared user principal is
+            # created by its scenario, which also decides whose keytab holds which password
+            if c.credentials and c.principal is None:
                 self.kdcs[c.realm].add_principal(c.account.split("@")[0], keytab=self.client_keytab(c))
         kdc_ips = {r.name: r.kdc_ip for r in REALMS.values()}
         for r in REALMS.values():
@@ -152,6 +163,14 @@ class World:
                 client_krb5_conf(self.client_conf_of(c), c.realm, {**kdc_ips, c.realm: c.kdc_ip or kdc_ips[c.realm]},
                                  udp_preference_limit=1 if c.kerberos_tcp else None, enctypes=c.enctypes)
         client_krb5_conf(self.root / "mp" / "krb5.conf", MP_REALM, kdc_ips)
+        for mp in self.mps:
+            if mp.https:
+                make_server_certificate(mp.fqdn, mp.ip, self.root / "mp" / "tls")
+        if any(mp.client_cert for mp in self.mps) or any(c.pki for c in self.clients):
+            pki = Pki(self.root / "pki")
+            for c in self.clients:
+                if c.pki:
+                    pki.client_certificate(c.fqdn)
         # NTLM: the MP (acceptor) knows every machine password, as a DC would through netlogon.
         lines = [f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}" for c in self.clients
                  if c.ntlm_at_mp]
@@ -159,6 +178,21 @@ class World:
         for c in [c for c in self.clients if c.credentials]:
             self.client_ntlm_file(c).parent.mkdir(parents=True, exist_ok=True)
             self.client_ntlm_file(c).write_text(f"{c.netbios_domain}:{c.hostname.upper()}$:{ntlm_password(c)}\n")
+
+    def mp_tls(self, mp: Mp) -> tuple[Path, Path] | None:
+        """(certificate, key) of an HTTPS MP; clients trust the certificate file."""
+        if not mp.https:
+            return None
+        d = self.root / "mp" / "tls"
+        return d / f"{mp.fqdn}.crt", d / f"{mp.fqdn}.key"
+
+    def mp_client_ca(self, mp: Mp) -> Path | None:
+        return self.root / "pki" / "issuing-ca.crt" if mp.client_cert else None
+
+    def client_tls(self, c: Client) -> tuple[Path, Path] | None:
+        """(certificate, key) of a client's PKI certificate."""
+        d = self.root / "pki"
+        return (d / f"{c.fqdn}.crt", d / f"{c.fqdn}.key") if c.pki else None
 
     def mp_keytab(self, mp: Mp) -> Path:
         return self.root / "mp" / f"{mp.name}.keytab"
@@ -216,8 +250,9 @@ class World:
         self.dns = DnsServer(DNS_IP, self.dns_records, self.root / "dns", srv=self.srv_records)
         self.dns.start()
         for mp in self.mps:
-            srv = MpServer(mp.ip, 80, mp.fqdn, str(self.mp_keytab(mp)), self.mp_log_dir(mp), site_code="LAB",
-                           env=self.mp_env())
+            srv = MpServer(mp.ip, mp.port, mp.fqdn, str(self.mp_keytab(mp)), self.mp_log_dir(mp),
+                           site_code="LAB", env=self.mp_env(), tls=self.mp_tls(mp),
+                           client_ca=self.mp_client_ca(mp))
             srv.start()
             self.mp_servers.append(srv)
 

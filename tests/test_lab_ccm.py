@@ -503,3 +503,34 @@ def test_registration_locates_mp_through_srv(realm: Realm, tmp_path: Path) -> No
     assert stale.error == "dns" and stale.statuses == []
     assert missing.srv_targets == [] and missing.error == "dns" and missing.mp_fqdn is None
     assert len(_iis_lines(tmp_path)) == 2                                  # only the located client posted
+
+
+@lab
+@needs_lab
+def test_https_mp_requires_a_client_certificate(realm: Realm, tmp_path: Path) -> None:
+    """HTTPS MP asking for a PKI certificate: refused in the handshake without one, Kerberos inside TLS with one."""
+    from lab.ccm_client import register
+    from lab.mp_server import MpServer
+    from lab.tls import Pki, make_server_certificate
+
+    crt, key = make_server_certificate("mp.test.lab", realm.mp_ip, tmp_path / "tls")
+    pki = Pki(tmp_path / "pki")
+    client = pki.client_certificate("wk01.test.lab")
+    stranger = make_server_certificate("wk01.test.lab", realm.client_ip, tmp_path / "self-signed")
+    with MpServer(realm.mp_ip, 443, "mp.test.lab", str(realm.mp_keytab), tmp_path, env=realm.mp_env(),
+                  tls=(crt, key), client_ca=pki.ca_cert):
+        args = ("mp.test.lab", realm.client_ip, "WK01", "wk01.test.lab", SMSID)
+        kw = {"dns_server": None, "mp_ip": realm.mp_ip, "env": realm.client_env("wk01-tls"), "port": 443,
+              "tls_trust": str(crt)}
+        ok = register(*args, **kw, tls_client=(str(client[0]), str(client[1])))  # type: ignore[arg-type]
+        bare = register(*args, **kw)  # type: ignore[arg-type]
+        wrong_ca = register(*args, **kw, tls_client=(str(stranger[0]), str(stranger[1])))  # type: ignore[arg-type]
+        untrusted = register(*args, **{**kw, "tls_trust": str(pki.ca_cert)},  # type: ignore[arg-type]
+                             tls_client=(str(client[0]), str(client[1])))
+    print(ok, bare, wrong_ca, untrusted, sep="\n")
+    assert ok.statuses == [401, 200] and ok.auth == "kerberos" and ok.approval_status == 1 and ok.mutual_ok
+    for refused in (bare, wrong_ca, untrusted):
+        assert refused.statuses == [] and refused.error and refused.error.startswith("http:"), refused
+    assert "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")  # the client checks the MP's certificate
+    lines = _iis_lines(tmp_path)
+    assert len(lines) == 2 and all(ln.split()[6] == "443" for ln in lines)  # refused handshakes log nothing

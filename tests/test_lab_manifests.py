@@ -2,7 +2,9 @@
 
 Every evidence item is turned into a Wireshark display filter from its kind and values (not from the lab's
 code), and the frame must match it. Manifest-wide claims (client addresses, 200 for approved clients, no
-HTTP after NXDOMAIN, Kerberos sent from the client's own address) are checked the same way.
+HTTP after NXDOMAIN, Kerberos sent from the client's own address) are checked the same way. Each client's
+verdict, auth and cause are derived a second time from the capture alone (tests/lab_labels.py), so a label
+the packets do not support fails here.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab_labels import derive, label_problems, lockout_sources
+
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO / "captures"
 MANIFESTS = sorted(CAPTURES.glob("*.json"))
 REG_URI = "/ccm_system_windowsauth/request"
 CAUSES = {"ok", "spn_wrong_account", "spn_missing", "no_trust_path", "trust_broken", "clock_skew",
           "account_revoked", "preauth_failed", "ntlm_fallback", "no_kerberos_attempt", "kdc_unreachable",
-          "dns_failure", "duplicate_guid", "etype_unsupported", "approval_pending", "incomplete_capture"}
+          "dns_failure", "duplicate_guid", "etype_unsupported", "approval_pending", "incomplete_capture",
+          "registration_encrypted"}
 EXPECTED_SCENARIOS = {"ok_same_realm", "ok_child_referral", "spn_on_other_account", "spn_missing", "clock_skew",
                       "account_locked", "account_disabled", "no_trust_path", "duplicate_guid",
                       "kerberos_over_tcp", "dns_failure", "trust_broken", "kdc_unreachable", "etype_unsupported",
-                      "no_kerberos_attempt", "ntlm_only", "mixed"}
+                      "no_kerberos_attempt", "ntlm_only", "https_mp", "user_lockout", "mixed"}
 # every new failure kind also appears inside the mixed capture
 MIXED_MUST_HOLD = {"ok", "spn_wrong_account", "spn_missing", "no_trust_path", "trust_broken", "clock_skew",
                    "account_revoked", "dns_failure", "duplicate_guid", "kdc_unreachable", "etype_unsupported",
@@ -94,6 +99,9 @@ def _kind_filter(e: dict[str, object]) -> str:
     if kind == "http_ap_req":
         return (f"http.request.uri == {_q(REG_URI)} && ip.src == {ip} && kerberos.msg_type == 14 "
                 f"&& {_sname(e['sname'])}")
+    if kind == "tls_client_hello":
+        return (f"tls.handshake.type == 1 && ip.src == {ip} && ip.dst == {e['server_ip']} "
+                f"&& tcp.dstport == {e['port']} && tls.handshake.extensions_server_name == {_q(e['sni'])}")
     if kind == "http_ntlm_auth":
         return f"http.request.uri == {_q(REG_URI)} && ip.src == {ip} && ntlmssp.messagetype == 3"
     if kind == "http_response":
@@ -128,13 +136,19 @@ def test_manifest_schema(manifest: Path) -> None:
     m = _load(manifest)
     assert m["capture"] == f"{manifest.stem}.pcapng" and m["scenario"] == manifest.stem
     assert m["mps"] and m["clients"] and m["description"]
+    shared = {f["principal"] for f in m.get("fleet", [])}
     for c in m["clients"]:
         assert c["verdict"] in {"approved", "not_approved", "inconclusive"}
-        assert c["auth"] in {"kerberos", "ntlm", "none"}
+        https = c["mp"].get("port") == 443
+        # null auth: the mechanism is inside TLS; the lab's own knowledge then sits in "truth"
+        assert c["auth"] in {"kerberos", "ntlm", "none"} or (https and c["auth"] is None)
+        if "truth" in c:
+            assert https and c["truth"]["verdict"] in {"approved", "not_approved"}
+            assert c["truth"]["auth"] in {"kerberos", "ntlm", "none"}
         assert c["cause"] in CAUSES and set(c["secondary_causes"]) <= CAUSES
         assert c["approved"] == (c["verdict"] == "approved")
         assert c["approved"] == (c["cause"] == "ok"), c["hostname"]
-        assert c["account"] == f"{c['hostname']}$@{c['realm']}"
+        assert c["account"] in {f"{c['hostname']}$@{c['realm']}", *shared}
         assert c["smsid"].startswith("GUID:")
         assert c["evidence_frames"] == sorted({e["frame"] for e in c["evidence"]})
         assert all(e["client_ip"] == c["client_ip"] for e in c["evidence"])
@@ -309,22 +323,144 @@ def test_referral_ticket_is_cross_realm_tgt() -> None:
     assert rows[0][2] != rows[-1][2]  # two different KDCs
 
 
+def _label_problems_of(manifest: Path) -> list[str]:
+    m = _load(manifest)
+    return label_problems(m, manifest.parent / m["capture"])
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_labels_derived_from_capture(manifest: Path) -> None:
+    """Verdict, auth, cause, secondary causes, MP and fleet findings as tshark shows them, rule by rule."""
+    problems = _label_problems_of(manifest)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("scenario, host, field, wrong", [
+    ("clock_skew", "WK04", "cause", "spn_wrong_account"),
+    ("spn_on_other_account", "WK02", "cause", "clock_skew"),
+    ("spn_missing", "WK03", "cause", "no_trust_path"),
+    ("trust_broken", "WK14", "cause", "no_trust_path"),
+    ("account_locked", "WK06", "cause", "kdc_unreachable"),
+    ("duplicate_guid", "WK11", "cause", "ok"),
+    ("https_mp", "WK19", "cause", "ok"),
+    ("https_mp", "WK20", "secondary_causes", ["ntlm_fallback"]),
+    ("user_lockout", "WK24", "secondary_causes", ["preauth_failed"]),
+    ("ntlm_only", "WK18", "auth", "kerberos"),
+    ("mixed", "LAP02", "cause", "spn_wrong_account"),
+])
+def test_relabelled_copy_fails(tmp_path: Path, scenario: str, host: str, field: str, wrong: object) -> None:
+    """A manifest copy with one wrong label, next to a copy of its capture, fails the derivation."""
+    m = _load(CAPTURES / f"{scenario}.json")
+    (c,) = [c for c in m["clients"] if c["hostname"] == host]
+    assert c[field] != wrong
+    c[field] = wrong
+    (tmp_path / f"{scenario}.json").write_text(json.dumps(m))
+    shutil.copy(CAPTURES / m["capture"], tmp_path / m["capture"])
+    problems = _label_problems_of(tmp_path / f"{scenario}.json")
+    assert [p for p in problems if p.startswith(f"{host} ")], problems
+    assert _label_problems_of(CAPTURES / f"{scenario}.json") == []
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_every_other_cause_disagrees(manifest: Path) -> None:
+    """No client's capture supports a second cause label: each wrong cause is rejected."""
+    m = _load(manifest)
+    pcap = CAPTURES / m["capture"]
+    realms = {mp["realm"] for mp in m["mps"]}
+    for c in m["clients"]:
+        got = derive(pcap, c["client_ip"], realms)
+        assert got.cause == c["cause"], (c["hostname"], got.why)
+        for wrong in CAUSES - {c["cause"]}:
+            bad = dict(m, clients=[dict(c, cause=wrong)], fleet=m.get("fleet", []))
+            assert label_problems(bad, pcap), (c["hostname"], wrong)
+
+
+def test_fleet_lockout_needs_the_failed_sources() -> None:
+    """Dropping a lockout source, or adding one that never failed pre-authentication, is caught."""
+    m = _load(CAPTURES / "user_lockout.json")
+    pcap = CAPTURES / m["capture"]
+    (item,) = m["fleet"]
+    assert item["code"] == "lockout_sources" and len(item["sources"]) == 3
+    for sources in (item["sources"][:-1], item["sources"] + ["127.0.1.24"]):
+        assert label_problems(dict(m, fleet=[dict(item, sources=sources)]), pcap)
+    assert label_problems(dict(m, fleet=[]), pcap)
+    for name in ("account_locked", "mixed"):  # one address per locked account: no shared-principal lockout
+        assert lockout_sources(CAPTURES / f"{name}.pcapng") == []
+
+
+def test_user_lockout_order_on_the_wire() -> None:
+    """Stale clients fail pre-authentication until the lock; afterwards every AS-REQ gets CLIENT_REVOKED."""
+    m = _load(CAPTURES / "user_lockout.json")
+    pcap = CAPTURES / m["capture"]
+    rows = _tshark(pcap, "kerberos.msg_type == 30 && kerberos.error_code != 25", "frame.number", "ip.dst",
+                   "kerberos.error_code")
+    codes = [r[2] for r in rows]
+    assert codes == ["24"] * 3 + ["18"] * 4, rows
+    fresh = [c["client_ip"] for c in m["clients"] if not c["secondary_causes"]]
+    assert len(fresh) == 1 and [r[1] for r in rows if r[2] == "24"] == m["fleet"][0]["sources"]
+    assert fresh[0] in {r[1] for r in rows if r[2] == "18"}
+    cnames = {r[0] for r in _tshark(pcap, "kerberos.msg_type == 10", "kerberos.CNameString")}
+    assert cnames == {"smsclient"}
+
+
+def test_https_registration_stays_inside_tls() -> None:
+    """Port 443: no readable HTTP; the server certificate names the MP; the ticket request follows the hello."""
+    m = _load(CAPTURES / "https_mp.json")
+    pcap = CAPTURES / m["capture"]
+    assert not _tshark(pcap, "http || ntlmssp || (kerberos.msg_type == 14 && !udp.port == 88 && !tcp.port == 88)")
+    certs = _tshark(pcap, "tls.handshake.type == 11", "ip.src", "x509ce.dNSName")
+    mps = {mp["ip"]: mp["name"] for mp in m["mps"]}
+    assert {(r[0], r[1]) for r in certs if r[0] in mps} == set(mps.items())
+    # PKI client authentication: the MP asks for a certificate, and TLS 1.2 carries the client's in clear
+    asking = {r[0] for r in _tshark(pcap, "tls.handshake.type == 13", "ip.src")}
+    presented = {(r[0], r[1]) for r in certs if r[0] not in mps}
+    assert len(asking) == 1 and len(presented) == 1
+    ((client_ip, name),) = presented
+    (c,) = [c for c in m["clients"] if c["client_ip"] == client_ip]
+    assert name == c["fqdn"] and c["mp"]["ip"] in asking
+    assert {r[0] for r in _tshark(pcap, "tls.handshake.type == 2", "tls.handshake.version")} == {"0x0303"}
+    for c in m["clients"]:
+        hello = _tshark(pcap, f"tls.handshake.type == 1 && ip.src == {c['client_ip']}", "frame.number")
+        tgs = _tshark(pcap, f"kerberos.msg_type == 12 && ip.src == {c['client_ip']}", "frame.number")
+        assert hello and tgs and int(tgs[0][0]) > int(hello[0][0]), c["hostname"]
+
+
+def test_https_truth_matches_the_mp_logs() -> None:
+    """What the capture cannot show, the MP's own logs do: the lab's truth must agree with them."""
+    m = _load(CAPTURES / "https_mp.json")
+    iis = (CAPTURES / "https_mp.iis.log").read_text().splitlines()
+    reg = (CAPTURES / "https_mp.MP_RegistrationManager.log").read_text()
+    for c in m["clients"]:
+        lines = [ln.split() for ln in iis if not ln.startswith("#") and f" {c['client_ip']} " in ln]
+        assert lines and all(ln[6] == "443" for ln in lines), c["hostname"]
+        assert lines[-1][11] == "200"
+        truth = c["truth"]
+        user = f"{c['realm'].split('.')[0]}\\{c['hostname']}$"
+        decision = "approved (trusted domain)" if truth["verdict"] == "approved" else "not approved"
+        assert f"Client '{user}' authenticated with {truth['auth']}; {decision}." in reg, c["hostname"]
+
+
 @pytest.mark.lab
 @pytest.mark.skipif(os.environ.get("KERBTRACE_LAB") != "1", reason="set KERBTRACE_LAB=1 (root, MIT krb5)")
-@pytest.mark.parametrize("name, verdict, auth, cause", [
-    ("ok_child_referral", "approved", "kerberos", "ok"),
-    ("trust_broken", "not_approved", "ntlm", "trust_broken"),
-    ("kdc_unreachable", "not_approved", "none", "kdc_unreachable"),
-])
-def test_rebuild_one_scenario(tmp_path: Path, name: str, verdict: str, auth: str, cause: str) -> None:
-    """End to end: real KDCs, MP and client in a fresh namespace; the new manifest checks out too."""
+@pytest.mark.parametrize("name", ["ok_child_referral", "trust_broken", "kdc_unreachable", "https_mp",
+                                  "user_lockout"])
+def test_rebuild_one_scenario(tmp_path: Path, name: str) -> None:
+    """End to end: real KDCs, MP and client in a fresh namespace; the new manifest's labels and evidence are
+    what tshark reads in the new capture, and they match the shipped manifest's."""
     proc = subprocess.run([sys.executable, "-m", "lab.build", "--only", name, "--out", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = _load(tmp_path / f"{name}.json")
-    (c,) = m["clients"]
-    assert (c["verdict"], c["auth"], c["cause"]) == (verdict, auth, cause)
-    assert c["evidence"]
-    for e in c["evidence"]:
-        assert _tshark(tmp_path / f"{name}.pcapng", f"frame.number == {e['frame']} && "
-                       f"({evidence_filter(e)})"), e
+    problems = _label_problems_of(tmp_path / f"{name}.json")
+    assert not problems, "\n".join(problems)
+    shipped = _load(CAPTURES / f"{name}.json")
+
+    def labels(doc: dict) -> list[tuple]:
+        return [(c["client_ip"], c["verdict"], c["auth"], c["cause"]) for c in doc["clients"]]
+
+    assert labels(m) == labels(shipped)
+    for c in m["clients"]:
+        assert c["evidence"]
+        for e in c["evidence"]:
+            assert _tshark(tmp_path / f"{name}.pcapng", f"frame.number == {e['frame']} && "
+                           f"({evidence_filter(e)})"), e
