@@ -46,7 +46,9 @@ def keep_attributes(attrs: Mapping[str, Iterable]) -> dict[str, list]:
         key = name.lower().split(";", 1)[0]  # "servicePrincipalName;range=0-1499" -> base name
         if key in _KEEP:
             vals = [values] if isinstance(values, str | bytes | int) else list(values)
-            out.setdefault(key, []).extend(v for v in vals if v not in (None, ""))
+            vals = [v for v in vals if v not in (None, "", b"")]
+            if vals:
+                out.setdefault(key, []).extend(vals)
     return out
 
 
