@@ -14,8 +14,10 @@ accounts the tests need are created with samba-tool and ldbmodify on the DC's ow
 - ``disabled-user`` (disabled) and ``locked-user`` (locked out by failed LDAP binds with a lockout
   threshold of 3);
 - trustedDomain objects: Samba's ``domain trust create`` needs a second live domain, so they are added
-  as LDAP entries through the DC's database (same attributes as a real trust): child.corp.lab within
-  the forest, fabrikam.com forest trust, partner.org external (quarantined), EXAMPLE.ORG MIT realm.
+  as entries through the DC's database with the attributes of a real trust but no trust keys
+  (trustAuthIncoming/Outgoing): child.corp.lab within the forest, fabrikam.com forest trust,
+  partner.org external (quarantined), EXAMPLE.ORG MIT realm. Each needs its securityIdentifier, or
+  Samba's KDC fails every TGS-REQ.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ TRUSTS_LDIF = """\
 dn: CN=child.corp.lab,CN=System,DC=corp,DC=lab
 objectClass: trustedDomain
 trustPartner: child.corp.lab
+securityIdentifier: S-1-5-21-1004336348-1177238915-682003330
 flatName: CHILD
 trustType: 2
 trustDirection: 3
@@ -47,6 +50,7 @@ trustAttributes: 32
 dn: CN=fabrikam.com,CN=System,DC=corp,DC=lab
 objectClass: trustedDomain
 trustPartner: fabrikam.com
+securityIdentifier: S-1-5-21-1111111111-2222222222-3333333333
 flatName: FABRIKAM
 trustType: 2
 trustDirection: 3
@@ -55,6 +59,7 @@ trustAttributes: 8
 dn: CN=partner.org,CN=System,DC=corp,DC=lab
 objectClass: trustedDomain
 trustPartner: partner.org
+securityIdentifier: S-1-5-21-1444444444-555555555-666666666
 flatName: PARTNER
 trustType: 2
 trustDirection: 2
@@ -63,6 +68,7 @@ trustAttributes: 4
 dn: CN=EXAMPLE.ORG,CN=System,DC=corp,DC=lab
 objectClass: trustedDomain
 trustPartner: EXAMPLE.ORG
+securityIdentifier: S-1-5-21-1777777777-888888888-999999999
 flatName: EXAMPLE.ORG
 trustType: 3
 trustDirection: 3
@@ -104,6 +110,16 @@ class SambaDC:
         if " 0 records" in out.stdout:
             raise RuntimeError(f"{cmd} changed nothing: {out.stdout} {out.stderr}")
 
+    def kinit(self, principal: str, password: str) -> dict:
+        """A ticket cache for `principal` from the DC's KDC; returns the environment that selects it."""
+        conf = self.workdir / "krb5.conf"
+        conf.write_text("[libdefaults]\n default_realm = CORP.LAB\n dns_lookup_kdc = false\n rdns = false\n"
+                        f"[realms]\n CORP.LAB = {{\n  kdc = {ADDRESS}\n }}\n")
+        env = {"KRB5_CONFIG": str(conf), "KRB5CCNAME": f"FILE:{self.workdir}/ccache-{principal.split('@')[0]}"}
+        subprocess.run(["ip", "netns", "exec", self.netns, "kinit", principal], input=password + "\n", text=True,
+                       capture_output=True, env={**os.environ, **env}, check=True, timeout=30)
+        return env
+
     def ldbsearch(self, flt: str, *attrs: str) -> str:
         return self.run("ldbsearch", "-H", str(self.workdir / "private" / "sam.ldb"), flt, *attrs).stdout
 
@@ -142,6 +158,11 @@ def start() -> SambaDC:
                "--use-rfc2307", f"--targetdir={workdir}", "--host-name=dc1", f"--host-ip={ADDRESS}"]
         cmd += [f"--option={k}={v}" for k, v in options.items()]
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=180)
+        # Like a Windows DC over LDAPS: SASL (GSSAPI) binds without a signing layer inside TLS; simple binds
+        # still need TLS. ldap3 has no GSSAPI security layer, which Samba otherwise demands.
+        conf = workdir / "etc" / "smb.conf"
+        conf.write_text(conf.read_text().replace(
+            "[global]\n", "[global]\n\tldap server require strong auth = allow_sasl_over_tls\n", 1))
         (workdir / "run").mkdir(exist_ok=True)
         log = open(workdir / "samba.out", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(["ip", "netns", "exec", netns, "samba", "-i", "-M", "single", "-s",
@@ -206,6 +227,8 @@ def _populate(dc: SambaDC) -> None:
     for user in ("svc-web", "svc-a", "disabled-user", "locked-user"):
         dc.tool("user", "create", user, USER_PASSWORD)
     dc.tool("user", "disable", "disabled-user")
+    # The LDAP SPN samba_spnupdate would register at a full start (only the ldap and kdc services run here).
+    dc.tool("spn", "add", "ldap/dc1.corp.lab", "DC1$")
     dc.tool("spn", "add", "HTTP/mp01.corp.lab", "svc-web")
     dc.tool("spn", "add", "HTTP/mp02.corp.lab", "svc-a")
     partition = f"tdb://{dc.workdir}/private/sam.ldb.d/DC=CORP,DC=LAB.ldb"

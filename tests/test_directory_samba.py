@@ -127,7 +127,7 @@ def test_no_secret_attributes_requested(online):
 def test_plain_ldap_simple_bind_refused_clearly(dc):
     facts, err = query(dc, f"ldap://{samba_dc.ADDRESS}")
     assert facts is None
-    assert "simple bind" in err and "strongerAuthRequired" in err
+    assert "simple bind" in err and "strongerAuthRequired" in err and "ldaps://" in err
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(dc):
@@ -172,3 +172,36 @@ def test_ldif_export_gives_the_same_facts(dc, online):
                (b.kind, b.disabled, b.locked, b.kvno, b.supported_etypes), name
     assert sorted(t.as_json()["kind"] for t in offline.trusts) == sorted(t.kind for t in online.trusts)
     assert offline.spn_mappings == online.spn_mappings
+
+
+def test_start_tls_simple_bind(dc):
+    facts, err = query(dc, "ldap://dc1.corp.lab", start_tls=True, ca_file=dc.ca_file)
+    assert facts is not None, err
+    assert [a.sam for a in facts.owners("HTTP/mp01.corp.lab")] == ["svc-web"]
+
+
+def test_kerberos_bind_with_a_ticket_cache(dc):
+    """SASL GSSAPI over LDAPS (over plain LDAP the DC demands GSSAPI signing, which ldap3 does not do)."""
+    env = dc.kinit("administrator@CORP.LAB", samba_dc.ADMIN_PASSWORD)
+    code = (
+        "import json\n"
+        "from kerbtrace.context.directory import load_directory\n"
+        f"f = load_directory('ldaps://dc1.corp.lab', spns={SPNS!r}, accounts={ACCOUNTS!r}, bind='kerberos',"
+        f" ca_file={dc.ca_file!r})\n"
+        "print(json.dumps(f.as_json()))\n"
+    )
+    res = dc.python(code, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    facts = DirectoryFacts.from_json(json.loads(res.stdout))
+    assert facts.is_duplicate("HTTP/mp02.corp.lab") and facts.account("locked-user").locked is True
+
+
+def test_kerberos_bind_without_a_ticket_is_a_clear_error(dc):
+    facts, err = query(dc, "ldap://dc1.corp.lab", bind="kerberos")
+    assert facts is None and "kinit" in err
+
+
+def test_ntlm_bind_refused_by_samba_is_a_clear_error(dc):
+    """Samba offers no Sicily NTLM bind (Windows DCs do); the error must still be one clear line."""
+    facts, err = query(dc, "ldap://dc1.corp.lab", user="CORP\\Administrator", bind="ntlm")
+    assert facts is None and err.startswith("ldap://dc1.corp.lab: ")

@@ -9,7 +9,9 @@ StartTLS, NTLM (Sicily) and SASL GSSAPI (through python-gssapi) in pure Python.
 Binds: ``simple`` (user DN, UPN or DOMAIN\\user; the password only from an environment variable, never a
 command-line argument), ``ntlm`` (DOMAIN\\user, same password variable; needs a DC that offers Sicily
 NTLM, as Windows DCs do — Samba does not), ``kerberos`` (SASL GSSAPI with the caller's ticket cache,
-``kinit`` first) and ``anonymous``.
+``kinit`` first; over LDAPS or StartTLS: ldap3 has no GSSAPI signing layer, which DCs demand on plain
+LDAP — Samba even inside TLS unless ``ldap server require strong auth = allow_sasl_over_tls``) and
+``anonymous``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 from kerbtrace.context.directory.entries import (
@@ -88,15 +89,18 @@ def query_ldap(
         if start_tls and not use_ssl and not conn.start_tls():
             raise DirectoryError(f"{where}: StartTLS refused ({conn.result.get('description')})")
         if bind != "anonymous" and not conn.bind():
+            hint = ""
+            if conn.result.get("result") == 8 and not (use_ssl or start_tls):  # strongerAuthRequired
+                hint = "; the DC wants a protected connection: use ldaps:// or StartTLS"
             raise DirectoryError(f"{where}: {bind} bind as {user or 'the ticket cache principal'} refused: "
-                                 f"{_describe(conn.result)}")
+                                 f"{_describe(conn.result)}{hint}")
         try:
             return _read(conn, where, spns, accounts, base, size_limit, int(timeout))
         finally:
             conn.unbind()
     except DirectoryError:
         raise
-    except (LDAPException, OSError, ValueError) as exc:
+    except Exception as exc:  # ldap3, ssl, sockets and gssapi each raise their own kinds
         hint = " (run kinit first)" if bind == "kerberos" else ""
         raise DirectoryError(f"{where}: {type(exc).__name__}: {exc}{hint}") from None
 
