@@ -266,3 +266,46 @@ def test_flag_tables():
         "ACCOUNTDISABLE", "LOCKOUT", "0x80000000")
     assert codes.supported_etypes(0x24) == ("rc4-hmac", "FAST-supported")
     assert codes.flag_names(codes.TRUST_ATTRIBUTES, 0x48) == ("FOREST_TRANSITIVE", "TREAT_AS_EXTERNAL")
+
+
+def test_descriptions_for_findings():
+    facts = read("export.ldf")
+    assert facts.lookup("HTTP/mp01.corp.lab").describe() == (
+        "HTTP/mp01.corp.lab is registered on the user account svc-web (CN=svc-web,OU=Service Accounts,DC=corp,DC=lab).")
+    assert facts.lookup("HTTP/mp02.corp.lab").describe().startswith("HTTP/mp02.corp.lab is registered on 2 accounts: ")
+    assert "user account jmüller (CN=Jürgen Müller,OU=Service Accounts,DC=corp,DC=lab), disabled" in \
+        facts.lookup("HTTP/mp02.corp.lab").describe()
+    assert facts.lookup("HOST/mp01").describe().endswith("computer account MP01$ (CN=MP01,OU=Servers,DC=corp,DC=lab).")
+    assert facts.lookup("HTTP/mp04.corp.lab").describe() == (
+        "No account holds HTTP/mp04.corp.lab (only with another port, on user account svc-locked (CN=svc-locked-with-"
+        "a-rather-long-common-name-that-ldifde-folds,OU=Service Accounts,DC=corp,DC=lab), locked out).")
+    assert read("setspn_L.txt").lookup("HTTP/mp03.corp.lab").describe() == (
+        "The directory facts do not cover HTTP/mp03.corp.lab.")
+
+
+def test_allowed_etypes():
+    facts = read("export.ldf")
+    assert facts.account("MP01$").allows_etype(18) is True
+    assert facts.account("MP01$").allows_etype(1) is False
+    assert facts.account("svc-web").allows_etype(23) is None  # attribute unset: the DC's default decides
+
+
+def test_module_command_prints_facts_or_one_clear_error(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    ok = subprocess.run([sys.executable, "-m", "kerbtrace.context.directory", "--spn-file", str(DATA / "export.csv"),
+                         "--trusts-file", str(DATA / "nltest_trusts.txt"), "--mp", "mp02.corp.lab"],
+                        capture_output=True, text=True, cwd=repo, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads(ok.stdout)
+    assert out["lookups"]["HTTP/mp02.corp.lab"] == {"status": "duplicate", "owners": ["MP02$", "jmüller"]}
+    assert out["lookups"]["HTTP/mp02"]["status"] == "missing"
+    bad = tmp_path / "junk.txt"
+    bad.write_text("junk\n")
+    err = subprocess.run([sys.executable, "-m", "kerbtrace.context.directory", "--spn-file", str(bad)],
+                         capture_output=True, text=True, cwd=repo, timeout=60)
+    assert err.returncode == 2 and "Traceback" not in err.stderr
+    assert err.stderr.startswith(f"kerbtrace: {bad}: not setspn -L/-Q/-X")

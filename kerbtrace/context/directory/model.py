@@ -83,6 +83,20 @@ class Account:
         first = self.dn.split(",", 1)[0]
         return first.split("=", 1)[-1]
 
+    def allows_etype(self, etype: int) -> bool | None:
+        """Whether msDS-SupportedEncryptionTypes lets the KDC encrypt this account's tickets with `etype`;
+        None when the attribute is unset (the DC's default then decides, which the directory does not show)."""
+        if self.supported_etypes is None:
+            return None
+        return any(self.supported_etypes & bit for bit, e in codes.SUPPORTED_ETYPE_BITS.items() if e == etype)
+
+    def describe(self) -> str:
+        """``user account svc-web (CN=svc-web,CN=Users,DC=corp,DC=lab), disabled`` — for findings."""
+        kind = {COMPUTER: "computer account", USER: "user account", MANAGED_SERVICE: "managed service account",
+                TRUST_ACCOUNT: "trust account"}.get(self.kind, "account")
+        states = [w for w, on in (("disabled", self.disabled), ("locked out", self.locked)) if on]
+        return f"{kind} {self.name} ({self.dn})" + (", " + ", ".join(states) if states else "")
+
     def holds(self, spn: str) -> bool:
         key = normalize_spn(spn)
         return any(normalize_spn(s) == key for s in self.spns)
@@ -161,6 +175,22 @@ class SpnLookup:
     @property
     def owners(self) -> tuple[Account, ...]:
         return self.direct or self.via_mapping
+
+    def describe(self) -> str:
+        """One sentence on who holds the SPN, for findings and reports."""
+        status = self.status
+        if status == "unknown":
+            return f"The directory facts do not cover {self.spn}."
+        if status == "missing":
+            extra = ""
+            if self.port_variants:
+                extra = " (only with another port, on " + "; ".join(a.describe() for a in self.port_variants) + ")"
+            return f"No account holds {self.spn}{extra}."
+        via = "" if self.direct else " through sPNMappings (its HOST SPN)"
+        who = "; ".join(a.describe() for a in self.owners)
+        if status == "duplicate":
+            return f"{self.spn} is registered on {len(self.owners)} accounts{via}: {who}."
+        return f"{self.spn} is registered{via} on the {who}."
 
     @property
     def status(self) -> str:
