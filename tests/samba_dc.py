@@ -37,43 +37,19 @@ ADMIN_PASSWORD = "Adm1n-Pass!x"
 USER_PASSWORD = "Svc-Pass1!x"
 REPO = Path(__file__).resolve().parents[1]
 
-TRUSTS_LDIF = """\
-dn: CN=child.corp.lab,CN=System,DC=corp,DC=lab
-objectClass: trustedDomain
-trustPartner: child.corp.lab
-securityIdentifier: S-1-5-21-1004336348-1177238915-682003330
-flatName: CHILD
-trustType: 2
-trustDirection: 3
-trustAttributes: 32
-
-dn: CN=fabrikam.com,CN=System,DC=corp,DC=lab
-objectClass: trustedDomain
-trustPartner: fabrikam.com
-securityIdentifier: S-1-5-21-1111111111-2222222222-3333333333
-flatName: FABRIKAM
-trustType: 2
-trustDirection: 3
-trustAttributes: 8
-
-dn: CN=partner.org,CN=System,DC=corp,DC=lab
-objectClass: trustedDomain
-trustPartner: partner.org
-securityIdentifier: S-1-5-21-1444444444-555555555-666666666
-flatName: PARTNER
-trustType: 2
-trustDirection: 2
-trustAttributes: 4
-
-dn: CN=EXAMPLE.ORG,CN=System,DC=corp,DC=lab
-objectClass: trustedDomain
-trustPartner: EXAMPLE.ORG
-securityIdentifier: S-1-5-21-1777777777-888888888-999999999
-flatName: EXAMPLE.ORG
-trustType: 3
-trustDirection: 3
-trustAttributes: 1
-"""
+# (trustPartner, flatName, trustType, trustDirection, trustAttributes, securityIdentifier)
+TRUSTS = [
+    ("child.corp.lab", "CHILD", 2, 3, 0x20, "S-1-5-21-1004336348-1177238915-682003330"),
+    ("fabrikam.com", "FABRIKAM", 2, 3, 0x08, "S-1-5-21-1111111111-2222222222-3333333333"),
+    ("partner.org", "PARTNER", 2, 2, 0x04, "S-1-5-21-1444444444-555555555-666666666"),
+    ("EXAMPLE.ORG", "EXAMPLE.ORG", 3, 3, 0x01, "S-1-5-21-1777777777-888888888-999999999"),
+]
+TRUSTS_LDIF = "\n".join(
+    f"dn: CN={name},CN=System,DC=corp,DC=lab\nobjectClass: trustedDomain\ntrustPartner: {name}\n"
+    f"flatName: {flat}\ntrustType: {ttype}\ntrustDirection: {direction}\ntrustAttributes: {attrs}\n"
+    f"securityIdentifier: {sid}\n"
+    for name, flat, ttype, direction, attrs, sid in TRUSTS
+)
 
 
 @dataclass

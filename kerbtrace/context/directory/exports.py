@@ -63,10 +63,7 @@ def parse_ldif(text: str, source: str) -> DirectoryFacts:
                 continue
             entries.append((dn, attrs))
             where[dn] = f"{source} line {start}"
-    facts = facts_from_entries(entries, source, where=where)
-    facts.problems = problems + facts.problems
-    facts.complete_spns = any(a.spns for a in facts.accounts)
-    return facts
+    return _export_facts(entries, source, where, problems)
 
 
 def parse_csv(text: str, source: str) -> DirectoryFacts:
@@ -102,6 +99,12 @@ def parse_csv(text: str, source: str) -> DirectoryFacts:
         attrs = {name: _csv_values(value) for name, value in zip(names[1:], row[1:], strict=True)}
         entries.append((dn, attrs))
         where[dn] = f"{source} line {reader.line_num}"
+    return _export_facts(entries, source, where, problems)
+
+
+def _export_facts(entries: list[tuple[str, dict]], source: str, where: dict[str, str], problems: list[str]
+                  ) -> DirectoryFacts:
+    """Facts of a whole export: its reading problems first, and its SPN list taken as complete."""
     facts = facts_from_entries(entries, source, where=where)
     facts.problems = problems + facts.problems
     facts.complete_spns = any(a.spns for a in facts.accounts)
