@@ -205,3 +205,17 @@ def test_ntlm_bind_refused_by_samba_is_a_clear_error(dc):
     """Samba offers no Sicily NTLM bind (Windows DCs do); the error must still be one clear line."""
     facts, err = query(dc, "ldap://dc1.corp.lab", user="CORP\\Administrator", bind="ntlm")
     assert facts is None and err.startswith("ldap://dc1.corp.lab: ")
+
+
+def test_global_catalog_port_searches_the_forest(dc):
+    facts, err = query(dc, "ldaps://dc1.corp.lab:3269", ca_file=dc.ca_file)
+    assert facts is not None, err
+    assert [a.sam for a in facts.owners("HTTP/mp01.corp.lab")] == ["svc-web"]
+    assert facts.is_duplicate("HTTP/mp02.corp.lab") and facts.is_missing("HTTP/mp03.corp.lab") is True
+
+
+def test_size_limit_is_reported(dc):
+    facts, err = query(dc, "ldaps://dc1.corp.lab", ca_file=dc.ca_file, size_limit=2)
+    assert facts is not None, err
+    assert len(facts.accounts) <= 2
+    assert any("more than 2 entries" in p for p in facts.problems)

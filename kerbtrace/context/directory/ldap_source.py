@@ -56,7 +56,8 @@ def query_ldap(
     timeout: float = 10.0,
     size_limit: int = 500,
 ) -> DirectoryFacts:
-    """Facts for `spns` and `accounts` from the DC at `uri` (``ldap://dc[:port]`` or ``ldaps://...``)."""
+    """Facts for `spns` and `accounts` from the DC at `uri` (``ldap://dc[:port]`` or ``ldaps://...``; on
+    a global catalog port, 3268 or 3269, accounts are searched forest-wide)."""
     parts = urlsplit(uri if "://" in uri else f"ldap://{uri}")
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
         raise DirectoryError(f"{uri}: expected ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
@@ -95,7 +96,8 @@ def query_ldap(
             raise DirectoryError(f"{where}: {bind} bind as {user or 'the ticket cache principal'} refused: "
                                  f"{_describe(conn.result)}{hint}")
         try:
-            return _read(conn, where, spns, accounts, base, size_limit, int(timeout))
+            return _read(conn, where, spns, accounts, base, size_limit, int(timeout),
+                         global_catalog=parts.port in (3268, 3269))
         finally:
             conn.unbind()
     except DirectoryError:
@@ -106,7 +108,7 @@ def query_ldap(
 
 
 def _read(conn: ldap3.Connection, where: str, spns: Iterable[str], accounts: Iterable[str],
-          base: str | None, size_limit: int, time_limit: int) -> DirectoryFacts:
+          base: str | None, size_limit: int, time_limit: int, *, global_catalog: bool) -> DirectoryFacts:
     root = _search(conn, "", "(objectClass=*)", ["defaultNamingContext", "configurationNamingContext"],
                    ldap3.BASE, 1, time_limit, where)
     if not root:
@@ -128,7 +130,9 @@ def _read(conn: ldap3.Connection, where: str, spns: Iterable[str], accounts: Ite
         clauses.append(f"(sAMAccountName={escape_filter_chars(sam)})")
     if clauses:
         flt = f"(&(objectClass=user)(|{''.join(clauses)}))"
-        found = _search(conn, domain_nc, flt, list(ACCOUNT_ATTRIBUTES), ldap3.SUBTREE, size_limit, time_limit,
+        # Through a global catalog port the search covers the whole forest, as the KDC's SPN lookup does.
+        account_base = "" if global_catalog and not base else domain_nc
+        found = _search(conn, account_base, flt, list(ACCOUNT_ATTRIBUTES), ldap3.SUBTREE, size_limit, time_limit,
                         where, problems)
         entries += found
     if config_nc:
@@ -147,17 +151,22 @@ def _read(conn: ldap3.Connection, where: str, spns: Iterable[str], accounts: Ite
 
 def _search(conn: ldap3.Connection, base: str, flt: str, attrs: list[str], scope, size_limit: int,
             time_limit: int, where: str, problems: list[str] | None = None) -> list[tuple[str, dict]]:
-    conn.search(base, flt, search_scope=scope, attributes=attrs, size_limit=size_limit, time_limit=time_limit)
+    """At most `size_limit` entries: the first page of a paged search (servers may ignore sizeLimit, and a
+    page is what they hold to), the rest reported, not read."""
+    paged = {"paged_size": size_limit} if scope != ldap3.BASE else {}
+    conn.search(base, flt, search_scope=scope, attributes=attrs, size_limit=size_limit, time_limit=time_limit,
+                **paged)
     code = conn.result.get("result", 0)
+    more = code == 4 or bool(
+        conn.result.get("controls", {}).get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie"))
     if code not in (0, 4, 32) and problems is not None:  # 4 sizeLimitExceeded, 32 noSuchObject
-        problems.append(f"{where}: search {flt[:60]} under {base or 'rootDSE'}: {_describe(conn.result)}")
-    if code == 4 and problems is not None:
-        problems.append(f"{where}: more than {size_limit} entries for {flt[:60]}; the rest not read")
+        problems.append(f"{where}: search {flt[:60]} under {base or 'the forest'}: {_describe(conn.result)}")
     out = []
     for item in conn.response or []:
-        if item.get("type") != "searchResEntry":
-            continue
-        out.append((item["dn"], dict(item.get("attributes") or {})))
+        if item.get("type") == "searchResEntry" and len(out) < size_limit:
+            out.append((item["dn"], dict(item.get("attributes") or {})))
+    if more and problems is not None:
+        problems.append(f"{where}: more than {size_limit} entries for {flt[:60]}; the rest not read")
     return out
 
 

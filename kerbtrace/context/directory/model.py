@@ -61,7 +61,9 @@ class Account:
     spns: tuple[str, ...] = ()
     uac: int | None = None  # userAccountControl
     disabled: bool | None = None
-    locked: bool | None = None  # msDS-User-Account-Control-Computed LOCKOUT, else lockoutTime != 0
+    # msDS-User-Account-Control-Computed LOCKOUT (online: the DC applies the lockout duration); from an
+    # export, lockoutTime != 0, which stays set after the lockout duration ran out until the next logon
+    locked: bool | None = None
     lockout_time: int | None = None  # FILETIME (100 ns since 1601), 0 when not locked
     kvno: int | None = None  # msDS-KeyVersionNumber
     supported_etypes: int | None = None  # msDS-SupportedEncryptionTypes (None: not set, the KDC default)
