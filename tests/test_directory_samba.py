@@ -8,6 +8,7 @@ directory taken with Samba's own ``ldbsearch``.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -219,3 +220,16 @@ def test_size_limit_is_reported(dc):
     assert facts is not None, err
     assert len(facts.accounts) <= 2
     assert any("more than 2 entries" in p for p in facts.problems)
+
+
+def test_command_line_options_reach_the_dc(dc):
+    res = dc.run(sys.executable, "-m", "kerbtrace.context.directory", "--directory", "ldaps://dc1.corp.lab",
+                 "--ldap-ca-file", dc.ca_file, "--ldap-user", "CORP\\Administrator", "--mp", "mp01.corp.lab",
+                 "--account", "locked-user", check=False,
+                 env={"PYTHONPATH": str(samba_dc.REPO), "KERBTRACE_LDAP_PASSWORD": samba_dc.ADMIN_PASSWORD})
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert out["lookups"]["HTTP/mp01.corp.lab"] == {"status": "ok", "owners": ["svc-web"]}
+    assert out["lookups"]["HTTP/mp01"] == {"status": "ok", "owners": ["MP01$"]}
+    assert [a["locked"] for a in out["accounts"] if a["sam"] == "locked-user"] == [True]
+    assert samba_dc.ADMIN_PASSWORD not in res.stdout + res.stderr

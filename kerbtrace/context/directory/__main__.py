@@ -10,36 +10,25 @@ import argparse
 import json
 import sys
 
-from kerbtrace.context.directory import DirectoryError, load_directory, mp_spns
-from kerbtrace.context.directory.ldap_source import BIND_MODES
+from kerbtrace.context.directory import DirectoryError, mp_spns
+from kerbtrace.context.directory.options import add_directory_arguments, directory_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m kerbtrace.context.directory", description=__doc__)
-    ap.add_argument("--directory", metavar="URI", help="ldap://DC or ldaps://DC")
-    ap.add_argument("--spn-file", action="append", default=[], help="setspn output, LDIF or csvde export")
-    ap.add_argument("--trusts-file", action="append", default=[], help="nltest /domain_trusts /v output")
+    add_directory_arguments(ap)
     ap.add_argument("--mp", action="append", default=[], help="MP host name: look up its HTTP/HOST SPNs")
     ap.add_argument("--spn", action="append", default=[], help="an SPN to look up")
     ap.add_argument("--account", action="append", default=[], help="a sAMAccountName to look up")
-    ap.add_argument("--ldap-user")
-    ap.add_argument("--ldap-bind", choices=BIND_MODES)
-    ap.add_argument("--ldap-ca-file")
-    ap.add_argument("--ldap-no-verify", action="store_true", help="do not verify the LDAPS certificate")
-    ap.add_argument("--ldap-start-tls", action="store_true")
-    ap.add_argument("--ldap-timeout", type=float, default=10.0)
     args = ap.parse_args(argv)
     spns = list(args.spn) + [s for host in args.mp for s in mp_spns(host)]
     try:
-        facts = load_directory(
-            args.directory, args.spn_file, args.trusts_file, spns=spns, accounts=args.account,
-            **({"user": args.ldap_user, "bind": args.ldap_bind, "ca_file": args.ldap_ca_file,
-                "tls_verify": not args.ldap_no_verify, "start_tls": args.ldap_start_tls,
-                "timeout": args.ldap_timeout} if args.directory else {}),
-        )
+        facts = directory_from_args(args, spns, args.account)
     except DirectoryError as exc:
         print(f"kerbtrace: {exc}", file=sys.stderr)
         return 2
+    if facts is None:
+        ap.error("give --directory, --spn-file or --trusts-file")
     out = facts.as_json()
     out["lookups"] = {s: {"status": (lk := facts.lookup(s)).status, "owners": [a.name for a in lk.owners]}
                       for s in spns}
