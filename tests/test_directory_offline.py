@@ -171,7 +171,7 @@ def test_bad_ldif_records_are_reported_with_their_line_and_skipped():
     text = (DATA / "export.ldf").read_text()
     text = text.replace("userAccountControl: 66048", "this line has no colon")
     text = text.replace("sAMAccountName: MP02$", "sAMAccountName:: !!not base64!!")
-    text = text.replace("msDS-KeyVersionNumber: 5", "msDS-KeyVersionNumber: five")
+    text = text.replace("msDS-KeyVersionNumber: 5", "msDS-KeyVersionNumber:five")  # no space is allowed
     facts = parse_directory_text(text, "bad.ldf")
     lines = text.splitlines()
     no_colon = lines.index("this line has no colon") + 1

@@ -100,10 +100,8 @@ def _account(dn: str, attrs: dict, classes: set[str], place: str, problems: list
         locked: bool | None = bool(computed & _LOCKOUT)
     elif lockout_time is not None:
         locked = lockout_time != 0
-    elif "samaccountname" in attrs and "useraccountcontrol" in attrs:
-        locked = False  # an export of the account without lockoutTime: the attribute is unset
     else:
-        locked = None
+        locked = None  # an export without lockoutTime: unset, or not exported — it cannot tell
     return Account(
         dn=dn,
         sam=sam,

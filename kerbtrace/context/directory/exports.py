@@ -20,7 +20,7 @@ from kerbtrace.context.directory.entries import facts_from_entries
 from kerbtrace.context.directory.model import DirectoryFacts
 
 _MAX_RECORDS = 200_000
-_LDIF_ATTR = re.compile(rb"^[A-Za-z][\w;.-]*::?[<]?( |$)|^[A-Za-z][\w;.-]*:$")
+_LDIF_ATTR = re.compile(rb"^[A-Za-z0-9][\w;.-]*:")  # attribute name (or OID, options) and its colon
 
 
 def looks_like_ldif(text: str) -> bool:
