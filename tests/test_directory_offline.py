@@ -309,3 +309,18 @@ def test_module_command_prints_facts_or_one_clear_error(tmp_path):
                          capture_output=True, text=True, cwd=repo, timeout=60)
     assert err.returncode == 2 and "Traceback" not in err.stderr
     assert err.stderr.startswith(f"kerbtrace: {bad}: not setspn -L/-Q/-X")
+
+
+@pytest.mark.parametrize(("uri", "options", "env", "message"), [
+    ("ldap://dc1", {"user": "CORP\\admin"}, {}, "password in the environment variable KERBTRACE_LDAP_PASSWORD"),
+    ("ldap://dc1", {"user": "CORP\\admin"}, {"KERBTRACE_LDAP_PASSWORD": ""}, "password in the environment"),
+    ("http://dc1", {}, {}, "expected ldap://HOST"),
+    ("ldap://dc1", {"bind": "digest"}, {}, "unknown bind 'digest'"),
+])
+def test_ldap_settings_refused_before_connecting(monkeypatch, uri, options, env, message):
+    monkeypatch.delenv("KERBTRACE_LDAP_PASSWORD", raising=False)
+    monkeypatch.delenv("KERBTRACE_LDAP_USER", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(DirectoryError, match=message):
+        load_directory(uri, **options)

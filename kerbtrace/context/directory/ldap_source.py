@@ -66,7 +66,7 @@ def query_ldap(
     if bind not in BIND_MODES:
         raise DirectoryError(f"unknown bind {bind!r}: use one of {', '.join(BIND_MODES)}")
     password = os.environ.get(password_env) if bind in ("simple", "ntlm") else None
-    if bind in ("simple", "ntlm") and (not user or password is None):
+    if bind in ("simple", "ntlm") and (not user or not password):  # an empty password binds anonymously
         raise DirectoryError(f"a {bind} bind needs a user (--ldap-user or {USER_ENV}) and the password in the "
                              f"environment variable {password_env}")
     use_ssl = parts.scheme == "ldaps"
@@ -96,7 +96,7 @@ def query_ldap(
             raise DirectoryError(f"{where}: {bind} bind as {user or 'the ticket cache principal'} refused: "
                                  f"{_describe(conn.result)}{hint}")
         try:
-            return _read(conn, where, spns, accounts, base, size_limit, int(timeout),
+            return _read(conn, where, spns, accounts, base, size_limit, max(1, int(timeout)),
                          global_catalog=parts.port in (3268, 3269))
         finally:
             conn.unbind()
