@@ -688,6 +688,74 @@ ETYPES: dict[int, str] = {
     -135: "rc4-hmac-old-exp",
 }
 
+# ---------------------------------------------------------------------------------------------------------
+# Directory attributes (MS-ADTS 2.2.16 userAccountControl, 2.2.7 msDS-SupportedEncryptionTypes,
+# 6.1.6.7.9 trustAttributes / trustType / trustDirection; same values in Samba's lsa.idl and samr.idl).
+
+USER_ACCOUNT_CONTROL: dict[int, str] = {
+    0x00000001: "SCRIPT",
+    0x00000002: "ACCOUNTDISABLE",
+    0x00000008: "HOMEDIR_REQUIRED",
+    0x00000010: "LOCKOUT",
+    0x00000020: "PASSWD_NOTREQD",
+    0x00000040: "PASSWD_CANT_CHANGE",
+    0x00000080: "ENCRYPTED_TEXT_PWD_ALLOWED",
+    0x00000100: "TEMP_DUPLICATE_ACCOUNT",
+    0x00000200: "NORMAL_ACCOUNT",
+    0x00000800: "INTERDOMAIN_TRUST_ACCOUNT",
+    0x00001000: "WORKSTATION_TRUST_ACCOUNT",
+    0x00002000: "SERVER_TRUST_ACCOUNT",
+    0x00010000: "DONT_EXPIRE_PASSWORD",
+    0x00020000: "MNS_LOGON_ACCOUNT",
+    0x00040000: "SMARTCARD_REQUIRED",
+    0x00080000: "TRUSTED_FOR_DELEGATION",
+    0x00100000: "NOT_DELEGATED",
+    0x00200000: "USE_DES_KEY_ONLY",
+    0x00400000: "DONT_REQ_PREAUTH",
+    0x00800000: "PASSWORD_EXPIRED",
+    0x01000000: "TRUSTED_TO_AUTH_FOR_DELEGATION",
+    0x04000000: "PARTIAL_SECRETS_ACCOUNT",
+}
+
+# msDS-SupportedEncryptionTypes bit -> Kerberos etype number (named through ETYPES); the higher bits are
+# features, not etypes.
+SUPPORTED_ETYPE_BITS: dict[int, int] = {0x01: 1, 0x02: 3, 0x04: 23, 0x08: 17, 0x10: 18}
+SUPPORTED_ETYPE_FEATURES: dict[int, str] = {
+    0x20: "FAST-supported",
+    0x40: "compound-identity-supported",
+    0x80: "claims-supported",
+    0x100: "resource-SID-compression-disabled",
+}
+
+TRUST_TYPES: dict[int, str] = {1: "DOWNLEVEL", 2: "UPLEVEL", 3: "MIT", 4: "DCE", 5: "AAD"}
+TRUST_DIRECTIONS: dict[int, str] = {0: "DISABLED", 1: "INBOUND", 2: "OUTBOUND", 3: "BIDIRECTIONAL"}
+TRUST_ATTRIBUTES: dict[int, str] = {
+    0x001: "NON_TRANSITIVE",
+    0x002: "UPLEVEL_ONLY",
+    0x004: "QUARANTINED_DOMAIN",
+    0x008: "FOREST_TRANSITIVE",
+    0x010: "CROSS_ORGANIZATION",
+    0x020: "WITHIN_FOREST",
+    0x040: "TREAT_AS_EXTERNAL",
+    0x080: "USES_RC4_ENCRYPTION",
+    0x200: "CROSS_ORGANIZATION_NO_TGT_DELEGATION",
+    0x400: "PIM_TRUST",
+    0x800: "CROSS_ORGANIZATION_ENABLE_TGT_DELEGATION",
+}
+# `nltest /domain_trusts /v` prints trustAttributes as words in "( Attr: ... )". withinforest, foresttrans,
+# quarantined and non-trans are seen in public outputs; the others are the likely spelling, unconfirmed.
+NLTEST_TRUST_ATTRIBUTE_WORDS: dict[str, int] = {
+    "non-trans": 0x001,
+    "uplevel": 0x002,
+    "quarantined": 0x004,
+    "foresttrans": 0x008,
+    "crossorg": 0x010,
+    "withinforest": 0x020,
+    "external": 0x040,
+    "rc4": 0x080,
+    "pimtrust": 0x400,
+}
+
 PADATA_TYPES: dict[int, str] = {
     1: "PA-TGS-REQ",
     2: "PA-ENC-TIMESTAMP",
@@ -756,6 +824,7 @@ CCM_APPROVAL_STATUS: dict[int, str] = {
     2: "NotApplicable",
     3: "AAD",
 }
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1205,6 +1274,28 @@ def dns_rcode(value: int) -> CodeInfo:
 def etype_name(etype: int) -> str:
     """``aes256-cts-hmac-sha1-96`` style name (MIT/Wireshark spelling)."""
     return ETYPES.get(etype) or f"etype-{etype}"
+
+
+def flag_names(table: dict[int, str], value: int) -> tuple[str, ...]:
+    """Names of the bits set in `value` (an unlisted bit as ``0x...``), lowest bit first."""
+    out = []
+    bit = 1
+    value &= 0xFFFFFFFF
+    while value:
+        if value & 1:
+            out.append(table.get(bit) or f"0x{bit:X}")
+        value >>= 1
+        bit <<= 1
+    return tuple(out)
+
+
+def supported_etypes(value: int) -> tuple[str, ...]:
+    """msDS-SupportedEncryptionTypes as etype names and feature words."""
+    out = [etype_name(e) for bit, e in SUPPORTED_ETYPE_BITS.items() if value & bit]
+    out += [w for bit, w in SUPPORTED_ETYPE_FEATURES.items() if value & bit]
+    known = sum(SUPPORTED_ETYPE_BITS) + sum(SUPPORTED_ETYPE_FEATURES)
+    out += flag_names({}, value & ~known)
+    return tuple(out)
 
 
 def padata_name(t: int) -> str:
