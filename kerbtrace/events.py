@@ -109,7 +109,7 @@ class TlsEvent:
     or the capture lacks that part of the handshake).
     """
 
-    frame: int  # the ClientHello
+    frame: int  # the ClientHello (the first TLS frame seen when the capture lacks the ClientHello)
     time: float
     client_ip: str
     client_port: int
@@ -122,6 +122,12 @@ class TlsEvent:
     client_certificate: bool | None = None
     server_frame: int | None = None  # the ServerHello
     alert: str | None = None  # a clear-text fatal alert, e.g. "handshake_failure", with no data after it
+    offered_versions: list[str] = field(default_factory=list)  # ClientHello: supported_versions (or legacy)
+    client_certificate_frame: int | None = None  # the client's Certificate message (TLS <= 1.2)
+    alert_from_client: bool | None = None  # who sent `alert`
+    alert_frame: int | None = None
+    midstream: bool = False  # the capture started inside the connection: no handshake in it, `frame` is
+    #                          the first frame seen of it and every other field is None
 
 
 Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent | CaptureGapEvent | TlsEvent
