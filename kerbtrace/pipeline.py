@@ -68,11 +68,12 @@ class _HttpConn:
 
 
 class _TlsConn:
-    __slots__ = ("reader", "midstream")
+    __slots__ = ("reader", "midstream", "last_frame")
 
     def __init__(self, midstream: bool) -> None:
         self.reader = TlsHandshakeReader()
         self.midstream = midstream
+        self.last_frame: int | None = None  # for a warning at the connection's end
 
 
 class Pipeline:
@@ -172,6 +173,12 @@ class Pipeline:
             for msg in app.responses.close(frame, time):
                 self._http_message(conn, app, msg)
         elif isinstance(app, _TlsConn):
+            for from_client in (True, False):
+                cut = app.reader.unfinished(from_client)
+                if cut:
+                    side = "client" if from_client else "server"
+                    self.diag.warn(frame or app.last_frame, f"TLS stream {conn.stream} ({side} side): {cut}",
+                                   "tls")
             self._tls_event(conn, app)
         conn.app = None
 
@@ -185,6 +192,7 @@ class Pipeline:
             self._detach(conn)
             return
         reader = app.reader
+        app.last_frame = frame
         try:
             reader.feed(from_client, data, frame, time)
         except DecodeError as exc:
