@@ -27,7 +27,7 @@ from kerbtrace.exchanges.tracker import ExchangeTracker
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import open_capture
-from tests.conftest import CAPTURES
+from tests.conftest import CAPTURES, real_capture_files
 
 TLS_CAPTURES = sorted((CAPTURES / "tls").glob("*.pcapng"))
 HOSTILE_SERVER = "127.0.5.90"
@@ -130,6 +130,27 @@ def test_handshake_matches_tshark(path, tshark):
     # the request inside TLS is never taken for HTTP, and the reassembler let the connection go
     assert not [e for e in events if isinstance(e, HttpEvent)]
     assert stats.get("tcp_detached_connections") == 1
+
+
+#: Public captures of real Windows traffic holding TLS handshakes (42 of them, TLS 1.0 and 1.2, with SNI).
+REAL_TLS = [p for p in real_capture_files()
+            if p.name in ("elc__aug_16_par4.pcap.gz", "elc__aug19.pcap.gz", "elc__windows_miscellany.pcap.gz")]
+
+
+@pytest.mark.parametrize("path", REAL_TLS, ids=lambda p: p.name)
+def test_real_windows_handshakes_match_tshark(path, tshark):
+    events, diag, _ = _events(path)
+    tls = [e for e in events if isinstance(e, TlsEvent)]
+    hello_streams = {s for _, _, s, fields in _pdml(str(path))
+                     if ("tls.handshake.type", "1") in {(n, v) for n, v, _ in fields}}
+    assert tls and {str(e.stream) for e in tls} == hello_streams
+    for ev in tls:
+        ref = _reference(path, str(ev.stream))
+        got = {"frame": ev.frame, "sni": ev.sni, "version": ev.version, "server_frame": ev.server_frame,
+               "certificate_requested": ev.certificate_requested, "client_certificate": ev.client_certificate,
+               "alert": ev.alert, "alert_frame": ev.alert_frame, "offered": ev.offered_versions}
+        assert got == ref, ev.stream
+    assert not [w for w in diag.warnings if w.kind == "tls"]
 
 
 def test_facts_each_case_was_built_for():
