@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from kerbtrace.decoders import DecodeError
-from kerbtrace.decoders.ccm import decode_ccm
+from kerbtrace.decoders.ccm import CcmMessage, decode_ccm
 from kerbtrace.decoders.dns import peek_dns, split_dns_tcp
 from kerbtrace.decoders.gss import AuthToken, decode_auth_header
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
@@ -64,7 +64,8 @@ class _HttpConn:
     def __init__(self, diag: Diagnostics) -> None:
         self.requests = HttpStreamParser(True, diag)
         self.responses = HttpStreamParser(False, diag)
-        self.pending: deque[HttpMessage] = deque(maxlen=64)
+        #: Requests awaiting their response, each with whether it went to a registration endpoint.
+        self.pending: deque[tuple[HttpMessage, bool]] = deque(maxlen=64)
 
 
 class _TlsConn:
@@ -231,13 +232,13 @@ class Pipeline:
     def _http_message(self, conn: TcpConn, app: _HttpConn, msg: HttpMessage) -> None:
         self.counts["http"] += 1
         request = None
+        answers_registration = False
         if msg.is_request:
             app.responses.expect_response_to(msg.method or "GET")
-            app.pending.append(msg)
             header_names = AUTH_HEADERS_REQUEST
         else:
             if msg.status is not None and msg.status >= 200 and app.pending:
-                request = app.pending.popleft()
+                request, answers_registration = app.pending.popleft()
             header_names = AUTH_HEADERS_RESPONSE
         tokens: list[AuthToken] = []
         for name in header_names:
@@ -249,10 +250,12 @@ class Pipeline:
         ccm = None
         if msg.body and (msg.method if msg.is_request else request.method if request is not None else None) \
                 == "CCM_POST":
-            ccm = decode_ccm(msg.header("content-type"), msg.body)
+            ccm = decode_ccm(msg.header("content-type"), msg.body, answers_registration=answers_registration)
             if ccm is not None:
                 for text in ccm.warnings:
                     self.diag.warn(msg.frame, f"CCM message: {text}", "ccm")
+        if msg.is_request:
+            app.pending.append((msg, is_registration_request(msg, ccm)))
         client = (conn.client_ip, conn.client_port)
         server = (conn.server_ip, conn.server_port)
         event = HttpEvent(msg.frame, msg.time, conn.client_ip, conn.client_port, conn.server_ip,
@@ -292,6 +295,16 @@ class Pipeline:
             return
         self.counts["kerberos"] += 1
         self.emit(KerberosEvent(frame, time, src[0], src[1], dst[0], dst[1], transport, msg, stream))
+
+
+def is_registration_request(msg: HttpMessage, ccm: CcmMessage | None) -> bool:
+    """A request to a registration endpoint: /ccm_system_windowsauth/request, or a /ccm_system*/request
+    whose CCM message is a registration. Its answer is read as a registration reply whatever the reply's
+    root element is called."""
+    path = (msg.uri or "").lower().split("?", 1)[0]
+    if not (path.startswith("/ccm_system") and path.endswith("/request")):
+        return False
+    return "windowsauth" in path or (ccm is not None and ccm.kind == "registration_request")
 
 
 def conn_src(conn: TcpConn, from_client: bool) -> tuple[str, int]:

@@ -285,8 +285,10 @@ class _MpHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, ip: str, port: int, fqdn: str, log_dir: Path, site_code: str) -> None:
+    def __init__(self, ip: str, port: int, fqdn: str, log_dir: Path, site_code: str,
+                 reply_root: str = ccm.REPLY_ROOT) -> None:
         self.ip, self.port, self.fqdn, self.site_code = ip, port, fqdn, site_code
+        self.reply_root = reply_root
         self.logs = _Logs(log_dir)
         self.registry = _Registry()
         spnego = gssapi.OID.from_int_seq(OID_SPNEGO)
@@ -336,15 +338,17 @@ class _MpHttpServer(ThreadingHTTPServer):
                request_id: str | None) -> bytes:
         return ccm.build_registration_reply(status=status, approval_status=approval, smsid=smsid,
                                             mp_netbios=self.fqdn.split(".")[0], client_netbios=client,
-                                            request_id=request_id, site_code=self.site_code)
+                                            request_id=request_id, site_code=self.site_code,
+                                            root=self.reply_root)
 
 
 class MpServer:
     """Starts the simulator as a child process with its own GSS environment, and stops it by PID."""
 
     def __init__(self, ip: str, port: int, fqdn: str, keytab: str, log_dir: Path, *, site_code: str = "LAB",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, reply_root: str = ccm.REPLY_ROOT) -> None:
         self.ip, self.port, self.fqdn, self.keytab = ip, port, fqdn, keytab
+        self.reply_root = reply_root
         self.log_dir = Path(log_dir)
         self.site_code = site_code
         self.env = dict(env or {})
@@ -369,7 +373,8 @@ class MpServer:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "lab.mp_server", "--ip", self.ip, "--port", str(self.port), "--fqdn",
-                 self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code],
+                 self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code,
+                 "--reply-root", self.reply_root],
                 env=env, cwd=root, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         finally:
             err.close()
@@ -418,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fqdn", required=True)
     ap.add_argument("--log-dir", type=Path, required=True)
     ap.add_argument("--site-code", default="LAB")
+    ap.add_argument("--reply-root", default=ccm.REPLY_ROOT,
+                    help="root element of the registration reply body (other versions/tools may differ)")
     args = ap.parse_args(argv)
     try:
-        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code)
+        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code, args.reply_root)
     except (OSError, Exception) as exc:  # noqa: B014 - report any start failure to the parent
         print(f"start failed: {exc}", file=sys.stderr, flush=True)
         return 1
