@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -21,27 +20,13 @@ import pytest
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.tls import MAX_HANDSHAKE_BYTES, TlsHandshakeReader, looks_like_client_hello
-from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.events import HttpEvent, TlsEvent
 from kerbtrace.exchanges.tracker import ExchangeTracker
-from kerbtrace.pipeline import Pipeline
-from kerbtrace.reassembly.network import NetworkLayer
-from kerbtrace.sources import open_capture
 from tests.conftest import CAPTURES, real_capture_files
+from tests.loopback import pipeline_events, recording
 
 TLS_CAPTURES = sorted((CAPTURES / "tls").glob("*.pcapng"))
 HOSTILE_SERVER = "127.0.5.90"
-
-
-def _events(path: Path) -> tuple[list, Diagnostics, dict]:
-    diag = Diagnostics()
-    events: list = []
-    network = NetworkLayer(Pipeline(diag, events.append), diag)
-    with open_capture(path, diag) as capture:
-        for frame, t, linktype, data in capture:
-            network.feed(frame, t, linktype, data)
-    network.flush()
-    return events, diag, dict(network.stats)
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,7 +101,7 @@ def test_the_lab_captures_are_there():
 
 @pytest.mark.parametrize("path", TLS_CAPTURES, ids=lambda p: p.stem)
 def test_handshake_matches_tshark(path, tshark):
-    events, diag, stats = _events(path)
+    events, diag, stats = pipeline_events(path)
     tls = [e for e in events if isinstance(e, TlsEvent)]
     assert len(tls) == 1, tls
     ev = tls[0]
@@ -139,7 +124,7 @@ REAL_TLS = [p for p in real_capture_files()
 
 @pytest.mark.parametrize("path", REAL_TLS, ids=lambda p: p.name)
 def test_real_windows_handshakes_match_tshark(path, tshark):
-    events, diag, _ = _events(path)
+    events, diag, _ = pipeline_events(path)
     tls = [e for e in events if isinstance(e, TlsEvent)]
     hello_streams = {s for _, _, s, fields in _pdml(str(path))
                      if ("tls.handshake.type", "1") in {(n, v) for n, v, _ in fields}}
@@ -155,7 +140,7 @@ def test_real_windows_handshakes_match_tshark(path, tshark):
 
 def test_facts_each_case_was_built_for():
     """The lab's intent, independently of tshark: a guard against both readings going wrong together."""
-    by_name = {p.stem: [e for e in _events(p)[0] if isinstance(e, TlsEvent)][0] for p in TLS_CAPTURES}
+    by_name = {p.stem: [e for e in pipeline_events(p)[0] if isinstance(e, TlsEvent)][0] for p in TLS_CAPTURES}
     assert by_name["tls12_client_cert"].client_certificate is True
     assert by_name["tls12_client_cert"].certificate_requested is True
     assert by_name["tls12_empty_client_cert"].client_certificate is False
@@ -174,7 +159,7 @@ def test_facts_each_case_was_built_for():
 def test_one_event_per_connection_in_a_merged_capture(tmp_path, tshark):
     merged = tmp_path / "merged.pcapng"
     subprocess.run(["mergecap", "-w", str(merged), *map(str, TLS_CAPTURES)], check=True)
-    events, diag, stats = _events(merged)
+    events, diag, stats = pipeline_events(merged)
     tls = [e for e in events if isinstance(e, TlsEvent)]
     assert len(tls) == len(TLS_CAPTURES) == stats["tcp_connections"]
     assert len({e.stream for e in tls}) == len(tls)
@@ -190,7 +175,7 @@ def test_capture_started_mid_connection(tmp_path, tshark):
     src = CAPTURES / "tls" / "tls12_client_cert.pcapng"
     cut = tmp_path / "midstream.pcapng"
     subprocess.run(["editcap", "-r", str(src), str(cut), "6-100"], check=True)
-    events, diag, stats = _events(cut)
+    events, diag, stats = pipeline_events(cut)
     tls = [e for e in events if isinstance(e, TlsEvent)]
     assert len(tls) == 1 and tls[0].midstream
     first_data = subprocess.run(["tshark", "-n", "-r", str(cut), "-Y", "tcp.len > 0", "-T", "fields", "-e",
@@ -201,7 +186,7 @@ def test_capture_started_mid_connection(tmp_path, tshark):
 
 
 def test_tracker_takes_tls_events_without_failing():
-    events, _, _ = _events(CAPTURES / "tls" / "tls12_client_cert.pcapng")
+    events, _, _ = pipeline_events(CAPTURES / "tls" / "tls12_client_cert.pcapng")
     tracker = ExchangeTracker()
     for ev in events:
         tracker.feed(ev)
@@ -304,12 +289,7 @@ def _send_all(port: int, source: str, payloads: list[bytes]) -> None:
 def hostile_tls_capture(tmp_path_factory):
     """Real sockets on loopback: truncated and garbage handshakes recorded by dumpcap (needs root)."""
     path = tmp_path_factory.mktemp("tls_hostile") / "hostile_tls.pcapng"
-    dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", f"host {HOSTILE_SERVER}", "-n", "-q", "-s", "0", "-w",
-                                str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        time.sleep(1.0)
-        if dumpcap.poll() is not None:
-            pytest.fail(f"dumpcap cannot capture on lo (run as root): {dumpcap.stderr.read().decode()[-300:]}")
+    with recording(path, f"host {HOSTILE_SERVER}"):
         hello = _client_hello()
         cases = [
             ("127.0.5.91", [_cut_client_hello()]),  # extensions overrun the message
@@ -332,10 +312,6 @@ def hostile_tls_capture(tmp_path_factory):
             thread.join(timeout=10)
             for conn in accepted:
                 conn.close()
-        time.sleep(0.5)
-    finally:
-        dumpcap.send_signal(signal.SIGINT)
-        dumpcap.wait(timeout=20)
     return path
 
 
@@ -349,7 +325,7 @@ def test_hostile_handshakes_give_warnings_not_tracebacks(hostile_tls_capture):
     assert "truncated" in messages and "ended inside a TLS record" in messages, messages
     assert "not a TLS record" in messages and "exceeds the maximum" in messages, messages
     assert len(tls) == 4 and all(w["frame"] for w in tls), tls
-    events, _, _ = _events(hostile_tls_capture)
+    events, _, _ = pipeline_events(hostile_tls_capture)
     # the hello before the bogus record is still reported; nothing is reported where nothing was readable
     tls_events = [e for e in events if isinstance(e, TlsEvent)]
     assert [e.client_ip for e in tls_events] == ["127.0.5.91", "127.0.5.93"]

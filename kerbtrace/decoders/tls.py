@@ -151,10 +151,9 @@ class TlsHandshakeReader:
                 raise DecodeError(f"not a TLS record (bytes {bytes(buf[:3]).hex()} at offset {d.read})")
             if n > MAX_RECORD:
                 raise DecodeError(f"TLS record of {n} bytes exceeds the maximum {MAX_RECORD}")
-            if len(buf) < 5 + n:
+            fragment = _pop(buf, 5, n)
+            if fragment is None:
                 return
-            fragment = bytes(buf[5:5 + n])
-            del buf[:5 + n]
             d.read += 5 + n
             if self.info.first_frame is None:
                 self.info.first_frame, self.info.first_time = frame, time
@@ -192,10 +191,9 @@ class TlsHandshakeReader:
             if mtype in _HELLOS:
                 if n > MAX_HANDSHAKE_BYTES:
                     raise DecodeError(f"TLS hello message of {n} bytes")
-                if len(hs) < 4 + n:
+                body = _pop(hs, 4, n)
+                if body is None:
                     return
-                body = bytes(hs[4:4 + n])
-                del hs[:4 + n]
                 if mtype == CLIENT_HELLO:
                     if from_client:
                         self._client_hello(body, frame)
@@ -260,6 +258,15 @@ class TlsHandshakeReader:
         info.version = tls_version_name(version)
         info.server_hello_frame = frame
         info.hello_retry = info.hello_retry or retry
+
+
+def _pop(buf: bytearray, header: int, n: int) -> bytes | None:
+    """The `n` bytes after a `header`-byte header, removed from `buf` with it; None until all have arrived."""
+    if len(buf) < header + n:
+        return None
+    out = bytes(buf[header:header + n])
+    del buf[:header + n]
+    return out
 
 
 def _server_name(ext: bytes) -> str | None:
