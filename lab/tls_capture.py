@@ -8,7 +8,7 @@ Python's `ssl` (OpenSSL) server and client, with self-signed certificates made b
 talk over 127.0.5.x while dumpcap records them, one capture per case: TLS 1.2 with a client
 certificate, with an empty one, without a request; TLS 1.3 with and without SNI; a server that
 finds no shared cipher (handshake_failure alert); a server that demands a client certificate the
-client lacks (TLS 1.2 alert); a handshake on a port other than 443. After the handshake the client
+client lacks (TLS 1.2 alert); a handshake on a port other than 443; a TLS 1.3 HelloRetryRequest. After the handshake the client
 sends a CCM_POST inside TLS and the server answers, so the captures also hold encrypted data.
 """
 
@@ -49,6 +49,7 @@ class Case:
     request_cert: ssl.VerifyMode = ssl.CERT_NONE  # what the server asks of the client
     client_cert: bool = False
     server_ciphers: str | None = None
+    server_curve: str | None = None  # one key-exchange group only: a TLS 1.3 client offering another retries
     client_ciphers: str | None = None
     fails: bool = False
 
@@ -64,6 +65,7 @@ CASES = (
          client_ciphers="ECDHE-ECDSA-AES128-SHA", fails=True),
     Case("tls12_client_cert_required", "127.0.5.27", request_cert=ssl.CERT_REQUIRED, fails=True),
     Case("tls12_port_10443", "127.0.5.28", port=10443),
+    Case("tls13_hello_retry", "127.0.5.29", version=ssl.TLSVersion.TLSv1_3, server_curve="secp384r1"),
 )
 
 
@@ -96,6 +98,8 @@ def _contexts(case: Case, tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         server.load_verify_locations(client_cert)
     if case.server_ciphers:
         server.set_ciphers(case.server_ciphers)
+    if case.server_curve:
+        server.set_ecdh_curve(case.server_curve)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.minimum_version = client.maximum_version = case.version
     client.check_hostname = False

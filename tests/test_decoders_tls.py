@@ -96,7 +96,7 @@ def _reference(path: Path, stream: str = "0") -> dict:
 def test_the_lab_captures_are_there():
     names = {p.stem for p in TLS_CAPTURES}
     assert {"tls12_client_cert", "tls12_empty_client_cert", "tls12_no_sni", "tls13_sni", "tls12_handshake_failure",
-            "tls12_client_cert_required", "tls12_port_10443"} <= names
+            "tls12_client_cert_required", "tls12_port_10443", "tls13_hello_retry"} <= names
 
 
 @pytest.mark.parametrize("path", TLS_CAPTURES, ids=lambda p: p.stem)
