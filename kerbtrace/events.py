@@ -101,7 +101,8 @@ class CaptureGapEvent:
 @dataclass(slots=True)
 class TlsEvent:
     """A TLS handshake on a TCP connection, as far as it is readable in clear (emitted once per connection,
-    when the client's second flight has been seen or the connection ends).
+    when the client's second flight has been seen and the clear part of the handshake is over, at a fatal
+    alert, or when the connection ends).
 
     An HTTPS or Enhanced HTTP MP carries the registration inside TLS: only this much of it can be seen.
     `client_certificate` is True/False when TLS 1.2 or older shows whether the client sent a non-empty

@@ -78,7 +78,7 @@ class _TlsConn:
 
 
 class Pipeline:
-    """TransportSink that turns reassembled bytes into Kerberos, HTTP and DNS events."""
+    """TransportSink that turns reassembled bytes into Kerberos, HTTP, DNS and TLS events."""
 
     udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
     watch_ports = frozenset({KERBEROS_PORT})
