@@ -7,6 +7,8 @@ The end to end case (lab MP and client over loopback, recorded, analysed) is in 
 
 from __future__ import annotations
 
+import socket
+import threading
 import zlib
 
 import pytest
@@ -121,3 +123,51 @@ def test_registration_endpoints() -> None:
     assert is_registration_request(req("/CCM_System/request?x=1"), reg)
     assert not is_registration_request(req("/ccm_system/request"), None)  # signed policy traffic
     assert not is_registration_request(req("/SMS_MP/.sms_aut"), reg)
+
+
+# ------------------------------------------------------------------------------------------ over real sockets
+
+ADDR = "127.0.5.60"
+
+
+def _answer_one(listener: socket.socket, reply: bytes) -> None:
+    conn, _ = listener.accept()
+    with conn:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        conn.sendall(reply)
+
+
+def test_other_root_reply_over_the_wire_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A registration on the Windows-auth endpoint answered 200 with Status=1 ApprovalStatus=0 under another
+    root element, recorded from real sockets: the reply is read, the client is not approved (and the
+    verdict is not left open as if the reply were unreadable)."""
+    from kerbtrace.analysis import analyze
+    from tests.loopback import recording
+
+    body = _request(smsid="", source_id=SMSID)
+    request = ("CCM_POST /ccm_system_windowsauth/request HTTP/1.1\r\nHost: mp01.corp.lab\r\nUser-Agent: ccmhttp\r\n"
+               f"Content-Type: {ccm.CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    reply_body = _reply(root="RegistrationReply")
+    reply = (f"HTTP/1.1 200 OK\r\nContent-Type: {ccm.CONTENT_TYPE}\r\nContent-Length: {len(reply_body)}\r\n\r\n"
+             ).encode() + reply_body
+    pcap = tmp_path / "other_root.pcapng"
+    with recording(pcap, f"host {ADDR}"), socket.create_server((ADDR, 80)) as listener:
+        server = threading.Thread(target=_answer_one, args=(listener, reply))
+        server.start()
+        with socket.create_connection((ADDR, 80), source_address=("127.0.5.61", 0)) as client:
+            client.sendall(request)
+            while client.recv(65536):
+                pass
+        server.join(timeout=10)
+    result = analyze([str(pcap)], progress=False)
+    [client_result] = result.clients
+    assert client_result.client.hostname == "WK02" and client_result.client.smsid == SMSID
+    assert client_result.verdict == "not_approved"
+    assert any("RegistrationReply" in w.message for w in result.diag.warnings)
