@@ -8,8 +8,9 @@ Python's `ssl` (OpenSSL) server and client, with self-signed certificates made b
 talk over 127.0.5.x while dumpcap records them, one capture per case: TLS 1.2 with a client
 certificate, with an empty one, without a request; TLS 1.3 with and without SNI; a server that
 finds no shared cipher (handshake_failure alert); a server that demands a client certificate the
-client lacks (TLS 1.2 alert); a handshake on a port other than 443; a TLS 1.3 HelloRetryRequest. After the handshake the client
-sends a CCM_POST inside TLS and the server answers, so the captures also hold encrypted data.
+client lacks (TLS 1.2 alert); a handshake on a port other than 443; a TLS 1.3 HelloRetryRequest.
+After the handshake the client sends a CCM_POST inside TLS and the server answers, so the captures
+also hold encrypted data.
 """
 
 from __future__ import annotations

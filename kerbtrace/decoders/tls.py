@@ -92,11 +92,6 @@ class TlsHandshakeReader:
         self._version: int | None = None
         self.done = False
 
-    @property
-    def seen(self) -> bool:
-        """Some TLS record was read."""
-        return self.info.first_frame is not None
-
     def unfinished(self, from_client: bool) -> str | None:
         """What of a side was cut off by the end of its connection (a record or message begun, not ended)."""
         d = self._dirs[from_client]
