@@ -37,6 +37,8 @@ __all__ = [
     "msg_type_name",
     "ntstatus",
     "padata_name",
+    "tls_alert_name",
+    "tls_version_name",
     "win32",
 ]
 
@@ -825,6 +827,53 @@ CCM_APPROVAL_STATUS: dict[int, str] = {
     3: "AAD",
 }
 
+# TLS protocol versions (RFC 8446 §4.2.1; 0x7Fxx are TLS 1.3 drafts).
+TLS_VERSIONS: dict[int, str] = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
+
+# TLS AlertDescription (RFC 8446 §6, RFC 5246 §7.2; IANA TLS Alerts registry), Wireshark spelling.
+TLS_ALERTS: dict[int, str] = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    111: "certificate_unobtainable",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1304,6 +1353,21 @@ def padata_name(t: int) -> str:
 
 def msg_type_name(t: int) -> str:
     return MSG_TYPES.get(t) or f"msg-type-{t}"
+
+
+def tls_version_name(version: int) -> str:
+    """``TLS 1.2`` style name; drafts of TLS 1.3 as ``TLS 1.3 (draft 28)``, others as hex."""
+    name = TLS_VERSIONS.get(version)
+    if name is not None:
+        return name
+    if version >> 8 == 0x7F:
+        return f"TLS 1.3 (draft {version & 0xFF})"
+    return f"0x{version:04X}"
+
+
+def tls_alert_name(description: int) -> str:
+    """``handshake_failure`` style name of a TLS alert description."""
+    return TLS_ALERTS.get(description) or f"alert_{description}"
 
 
 def all_codes() -> Iterator[CodeInfo]:

@@ -101,7 +101,8 @@ class CaptureGapEvent:
 @dataclass(slots=True)
 class TlsEvent:
     """A TLS handshake on a TCP connection, as far as it is readable in clear (emitted once per connection,
-    when the client's second flight has been seen or the connection ends).
+    when the client's second flight has been seen and the clear part of the handshake is over, at a fatal
+    alert, or when the connection ends).
 
     An HTTPS or Enhanced HTTP MP carries the registration inside TLS: only this much of it can be seen.
     `client_certificate` is True/False when TLS 1.2 or older shows whether the client sent a non-empty
@@ -109,7 +110,7 @@ class TlsEvent:
     or the capture lacks that part of the handshake).
     """
 
-    frame: int  # the ClientHello
+    frame: int  # the ClientHello (the first TLS frame seen when the capture lacks the ClientHello)
     time: float
     client_ip: str
     client_port: int
@@ -122,6 +123,12 @@ class TlsEvent:
     client_certificate: bool | None = None
     server_frame: int | None = None  # the ServerHello
     alert: str | None = None  # a clear-text fatal alert, e.g. "handshake_failure", with no data after it
+    offered_versions: list[str] = field(default_factory=list)  # ClientHello: supported_versions (or legacy)
+    client_certificate_frame: int | None = None  # the client's Certificate message (TLS <= 1.2)
+    alert_from_client: bool | None = None  # who sent `alert`
+    alert_frame: int | None = None
+    midstream: bool = False  # the capture started inside the connection: no handshake in it, `frame` is
+    #                          the first frame seen of it and every other field is None
 
 
 Event = KerberosEvent | HttpEvent | DnsEvent | KdcFailureEvent | CaptureGapEvent | TlsEvent

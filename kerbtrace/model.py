@@ -28,6 +28,9 @@ class TcpConn:
     saw_syn: bool = False
     app: Any = None
     data_frames: dict = field(default_factory=dict)
+    #: Set by the consumer when it wants nothing more of this connection: the reassembler then forgets it
+    #: and later packets cost one lookup (e.g. TLS once encryption starts). No on_tcp_close follows.
+    detached: bool = False
 
     def describe(self) -> str:
         return f"{self.client_ip}:{self.client_port} -> {self.server_ip}:{self.server_port}"

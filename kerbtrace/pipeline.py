@@ -1,8 +1,9 @@
 """The decoding pipeline: transport bytes in, typed events out.
 
 It implements the reassembly layer's `TransportSink`: Kerberos on port 88 (UDP datagrams and the
-TCP length framing), DNS on port 53, and HTTP recognised by content on any TCP port (WinRM on
-5985 as well as an MP on 80). Every decoded message becomes an event for the exchange tracker.
+TCP length framing), DNS on port 53, HTTP recognised by content on any TCP port (WinRM on
+5985 as well as an MP on 80), and TLS (an HTTPS MP) by its ClientHello on any port or on 443.
+Every decoded message becomes an event for the exchange tracker.
 Nothing here knows about clients or verdicts.
 """
 
@@ -12,13 +13,22 @@ from collections import deque
 from collections.abc import Callable
 
 from kerbtrace.decoders import DecodeError
-from kerbtrace.decoders.ccm import decode_ccm
+from kerbtrace.decoders.ccm import CcmMessage, decode_ccm
 from kerbtrace.decoders.dns import peek_dns, split_dns_tcp
 from kerbtrace.decoders.gss import AuthToken, decode_auth_header
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
 from kerbtrace.decoders.kerberos import decode_kerberos
+from kerbtrace.decoders.tls import TlsHandshakeReader, looks_like_client_hello
 from kerbtrace.diagnostics import Diagnostics
-from kerbtrace.events import CaptureGapEvent, DnsEvent, Event, HttpEvent, KdcFailureEvent, KerberosEvent
+from kerbtrace.events import (
+    CaptureGapEvent,
+    DnsEvent,
+    Event,
+    HttpEvent,
+    KdcFailureEvent,
+    KerberosEvent,
+    TlsEvent,
+)
 from kerbtrace.model import TcpConn
 from kerbtrace.reassembly.kerberos_framing import KerberosTcpFramer
 
@@ -26,6 +36,8 @@ KERBEROS_PORT = 88
 DNS_PORT = 53
 #: Ports where a connection caught in its middle is still taken as HTTP (MP default, alternate, WinRM).
 HTTP_PORTS = frozenset({80, 8080, 8530, 5985})
+#: Ports where a connection caught in its middle is taken as TLS (an HTTPS or Enhanced HTTP MP).
+TLS_PORTS = frozenset({443})
 AUTH_HEADERS_REQUEST = ("authorization",)
 AUTH_HEADERS_RESPONSE = ("www-authenticate",)
 #: The registration body is small; anything larger than this is not kept for CCM decoding.
@@ -52,11 +64,21 @@ class _HttpConn:
     def __init__(self, diag: Diagnostics) -> None:
         self.requests = HttpStreamParser(True, diag)
         self.responses = HttpStreamParser(False, diag)
-        self.pending: deque[HttpMessage] = deque(maxlen=64)
+        #: Requests awaiting their response, each with whether it went to a registration endpoint.
+        self.pending: deque[tuple[HttpMessage, bool]] = deque(maxlen=64)
+
+
+class _TlsConn:
+    __slots__ = ("reader", "midstream", "last_frame")
+
+    def __init__(self, midstream: bool) -> None:
+        self.reader = TlsHandshakeReader()
+        self.midstream = midstream
+        self.last_frame: int | None = None  # for a warning at the connection's end
 
 
 class Pipeline:
-    """TransportSink that turns reassembled bytes into Kerberos, HTTP and DNS events."""
+    """TransportSink that turns reassembled bytes into Kerberos, HTTP, DNS and TLS events."""
 
     udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
     watch_ports = frozenset({KERBEROS_PORT})
@@ -64,7 +86,7 @@ class Pipeline:
     def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:
         self.diag = diag
         self.emit = emit
-        self.counts = {"kerberos": 0, "http": 0, "dns": 0}
+        self.counts = {"kerberos": 0, "http": 0, "dns": 0, "tls": 0}
         self._last_time = 0.0  # gaps are reported without a time: the latest one seen stands in
 
     # --- connection selection -------------------------------------------------------------
@@ -75,10 +97,17 @@ class Pipeline:
         if conn.server_port == DNS_PORT:
             conn.app = _DnsConn()
             return True
+        if from_client and looks_like_client_hello(payload):
+            conn.app = _TlsConn(False)
+            return True
         if looks_like_http(payload) or conn.server_port in HTTP_PORTS:
             # A connection seen from its middle starts inside a message: on a usual HTTP port it is
             # taken anyway, and the parser finds the next message start.
             conn.app = _HttpConn(self.diag)
+            return True
+        if conn.server_port in TLS_PORTS:
+            # No ClientHello first: caught mid-connection (or the server's side only, from its SYN-ACK on).
+            conn.app = _TlsConn(not conn.saw_syn)
             return True
         return False
 
@@ -88,6 +117,8 @@ class Pipeline:
         self._last_time = time
         if isinstance(app, _HttpConn):
             self._http_data(conn, app, from_client, data, frame, time)
+        elif isinstance(app, _TlsConn):
+            self._tls_data(conn, app, from_client, data, frame, time)
         elif isinstance(app, _KerberosConn):
             framer = app.framers[from_client]
             if framer.error:
@@ -123,6 +154,9 @@ class Pipeline:
         if isinstance(app, _HttpConn):
             (app.requests if from_client else app.responses).gap(missing, frame)
             self.emit(CaptureGapEvent(frame, self._last_time, conn.client_ip, conn.server_ip, conn.stream, missing))
+        elif isinstance(app, _TlsConn):
+            if missing:
+                app.reader.gap(from_client)
         elif isinstance(app, _KerberosConn):
             app.framers[from_client] = KerberosTcpFramer()
             if missing:
@@ -139,7 +173,55 @@ class Pipeline:
                 self._http_message(conn, app, msg)
             for msg in app.responses.close(frame, time):
                 self._http_message(conn, app, msg)
+        elif isinstance(app, _TlsConn):
+            for from_client in (True, False):
+                cut = app.reader.unfinished(from_client)
+                if cut:
+                    side = "client" if from_client else "server"
+                    self.diag.warn(frame or app.last_frame, f"TLS stream {conn.stream} ({side} side): {cut}",
+                                   "tls")
+            self._tls_event(conn, app)
         conn.app = None
+
+    def _tls_data(self, conn: TcpConn, app: _TlsConn, from_client: bool, data: bytes, frame: int,
+                  time: float) -> None:
+        """Feed the handshake reader; once it has read all that is clear, emit and let the connection go."""
+        if app.midstream:
+            self.counts["tls"] += 1
+            self.emit(TlsEvent(frame, time, conn.client_ip, conn.client_port, conn.server_ip, conn.server_port,
+                               conn.stream, midstream=True))
+            self._detach(conn)
+            return
+        reader = app.reader
+        app.last_frame = frame
+        try:
+            reader.feed(from_client, data, frame, time)
+        except DecodeError as exc:
+            side = "client" if from_client else "server"
+            self.diag.warn(frame, f"TLS stream {conn.stream} ({side} side): {exc}; the rest of that side "
+                           "is not read", "tls")
+        if reader.done:
+            self._tls_event(conn, app)
+            self._detach(conn)
+
+    def _tls_event(self, conn: TcpConn, app: _TlsConn) -> None:
+        info = app.reader.info
+        if info.first_frame is None or info.first_time is None:
+            return  # nothing of the handshake was readable: the warning said why
+        self.counts["tls"] += 1
+        self.emit(TlsEvent(
+            info.client_hello_frame or info.first_frame, info.first_time, conn.client_ip, conn.client_port,
+            conn.server_ip, conn.server_port, conn.stream, sni=info.sni, version=info.version,
+            certificate_requested=info.certificate_requested, client_certificate=info.client_certificate,
+            server_frame=info.server_hello_frame, alert=info.alert, offered_versions=info.offered_versions,
+            client_certificate_frame=info.client_certificate_frame, alert_from_client=info.alert_from_client,
+            alert_frame=info.alert_frame))
+
+    @staticmethod
+    def _detach(conn: TcpConn) -> None:
+        """Nothing more to read on this connection: the reassembler forgets it (no per-packet cost)."""
+        conn.app = None
+        conn.detached = True
 
     def _http_data(self, conn: TcpConn, app: _HttpConn, from_client: bool, data: bytes, frame: int,
                    time: float) -> None:
@@ -150,13 +232,13 @@ class Pipeline:
     def _http_message(self, conn: TcpConn, app: _HttpConn, msg: HttpMessage) -> None:
         self.counts["http"] += 1
         request = None
+        answers_registration = False
         if msg.is_request:
             app.responses.expect_response_to(msg.method or "GET")
-            app.pending.append(msg)
             header_names = AUTH_HEADERS_REQUEST
         else:
             if msg.status is not None and msg.status >= 200 and app.pending:
-                request = app.pending.popleft()
+                request, answers_registration = app.pending.popleft()
             header_names = AUTH_HEADERS_RESPONSE
         tokens: list[AuthToken] = []
         for name in header_names:
@@ -168,10 +250,12 @@ class Pipeline:
         ccm = None
         if msg.body and (msg.method if msg.is_request else request.method if request is not None else None) \
                 == "CCM_POST":
-            ccm = decode_ccm(msg.header("content-type"), msg.body)
+            ccm = decode_ccm(msg.header("content-type"), msg.body, answers_registration=answers_registration)
             if ccm is not None:
                 for text in ccm.warnings:
                     self.diag.warn(msg.frame, f"CCM message: {text}", "ccm")
+        if msg.is_request:
+            app.pending.append((msg, is_registration_request(msg, ccm)))
         client = (conn.client_ip, conn.client_port)
         server = (conn.server_ip, conn.server_port)
         event = HttpEvent(msg.frame, msg.time, conn.client_ip, conn.client_port, conn.server_ip,
@@ -211,6 +295,16 @@ class Pipeline:
             return
         self.counts["kerberos"] += 1
         self.emit(KerberosEvent(frame, time, src[0], src[1], dst[0], dst[1], transport, msg, stream))
+
+
+def is_registration_request(msg: HttpMessage, ccm: CcmMessage | None) -> bool:
+    """A request to a registration endpoint: /ccm_system_windowsauth/request, or a /ccm_system*/request
+    whose CCM message is a registration. Its answer is read as a registration reply whatever the reply's
+    root element is called."""
+    path = (msg.uri or "").lower().split("?", 1)[0]
+    if not (path.startswith("/ccm_system") and path.endswith("/request")):
+        return False
+    return "windowsauth" in path or (ccm is not None and ccm.kind == "registration_request")
 
 
 def conn_src(conn: TcpConn, from_client: bool) -> tuple[str, int]:

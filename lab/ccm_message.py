@@ -31,6 +31,7 @@ EKU_SMS_ENCRYPTION = "1.3.6.1.4.1.311.101.2"
 AGENT_IDENTITY = "CcmExec.exe"
 AGENT_VERSION = "5.00.9128.1000"
 REGISTRATION_ENDPOINT = "MP_ClientRegistration"
+REPLY_ROOT = "ClientRegistrationResponse"  # the SDK's name; other versions/tools may differ
 
 MAX_MESSAGE = 1 << 20      # a registration is a few KiB; anything this big is not one
 MAX_INFLATED = 1 << 20     # bound for every zlib inflate (decompression bombs)
@@ -98,14 +99,18 @@ def verify_signature(cert_der: bytes, data_xml: str, signature_hex: str) -> bool
 def build_header(*, body_length: int, source_host: str, target_host: str, reply_to: str,
                  msg_id: str | None = None, correlation_id: str | None = None,
                  target_endpoint: str = REGISTRATION_ENDPOINT, sent_time: dt.datetime | None = None,
-                 target_address: str | None = None, properties: dict[str, str] | None = None) -> str:
-    """The <Msg> header XML, one line, in the element order of the SDK's outgoing serializer."""
+                 target_address: str | None = None, properties: dict[str, str] | None = None,
+                 source_id: str | None = None) -> str:
+    """The <Msg> header XML, one line, in the element order of the SDK's outgoing serializer.
+
+    `source_id` adds a <SourceID> (the tools omit it on registration; other versions may send the GUID)."""
     mid = msg_id or "{" + str(uuid.uuid4()).upper() + "}"
     corr = correlation_id or "{00000000-0000-0000-0000-000000000000}"
     address = target_address or f"mp:[http]{target_endpoint}"
     return (
         '<Msg ReplyCompression="zlib" SchemaVersion="1.1">'
-        f"<ID>{mid}</ID><SourceHost>{_attr(source_host)}</SourceHost>"
+        f"<ID>{mid}</ID>" + (f"<SourceID>{_attr(source_id)}</SourceID>" if source_id else "")
+        + f"<SourceHost>{_attr(source_host)}</SourceHost>"
         f"<TargetAddress>{_attr(address)}</TargetAddress><ReplyTo>{_attr(reply_to)}</ReplyTo>"
         f"<CorrelationID>{corr}</CorrelationID><Priority>0</Priority><Timeout>60000</Timeout>"
         + "".join(f'<Property Name="{_attr(k)}" Value="{_attr(v)}" />' for k, v in (properties or {}).items())
@@ -139,8 +144,12 @@ def hardware_id(netbios: str) -> str:
 def build_registration_request(*, netbios: str, fqdn: str, smsid: str, mp_fqdn: str,
                                identity: ClientIdentity, locale: int = 1033,
                                hw_id: str | None = None, sent_time: dt.datetime | None = None,
-                               msg_id: str | None = None) -> bytes:
-    """Full multipart body of a ClientRegistrationRequest as CcmExec posts it to the windowsauth vdir."""
+                               msg_id: str | None = None, source_id: str | None = None,
+                               declared_length: int | None = None) -> bytes:
+    """Full multipart body of a ClientRegistrationRequest as CcmExec posts it to the windowsauth vdir.
+
+    Variants seen between versions and tools: `source_id` puts a <SourceID> in the header (with
+    `smsid=""` the GUID is then only there); `declared_length` overrides the header's Body Length."""
     cert_hex = identity.cert_der.hex().upper()
     stamp = _utc_stamp(sent_time)
     props = (("Netbios Name", netbios.upper()), ("FQ Name", fqdn), ("Locale ID", str(locale)),
@@ -158,22 +167,27 @@ def build_registration_request(*, netbios: str, fqdn: str, smsid: str, mp_fqdn: 
     xml = (f"<ClientRegistrationRequest>{data}<Signature><SignatureValue>{sign_data(identity.key, data)}"
            "</SignatureValue></Signature></ClientRegistrationRequest>")
     body = _utf16z(xml, crlf=True)
-    header = build_header(body_length=len(body) - 2, source_host=netbios.upper(), target_host=mp_fqdn,
+    length = len(body) - 2 if declared_length is None else declared_length
+    header = build_header(body_length=length, source_host=netbios.upper(), target_host=mp_fqdn,
                           reply_to=f"direct:{netbios.upper()}:SccmMessaging", msg_id=msg_id,
-                          sent_time=sent_time)
+                          sent_time=sent_time, source_id=source_id)
     return build_multipart(header, body)
 
 
 def build_registration_reply(*, status: int, approval_status: int, smsid: str | None, mp_netbios: str,
                              client_netbios: str, request_id: str | None, site_code: str = "LAB",
-                             sent_time: dt.datetime | None = None) -> bytes:
-    """Multipart MP reply: reply header plus the zlib ClientRegistrationResponse (NUL-terminated, no CRLF)."""
+                             sent_time: dt.datetime | None = None, root: str = REPLY_ROOT,
+                             declared_length: int | None = None) -> bytes:
+    """Multipart MP reply: reply header plus the zlib ClientRegistrationResponse (NUL-terminated, no CRLF).
+
+    Variants: `root` names the body's root element otherwise; `declared_length` overrides Body Length."""
     sms = f' SMSID="{_attr(smsid)}"' if smsid else ""
-    xml = (f'<ClientRegistrationResponse ResponseType="Registration" TimeStamp="{_utc_stamp(sent_time)}" '
+    xml = (f'<{root} ResponseType="Registration" TimeStamp="{_utc_stamp(sent_time)}" '
            f'Status="{status}"{sms} ApprovalStatus="{approval_status}"/>')
     body = _utf16z(xml, crlf=False)
     # SiteCode property: the SDK compares the "site code from reply message" with the request's.
-    header = build_header(body_length=len(body), source_host=mp_netbios.upper(),
+    header = build_header(body_length=len(body) if declared_length is None else declared_length,
+                          source_host=mp_netbios.upper(),
                           target_host=client_netbios.upper(), reply_to=f"mp:[http]{REGISTRATION_ENDPOINT}",
                           correlation_id=request_id, target_endpoint="SccmMessaging",
                           target_address=f"direct:{client_netbios.upper()}:SccmMessaging",

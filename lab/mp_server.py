@@ -288,9 +288,10 @@ class _MpHttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, ip: str, port: int, fqdn: str, log_dir: Path, site_code: str,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, reply_root: str = ccm.REPLY_ROOT) -> None:
         self.ip, self.port, self.fqdn, self.site_code = ip, port, fqdn, site_code
         self.tls = tls
+        self.reply_root = reply_root
         self.logs = _Logs(log_dir)
         self.registry = _Registry()
         spnego = gssapi.OID.from_int_seq(OID_SPNEGO)
@@ -355,7 +356,8 @@ class _MpHttpServer(ThreadingHTTPServer):
                request_id: str | None) -> bytes:
         return ccm.build_registration_reply(status=status, approval_status=approval, smsid=smsid,
                                             mp_netbios=self.fqdn.split(".")[0], client_netbios=client,
-                                            request_id=request_id, site_code=self.site_code)
+                                            request_id=request_id, site_code=self.site_code,
+                                            root=self.reply_root)
 
 
 class MpServer:
@@ -363,10 +365,11 @@ class MpServer:
 
     def __init__(self, ip: str, port: int, fqdn: str, keytab: str, log_dir: Path, *, site_code: str = "LAB",
                  env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
-                 client_ca: Path | None = None) -> None:
+                 client_ca: Path | None = None, reply_root: str = ccm.REPLY_ROOT) -> None:
         self.ip, self.port, self.fqdn, self.keytab = ip, port, fqdn, keytab
         self.tls = tls  # (certificate, key) PEM files: serve HTTPS
         self.client_ca = client_ca  # HTTPS with a required client certificate issued by this CA
+        self.reply_root = reply_root
         self.log_dir = Path(log_dir)
         self.site_code = site_code
         self.env = dict(env or {})
@@ -388,7 +391,8 @@ class MpServer:
         env.update(self.env)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         argv = [sys.executable, "-m", "lab.mp_server", "--ip", self.ip, "--port", str(self.port), "--fqdn",
-                self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code]
+                self.fqdn, "--log-dir", str(self.log_dir), "--site-code", self.site_code,
+                "--reply-root", self.reply_root]
         if self.tls:
             argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         if self.client_ca:
@@ -448,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS (with --tls-key)")
     ap.add_argument("--tls-key", type=Path)
     ap.add_argument("--tls-client-ca", type=Path, help="require a client certificate issued by this CA")
+    ap.add_argument("--reply-root", default=ccm.REPLY_ROOT,
+                    help="root element of the registration reply body (other versions/tools may differ)")
     args = ap.parse_args(argv)
     try:
         tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code, tls)
+        server = _MpHttpServer(args.ip, args.port, args.fqdn, args.log_dir, args.site_code, tls, args.reply_root)
     except (OSError, Exception) as exc:  # noqa: B014 - report any start failure to the parent
         print(f"start failed: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import time
 import zlib
 
 import pytest
+
+from tests.loopback import recording
 
 ADDR = "127.0.0.77"
 BOUNDARY = "aAbBcCdDv1234567890VxXyYzZ"
@@ -74,12 +75,7 @@ def _response(status: str, headers: list[str], body: bytes = b"") -> bytes:
 @pytest.fixture(scope="module")
 def hostile_capture(tmp_path_factory):
     path = tmp_path_factory.mktemp("hostile") / "hostile.pcapng"
-    dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", f"host {ADDR}", "-n", "-q", "-s", "0", "-w", str(path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        time.sleep(1.0)
-        if dumpcap.poll() is not None:
-            pytest.fail(f"dumpcap cannot capture on lo (run as root): {dumpcap.stderr.read().decode()[-300:]}")
+    with recording(path, f"host {ADDR}"):
         bomb = _bomb()
         requests = [
             _request(None, _multipart(zlib.compress(b"<x/>"))),
@@ -100,10 +96,6 @@ def hostile_capture(tmp_path_factory):
                 time.sleep(0.3)
         server.join(timeout=30)
         listener.close()
-        time.sleep(0.5)
-    finally:
-        dumpcap.send_signal(signal.SIGINT)
-        dumpcap.wait(timeout=20)
     return path
 
 

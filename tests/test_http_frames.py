@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.events import HttpEvent
-from kerbtrace.pipeline import Pipeline
-from kerbtrace.reassembly.network import NetworkLayer
-from kerbtrace.sources import open_capture
 from tests.conftest import REAL_CAPTURES
+from tests.loopback import pipeline_events
 from tests.tshark_reference import tshark_fields
 
 FILES = ["otrf__NEWYORK.cap", "elc__winrm_psremote_05-16.pcap", "elc__aug_16_par4.pcap.gz"]
@@ -22,13 +19,7 @@ FILES = ["otrf__NEWYORK.cap", "elc__winrm_psremote_05-16.pcap", "elc__aug_16_par
 @pytest.mark.parametrize("name", FILES)
 def test_http_messages_sit_on_frames_of_their_sender(name, tshark):
     path = REAL_CAPTURES / name
-    diag = Diagnostics()
-    events: list = []
-    network = NetworkLayer(Pipeline(diag, events.append), diag)
-    with open_capture(path, diag) as capture:
-        for frame, time, linktype, data in capture:
-            network.feed(frame, time, linktype, data)
-    network.flush()
+    events, _, _ = pipeline_events(path)
     sender = {int(row[0]): row[1] for row in tshark_fields(path, "ip", ["frame.number", "ip.src"])}
     http = [e for e in events if isinstance(e, HttpEvent)]
     assert http

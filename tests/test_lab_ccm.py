@@ -534,3 +534,31 @@ def test_https_mp_requires_a_client_certificate(realm: Realm, tmp_path: Path) ->
     assert "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")  # the client checks the MP's certificate
     lines = _iis_lines(tmp_path)
     assert len(lines) == 2 and all(ln.split()[6] == "443" for ln in lines)  # refused handshakes log nothing
+
+
+@lab
+@needs_lab
+def test_duplicate_guid_reply_with_another_root_is_not_approved(realm: Realm, tmp_path: Path) -> None:
+    """Real sockets, recorded: WK01 registers with Kerberos and is approved; WK02 presents the same SMSID and
+    gets Status=1 ApprovalStatus=0 in a reply whose root element is not ClientRegistrationResponse. kerbtrace
+    must still read that reply, and never report WK02 approved."""
+    from kerbtrace.analysis import analyze
+    from lab.ccm_client import register
+    from lab.mp_server import MpServer
+    from tests.loopback import recording
+
+    pcap = tmp_path / "dup_other_root.pcapng"
+    with recording(pcap, f"net {realm.ip.rsplit('.', 1)[0]}.0/24"):
+        with MpServer(realm.mp_ip, 80, "mp.test.lab", str(realm.mp_keytab), tmp_path, env=realm.mp_env(),
+                      reply_root="RegistrationReply"):
+            first = register("mp.test.lab", realm.client_ip, "WK01", "wk01.test.lab", SMSID, dns_server=None,
+                             mp_ip=realm.mp_ip, env=realm.client_env("wk01-dup"))
+            clash = register("mp.test.lab", realm.client_ip, "WK02", "wk02.test.lab", SMSID, dns_server=None,
+                             mp_ip=realm.mp_ip, env=realm.client_env("wk01-dup"))
+    print(first, clash, sep="\n")
+    assert first.statuses == [401, 200] and clash.statuses == [401, 200] and clash.auth == "kerberos"
+    result = analyze([str(pcap)], progress=False)
+    verdicts = {r.client.hostname: r.verdict for r in result.clients}
+    print(verdicts, [w.message for w in result.diag.warnings])
+    assert verdicts == {"WK01": "approved", "WK02": "not_approved"}
+    assert any("RegistrationReply" in w.message for w in result.diag.warnings)

@@ -5,6 +5,12 @@ is the body, zlib-compressed UTF-16LE when the header has `Hook3 zlib-compress`,
 otherwise. Only what client approval needs is pulled out: registration request identity and the
 reply's Status / ApprovalStatus / SMSID.
 
+Reading is lenient where versions and tools differ (ccm-protocol.md marks these UNCONFIRMED): the
+client GUID comes from Data/@SMSID or, when the body has none, from the header's SourceID; the
+answer to a registration request is read as a registration reply whatever its root element is
+called, as long as it carries Status / ApprovalStatus; those may be numbers or the SDK's enum
+names; a header Body/@Length that disagrees with the body is noted, and the body still read.
+
 Input is untrusted: inflation is capped (a zlib bomb is cut off, never expanded fully) and XML
 with a DOCTYPE or ENTITY declaration is refused before parsing, so entity expansion cannot run.
 Problems become `warnings` on the record; nothing here raises on bad input.
@@ -16,8 +22,15 @@ import zlib
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+from kerbtrace.codes import CCM_APPROVAL_STATUS, CCM_REG_STATUS
+
 DEFAULT_BOUNDARY = "aAbBcCdDv1234567890VxXyYzZ"
 _MAX_PARTS = 16
+#: Elements of a reply body searched for the registration attributes when the root does not carry them.
+_MAX_REPLY_ELEMENTS = 256
+#: The SDK's enum names, as an XML serializer may write them instead of numbers ("Pending", "Approved").
+_STATUS_NAMES = {name.lower(): value for value, name in CCM_REG_STATUS.items()}
+_APPROVAL_NAMES = {name.split(" ")[0].lower(): value for value, name in CCM_APPROVAL_STATUS.items()}
 
 
 @dataclass(slots=True)
@@ -43,6 +56,7 @@ class CcmMessage:
     status: int | None = None  # response: @Status (0 registered, 1 pending, 2 reset, 3 error, 4 cert reset)
     approval_status: int | None = None  # response: @ApprovalStatus (-1 unknown, 0 pending, 1 approved, ...)
     response_type: str | None = None  # response: @ResponseType
+    smsid_from: str | None = None  # where `smsid` was read: "body" or "header" (the <Msg> SourceID)
     warnings: list[str] = field(default_factory=list)  # what could not be read, and why
 
 
@@ -165,12 +179,15 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _int(value: str | None, warnings: list[str], what: str) -> int | None:
+def _int(value: str | None, warnings: list[str], what: str, names: dict[str, int] | None = None) -> int | None:
+    """A decimal attribute; with `names`, an enum name (any case) is read as its value too."""
     if value is None:
         return None
     v = value.strip()
     if v.lstrip("-").isdigit() and len(v) < 12:
         return int(v)
+    if names is not None and v.lower() in names:
+        return names[v.lower()]
     warnings.append(f"{what} is not a number: {value[:20]!r}")
     return None
 
@@ -231,6 +248,7 @@ def _read_request(msg: CcmMessage, root: ElementTree.Element) -> None:
         name = el.tag.rpartition("}")[2]
         if name == "Data":
             msg.smsid = el.get("SMSID")
+            msg.smsid_from = "body" if msg.smsid else None
             msg.request_type = el.get("RequestType")
             msg.timestamp = el.get("TimeStamp")
         elif name == "AgentInformation":
@@ -249,14 +267,48 @@ def _read_request(msg: CcmMessage, root: ElementTree.Element) -> None:
 def _read_response(msg: CcmMessage, root: ElementTree.Element) -> None:
     msg.kind = "registration_response"
     msg.smsid = root.get("SMSID")
-    msg.status = _int(root.get("Status"), msg.warnings, "Status")
-    msg.approval_status = _int(root.get("ApprovalStatus"), msg.warnings, "ApprovalStatus")
+    msg.smsid_from = "body" if msg.smsid else None
+    msg.status = _int(root.get("Status"), msg.warnings, "Status", _STATUS_NAMES)
+    msg.approval_status = _int(root.get("ApprovalStatus"), msg.warnings, "ApprovalStatus", _APPROVAL_NAMES)
     msg.response_type = root.get("ResponseType")
     msg.timestamp = root.get("TimeStamp")
 
 
-def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 << 20) -> CcmMessage | None:
-    """Decode a CCM multipart body; None when `body` is not one (empty 200, HTML error page, ...)."""
+def _reply_carrier(root: ElementTree.Element) -> ElementTree.Element | None:
+    """The element holding a registration reply's Status / ApprovalStatus: the root, else the first of its
+    first `_MAX_REPLY_ELEMENTS` descendants carrying ApprovalStatus; None when there is none."""
+    if root.get("ApprovalStatus") is not None or root.get("Status") is not None:
+        return root
+    for i, el in enumerate(root.iter()):
+        if i >= _MAX_REPLY_ELEMENTS:
+            break
+        if el.get("ApprovalStatus") is not None:
+            return el
+    return None
+
+
+def _smsid_from_header(msg: CcmMessage) -> None:
+    """A registration request whose body names no SMSID: the header's SourceID (GUID:...) names the client."""
+    if msg.kind == "registration_request" and not msg.smsid:
+        source = (msg.source_id or "").strip()
+        if source.upper().startswith("GUID:"):
+            msg.smsid, msg.smsid_from = source, "header"
+
+
+def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 << 20,
+               answers_registration: bool = False) -> CcmMessage | None:
+    """Decode a CCM multipart body; None when `body` is not one (empty 200, HTML error page, ...).
+
+    `answers_registration`: the body is the MP's answer to a registration request, so a root element of
+    another name that carries Status / ApprovalStatus is still read as the registration reply."""
+    msg = _decode(content_type, body, max_inflate, answers_registration)
+    if msg is not None:
+        _smsid_from_header(msg)
+    return msg
+
+
+def _decode(content_type: str | None, body: bytes, max_inflate: int, answers_registration: bool
+            ) -> CcmMessage | None:
     if not body:
         return None
     if content_type and "multipart" not in content_type.lower():
@@ -291,6 +343,7 @@ def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 <<
     else:
         plain = raw
     if length is not None and len(plain) not in (length, length + 2) and len(plain) < max_inflate:
+        # Tools and versions count differently (NUL, CRLF, compressed size): a note, the body is still read.
         warnings.append(f"body is {len(plain)} bytes, header Length says {length}")
     root = _xml(_utf16(plain, warnings, "body"), warnings, "body")
     if root is None:
@@ -299,5 +352,9 @@ def decode_ccm(content_type: str | None, body: bytes, *, max_inflate: int = 4 <<
     if name == "ClientRegistrationRequest":
         _read_request(msg, root)
     elif name == "ClientRegistrationResponse":
-        _read_response(msg, root)
+        _read_response(msg, _reply_carrier(root) or root)
+    elif answers_registration and (carrier := _reply_carrier(root)) is not None:
+        warnings.append(f"registration reply root is <{name[:40]}>, not <ClientRegistrationResponse>; "
+                        "read by its Status/ApprovalStatus attributes")
+        _read_response(msg, carrier)
     return msg

@@ -14,6 +14,8 @@ Policy (documented in docs/readers.md):
 - Connections the sink does not want (`wants_tcp` False on the first payload) and closed ones are
   remembered only by their address keys, in two bounded generations; later packets cost one dict
   lookup. A SYN (without ACK) on such a key starts a new connection, as in Wireshark's tcp.stream.
+  A connection the sink detaches (`TcpConn.detached`, e.g. TLS once encryption starts) is forgotten
+  the same way.
 """
 
 from __future__ import annotations
@@ -189,6 +191,10 @@ class TcpReassembler:
                     self.stats["tcp_midstream_starts"] += 1
                     self.sink.on_tcp_gap(flow.conn, from_client, 0, frame)
             self._data(flow, half, from_client, seq, data, start, end, frame, time)
+            if flow.conn.detached:
+                self.stats["tcp_detached_connections"] += 1
+                self._forget(flow)
+                return
         if flags & _FIN:
             if half.base is None:
                 half.base = seq
