@@ -1,0 +1,146 @@
+"""ConfigMgr logs in the CMTrace format and the older SMS trace format, multi-line entries included.
+
+CMTrace: ``<![LOG[text]LOG]!><time="HH:MM:SS.fff+BIAS" date="MM-DD-YYYY" component="…" context="" type="1"
+thread="…" file="…">``, the bias in minutes with UTC = local + bias. SMS trace: ``text $$<component><MM-DD-YYYY
+HH:MM:SS.fff+BIAS><thread=…>``. A message may span several lines; the entry keeps the number of its
+first line.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time as _time
+
+from kerbtrace.context.logs.reader import read_lines
+from kerbtrace.context.logs.records import LogFile, LogRecord
+
+MAX_ENTRY_LINES = 200  # a multi-line entry longer than this is cut (with a warning)
+MAX_RECORDS = 1_000_000
+
+_CM_START = "<![LOG["
+_CM_END = re.compile(r"\]LOG\]!><(?P<attrs>[^>]*)>")
+_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
+_CM_TIME = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([+-])(\d+))?")
+_SMS_TAIL = re.compile(r"\$\$<(?P<component>[^>]*)><(?P<when>[^>]*)><thread=(?P<thread>[^>]*)>\s*$")
+_SMS_TIME = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([+-])(\d+))?")
+_SMS_OLD_TIME = re.compile(r"\w{3} (\w{3}) (\d{1,2}) (\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))? (\d{4})")
+
+
+def _utc(year: int, month: int, day: int, hh: int, mm: int, ss: int, frac: str | None, sign: str | None,
+         bias: str | None) -> float | None:
+    try:
+        base = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0))
+        _time.gmtime(base)
+    except (ValueError, OverflowError):
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hh < 24 and mm < 60 and ss < 61):
+        return None
+    seconds = base + (float(f"0.{frac}") if frac else 0.0)
+    if bias:
+        seconds += int(bias) * 60 * (-1 if sign == "-" else 1)  # UTC = local + bias
+    return seconds
+
+
+def cmtrace_time(clock: str, date: str) -> float | None:
+    """UTC seconds of a CMTrace `time`/`date` pair (date may lack zero padding)."""
+    t = _CM_TIME.fullmatch(clock.strip())
+    parts = date.strip().split("-")
+    if t is None or len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    month, day, year = (int(p) for p in parts)
+    hh, mm, ss, frac, sign, bias = t.groups()
+    return _utc(year, month, day, int(hh), int(mm), int(ss), frac, sign, bias)
+
+
+def sms_time(when: str) -> float | None:
+    m = _SMS_TIME.search(when)
+    if m is not None:
+        month, day, year, hh, mm, ss, frac, sign, bias = m.groups()
+        return _utc(int(year), int(month), int(day), int(hh), int(mm), int(ss), frac, sign, bias)
+    m = _SMS_OLD_TIME.search(when)  # 1999 form, named time zone: taken as UTC, the join estimates the offset
+    if m is not None:
+        mon, day, hh, mm, ss, frac, year = m.groups()
+        try:
+            month = _time.strptime(mon, "%b").tm_mon
+        except ValueError:
+            return None
+        return _utc(int(year), month, int(day), int(hh), int(mm), int(ss), frac, None, None)
+    return None
+
+
+def _one_line(parts: list[str]) -> str:
+    return " / ".join(p.strip() for p in parts if p.strip())
+
+
+def read_ccm_log(path: str, source: str, kind: str) -> LogFile:
+    """Read a CMTrace or SMS-trace log; unreadable entries become warnings with their line number."""
+    log = LogFile(path, source, kind)
+    pending: list[str] = []  # lines of an entry whose end has not been seen yet
+    start = 0
+    fmt: str | None = None
+    full: list[int] = []  # set once MAX_RECORDS is reached
+
+    def add(number: int, text: str, when: float | None, fields: dict[str, str], raw: str) -> None:
+        if len(log.records) >= MAX_RECORDS:
+            if not full:
+                log.warn(number, f"more than {MAX_RECORDS} entries; the rest of the file is not kept")
+                full.append(number)
+            return
+        if when is None:
+            log.warn(number, "entry time not readable; kept without a time")
+        fields["message"] = text
+        log.records.append(LogRecord(source, path, number, when, raw, fields))
+
+    for number, line in read_lines(log):
+        if fmt is None and not line.strip():
+            continue
+        if fmt is None:
+            fmt = "cmtrace" if _CM_START in line else "sms" if "$$<" in line else None
+            if fmt is None:
+                log.warn(number, "neither a CMTrace nor an SMS trace entry; skipped")
+                continue
+        if fmt == "cmtrace":
+            if not pending:
+                if _CM_START not in line:
+                    if line.strip():
+                        log.warn(number, "text outside a <![LOG[…]LOG]!> entry; skipped")
+                    continue
+                start = number
+                line = line[line.index(_CM_START):]
+            pending.append(line)
+            end = _CM_END.search(line)
+            if end is None:
+                if len(pending) >= MAX_ENTRY_LINES:
+                    log.warn(start, f"entry not closed after {MAX_ENTRY_LINES} lines; cut")
+                    pending.clear()
+                continue
+            joined = "\n".join(pending)
+            pending.clear()
+            body_end = _CM_END.search(joined)
+            assert body_end is not None
+            text = joined[len(_CM_START):body_end.start()]
+            attrs = dict(_ATTR.findall(body_end.group("attrs")))
+            when = cmtrace_time(attrs.get("time", ""), attrs.get("date", ""))
+            add(start, _one_line(text.splitlines()), when, attrs, _one_line(joined.splitlines()))
+            rest = joined[body_end.end():]
+            if _CM_START in rest:
+                log.warn(start, "several entries on one line; only the first is read")
+        else:
+            if not pending:
+                start = number
+            pending.append(line)
+            tail = _SMS_TAIL.search(line)
+            if tail is None:
+                if len(pending) >= MAX_ENTRY_LINES:
+                    log.warn(start, f"entry not closed after {MAX_ENTRY_LINES} lines; cut")
+                    pending.clear()
+                continue
+            pending[-1] = line[:tail.start()]
+            text = _one_line(pending)
+            pending.clear()
+            fields = {"component": tail.group("component"), "thread": tail.group("thread").split(" ")[0]}
+            add(start, text, sms_time(tail.group("when")), fields, _one_line([text, line[tail.start():]]))
+    if pending:
+        log.warn(start, "file ends inside an entry (truncated); the partial entry is skipped")
+    return log

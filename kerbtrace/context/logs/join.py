@@ -1,0 +1,238 @@
+"""Joins log entries to the clients of an analysis: by IP (IIS `c-ip`), by name, account or SMSID (MP and
+client logs), and by time once each log's clock offset is estimated from the matches.
+
+Works on the fields of `ClientExchange` that stay after the checks ran (identity, first/last time and the
+timeline), so it can run after the analysis, beside the checks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from kerbtrace.checks.base import Evidence
+from kerbtrace.context.logs.iis import describe_status, status_of
+from kerbtrace.context.logs.load import LogContext
+from kerbtrace.context.logs.messages import Fact, account_netbios, client_fact, guids, mp_fact
+from kerbtrace.context.logs.offset import densest_offset
+from kerbtrace.context.logs.records import LogFile, LogRecord
+from kerbtrace.exchanges.client import ClientExchange
+
+IIS_WIDTH, IIS_SLACK = 2.0, 2.0  # IIS writes whole seconds, at the end of the request
+MP_WIDTH, MP_SLACK = 2.0, 5.0
+CLIENT_WIDTH, CLIENT_SLACK = 5.0, 60.0  # a client logs around its requests, not at them
+_HTTP_STATUS = re.compile(r"HTTP (\d{3})")
+
+
+@dataclass(slots=True)
+class FileJoin:
+    """How one log file joined: its estimated clock offset (log minus capture, seconds; None when nothing
+    matched), from how many agreeing pairs, and how many of its entries matched no client."""
+
+    path: str
+    source: str
+    offset: float | None
+    pairs: int
+    matched: int
+    unmatched: int
+
+    def as_json(self) -> dict:
+        return {"file": self.path, "source": self.source, "offset_seconds": self.offset,
+                "offset_pairs": self.pairs, "matched": self.matched, "unmatched": self.unmatched}
+
+
+@dataclass(slots=True)
+class LogJoin:
+    """Per client (same order as the clients given) the matching log lines as evidence; per file its join."""
+
+    evidence: list[list[Evidence]] = field(default_factory=list)
+    files: list[FileJoin] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Block:
+    """The MP log entries of one registration (one thread from "Processing Registration request" to
+    "Processing completed"), with the names they mention."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    facts: list[Fact | None] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def time(self) -> float | None:
+        times = [r.time for r in self.records if r.time is not None]
+        return times[-1] if times else None
+
+
+def _responses(client: ClientExchange) -> list[tuple[float, int | None]]:
+    """(time, status) of the MP's HTTP answers to the client, from its timeline."""
+    out = []
+    for entry in client.timeline:
+        if entry.dst == client.ip and entry.event.startswith("HTTP "):
+            m = _HTTP_STATUS.match(entry.event)
+            out.append((entry.time, int(m.group(1)) if m else None))
+    return out
+
+
+def _registration_requests(client: ClientExchange) -> list[float]:
+    return [e.time for e in client.timeline if e.src == client.ip and "/ccm_system" in e.event.lower()]
+
+
+def _within(client: ClientExchange, when: float | None, offset: float, slack: float) -> bool:
+    if when is None:
+        return False
+    t = when - offset
+    return client.first_time - slack <= t <= client.last_time + slack
+
+
+def _iis_evidence(rec: LogRecord) -> Evidence:
+    return Evidence(None, f"{rec.text}  [{describe_status(rec)}]", "iis", rec.file, rec.line)
+
+
+def _ccm_evidence(rec: LogRecord, fact: Fact | None) -> Evidence:
+    text = rec.fields.get("message", rec.text)
+    if fact is not None and fact.simulator:
+        text += "  [wording of the lab's MP simulator]"
+    elif fact is not None and fact.what not in text:
+        text += f"  [{fact.what}]"
+    return Evidence(None, text, rec.source, rec.file, rec.line)
+
+
+def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJoin:
+    by_ip: dict[str, list[LogRecord]] = defaultdict(list)
+    for rec in log.records:
+        by_ip[rec.fields.get("c-ip", "")].append(rec)
+    diffs = []
+    for client in clients:
+        answers = _responses(client)
+        for rec in by_ip.get(client.ip, ()):
+            status = status_of(rec)[0]
+            if rec.time is None:
+                continue
+            diffs += [rec.time - t for t, s in answers if s is None or status is None or s == status]
+    found = densest_offset(diffs, IIS_WIDTH)
+    offset, pairs = found if found else (None, 0)
+    matched = set()
+    if offset is not None:
+        for i, client in enumerate(clients):
+            for rec in by_ip.get(client.ip, ()):
+                if _within(client, rec.time, offset, IIS_SLACK + rec.precision):
+                    out.evidence[i].append(_iis_evidence(rec))
+                    matched.add(id(rec))
+    return FileJoin(log.path, log.source, _round(offset), pairs, len(matched), len(log.records) - len(matched))
+
+
+def mp_blocks(log: LogFile) -> list[_Block]:
+    """Group an MP log's entries into registrations, by thread (several run at once on a busy MP)."""
+    blocks: list[_Block] = []
+    open_by_thread: dict[str, _Block] = {}
+    for rec in log.records:
+        text = rec.fields.get("message", rec.text)
+        fact = mp_fact(text)
+        thread = rec.fields.get("thread", "")
+        if "Processing Registration request" in text or thread not in open_by_thread:
+            block = _Block()
+            blocks.append(block)
+            open_by_thread[thread] = block
+        block = open_by_thread[thread]
+        block.records.append(rec)
+        block.facts.append(fact)
+        if fact is not None:
+            for key, value in fact.names.items():
+                block.names.setdefault(key, value)
+        if "Processing completed" in text:
+            del open_by_thread[thread]
+    return blocks
+
+
+def _same_machine(client: ClientExchange, names: dict[str, str]) -> bool:
+    """Names first (a duplicate-GUID block names the second machine and the first one's SMSID)."""
+    host = (client.hostname or "").upper()
+    fqdn = (client.fqdn or "").lower()
+    netbios = names.get("netbios")
+    if netbios or names.get("fqdn"):
+        if names.get("fqdn") and fqdn:
+            return names["fqdn"] == fqdn
+        acct = account_netbios(client.account) if client.account else ""
+        return bool(netbios) and netbios in {host, acct}
+    smsid = names.get("smsid")
+    return bool(smsid) and smsid in {(client.smsid or "").upper(), (client.assigned_smsid or "").upper()}
+
+
+def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJoin:
+    blocks = mp_blocks(log)
+    pairs_of: list[tuple[int, _Block]] = []
+    diffs = []
+    for i, client in enumerate(clients):
+        answers = _responses(client)
+        anchors = [t for t, s in answers if s == 200] or [t for t, _s in answers[-1:]]
+        for block in blocks:
+            if _same_machine(client, block.names):
+                pairs_of.append((i, block))
+                if block.time is not None:
+                    diffs += [block.time - t for t in anchors]
+    found = densest_offset(diffs, MP_WIDTH)
+    offset, pairs = found if found else (None, 0)
+    matched = 0
+    if offset is not None:
+        for i, block in pairs_of:
+            if _within(clients[i], block.time, offset, MP_SLACK):
+                out.evidence[i] += [_ccm_evidence(r, f) for r, f in zip(block.records, block.facts, strict=True)]
+                matched += len(block.records)
+    return FileJoin(log.path, log.source, _round(offset), pairs, matched, len(log.records) - matched)
+
+
+def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: LogJoin) -> list[FileJoin]:
+    """Client logs of one folder are one machine's: it is found by the SMSIDs they mention (or, when the
+    analysis has a single client and the logs name none, that client)."""
+    smsids: set[str] = set()
+    facts: dict[int, Fact | None] = {}
+    for log in logs:
+        for rec in log.records:
+            text = rec.fields.get("message", rec.text)
+            smsids.update(guids(text))
+            facts[id(rec)] = client_fact(text)
+    owners = [i for i, c in enumerate(clients)
+              if smsids & {(c.smsid or "").upper(), (c.assigned_smsid or "").upper()} - {""}]
+    if not owners and not smsids and len(clients) == 1:
+        owners = [0]
+    results = []
+    for log in logs:
+        useful = [r for r in log.records if facts[id(r)] is not None]
+        diffs = []
+        for i in owners:
+            anchors = _registration_requests(clients[i])
+            diffs += [r.time - t for r in useful if r.time is not None for t in anchors]
+        found = densest_offset(diffs, CLIENT_WIDTH)
+        offset, pairs = found if found else (None, 0)
+        matched = 0
+        if offset is not None:
+            for i in owners:
+                for rec in useful:
+                    if _within(clients[i], rec.time, offset, CLIENT_SLACK):
+                        out.evidence[i].append(_ccm_evidence(rec, facts[id(rec)]))
+                        matched += 1
+        results.append(FileJoin(log.path, log.source, _round(offset), pairs, matched, len(useful) - matched))
+    return results
+
+
+def _round(offset: float | None) -> float | None:
+    return None if offset is None else round(offset, 3)
+
+
+def join_logs(clients: list[ClientExchange], ctx: LogContext) -> LogJoin:
+    """Match every log's entries to `clients`; evidence per client in the order given, offsets per file."""
+    out = LogJoin(evidence=[[] for _ in clients])
+    for log in ctx.files:
+        if log.source == "iis":
+            out.files.append(_join_iis(log, clients, out))
+        elif log.source == "mp_log":
+            out.files.append(_join_mp(log, clients, out))
+    folders: dict[str, list[LogFile]] = defaultdict(list)
+    for log in ctx.by_source("client_log"):
+        folders[os.path.dirname(os.path.abspath(log.path))].append(log)
+    for logs in folders.values():
+        out.files += _join_client_logs(logs, clients, out)
+    return out
