@@ -122,6 +122,9 @@ def read_iis(path: str) -> LogFile:
                     log.warn(number, "#Fields has no 'time' field: times of this block are unknown")
             elif key == "date":
                 header_date = value.strip().split(" ")[0] or None
+                stamp = value.strip().split(" ")
+                if log.opened is None and len(stamp) == 2:
+                    log.opened = _timestamp(stamp[0], stamp[1])
             continue
         if fields is None:
             log.warn(number, "data line before any #Fields: directive; skipped")

@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from kerbtrace.analysis import iso
 from kerbtrace.checks.base import Evidence
 from kerbtrace.context.logs.iis import describe_status, status_of
 from kerbtrace.context.logs.load import LogContext
@@ -100,6 +101,44 @@ def _ccm_evidence(rec: LogRecord, fact: Fact | None) -> Evidence:
     return Evidence(None, text, rec.source, rec.file, rec.line)
 
 
+def _covers(log: LogFile, client: ClientExchange, offset: float, slack: float) -> bool:
+    """Whether the log was being written while the client was on the capture (an empty log: yes)."""
+    first, last = log.span()
+    return ((first is None or first - offset <= client.last_time + slack)
+            and (last is None or last - offset >= client.first_time - slack))
+
+
+def _span_words(log: LogFile, offset: float | None) -> str:
+    first, last = log.span()
+    clock = (f"log clock {offset:+.2f} s from the capture's" if offset is not None
+             else "clocks assumed equal: no entry matched to estimate the offset")
+    if first is None and last is None:
+        return f"the log has no entry at all; {clock}"
+    return f"the log covers {iso(first) or '?'} to {iso(last) or 'its end'}; {clock}"
+
+
+def _absence(log: LogFile, clients: list[ClientExchange], out: LogJoin, offset: float | None, slack: float,
+             matched: set[int]) -> None:
+    """What a log does not hold is evidence too: no IIS line for a client that should have reached this MP
+    means its request never arrived; no MP entry for a client IIS logged means it never passed IIS."""
+    s_ips = {r.fields.get("s-ip") for r in log.records} - {None, "-"}
+    for i, client in enumerate(clients):
+        if i in matched or not _covers(log, client, offset or 0.0, slack):
+            continue
+        who = client.hostname or client.ip
+        if log.source == "iis":
+            if client.mp_ip and s_ips and client.mp_ip not in s_ips:
+                continue  # a log of another MP
+            text = (f"no request from {client.ip} in this IIS log ({_span_words(log, offset)}): the client's "
+                    "registration request never reached the MP that wrote it")
+        elif any(e.source == "iis" and e.line is not None for e in out.evidence[i]):
+            text = (f"no registration of {who} in this MP log ({_span_words(log, offset)}) although IIS logged "
+                    "its requests: the request never passed IIS authentication, so the MP never processed it")
+        else:
+            continue
+        out.evidence[i].append(Evidence(None, text, log.source, log.path, None))
+
+
 def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJoin:
     by_ip: dict[str, list[LogRecord]] = defaultdict(list)
     for rec in log.records:
@@ -115,12 +154,15 @@ def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> File
     found = densest_offset(diffs, IIS_WIDTH)
     offset, pairs = found if found else (None, 0)
     matched = set()
+    joined: set[int] = set()
     if offset is not None:
         for i, client in enumerate(clients):
             for rec in by_ip.get(client.ip, ()):
                 if _within(client, rec.time, offset, IIS_SLACK + rec.precision):
                     out.evidence[i].append(_iis_evidence(rec))
                     matched.add(id(rec))
+                    joined.add(i)
+    _absence(log, clients, out, offset, IIS_SLACK, joined)
     return FileJoin(log.path, log.source, _round(offset), pairs, len(matched), len(log.records) - len(matched))
 
 
@@ -176,11 +218,14 @@ def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJ
     found = densest_offset(diffs, MP_WIDTH)
     offset, pairs = found if found else (None, 0)
     matched = 0
+    joined: set[int] = set()
     if offset is not None:
         for i, block in pairs_of:
             if _within(clients[i], block.time, offset, MP_SLACK):
                 out.evidence[i] += [_ccm_evidence(r, f) for r, f in zip(block.records, block.facts, strict=True)]
                 matched += len(block.records)
+                joined.add(i)
+    _absence(log, clients, out, offset, MP_SLACK, joined)
     return FileJoin(log.path, log.source, _round(offset), pairs, matched, len(log.records) - matched)
 
 
@@ -225,11 +270,10 @@ def _round(offset: float | None) -> float | None:
 def join_logs(clients: list[ClientExchange], ctx: LogContext) -> LogJoin:
     """Match every log's entries to `clients`; evidence per client in the order given, offsets per file."""
     out = LogJoin(evidence=[[] for _ in clients])
-    for log in ctx.files:
-        if log.source == "iis":
-            out.files.append(_join_iis(log, clients, out))
-        elif log.source == "mp_log":
-            out.files.append(_join_mp(log, clients, out))
+    for log in ctx.by_source("iis"):  # first: an MP log's silence is read against what IIS saw
+        out.files.append(_join_iis(log, clients, out))
+    for log in ctx.by_source("mp_log"):
+        out.files.append(_join_mp(log, clients, out))
     folders: dict[str, list[LogFile]] = defaultdict(list)
     for log in ctx.by_source("client_log"):
         folders[os.path.dirname(os.path.abspath(log.path))].append(log)

@@ -26,14 +26,22 @@ def recognise(path: str | Path) -> tuple[str, str] | None:
         head = sniff(path)
     except OSError:
         return None
+    name = Path(path).name.lower()
     if "#Fields:" in head or "#Software: Microsoft Internet Information Services" in head:
         return "iis", "iis"
+    if not head.strip():  # an empty log (an MP that logged nothing) is known by its name alone
+        for kind in MP_KINDS + CLIENT_KINDS:
+            if kind.lower() in name:
+                return ("mp_log" if kind in MP_KINDS else "client_log"), kind
+        return ("iis", "iis") if name.endswith(".iis.log") or name.startswith("u_ex") else None
     if "<![LOG[" not in head and "$$<" not in head:
         return None
-    components = {(a or b).strip() for a, b in _COMPONENT.findall(head)}
-    stem = Path(path).name.split(".")[0]
+    components = {(a or b).strip().lower() for a, b in _COMPONENT.findall(head)}
     for kind in MP_KINDS + CLIENT_KINDS:
-        if kind.lower() in {c.lower() for c in components} or stem.lower() == kind.lower():
+        if kind.lower() in components:
+            return ("mp_log" if kind in MP_KINDS else "client_log"), kind
+    for kind in MP_KINDS + CLIENT_KINDS:
+        if kind.lower() in name:
             return ("mp_log" if kind in MP_KINDS else "client_log"), kind
     if "Processing Registration request" in head or "MP Reg:" in head:
         return "mp_log", "MP_RegistrationManager"
@@ -101,11 +109,12 @@ def load_log_context(*, iis_logs: list[str] = (), mp_logs: list[str] = (), clien
                 path = os.path.join(root, name)
                 seen += 1
                 if seen > MAX_DIR_FILES:
-                    ctx.warnings.append(LogWarning(folder, None, f"more than {MAX_DIR_FILES} files; the rest skipped"))
-                    return ctx
+                    break
                 found = recognise(path)
                 if found is None:
-                    ctx.warnings.append(LogWarning(path, None, "not recognised as an IIS, MP or client log; skipped"))
+                    ctx.warnings.append(LogWarning(path, None, "skipped: not an IIS, MP or client log"))
                     continue
                 ctx.files.append(_read(path, *found))
+        if seen > MAX_DIR_FILES:
+            ctx.warnings.append(LogWarning(folder, None, f"more than {MAX_DIR_FILES} files; the rest skipped"))
     return ctx

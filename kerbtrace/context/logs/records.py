@@ -47,6 +47,13 @@ class LogFile:
     warnings: list[LogWarning] = field(default_factory=list)
     dropped_warnings: int = 0
     lines: int = 0
+    opened: float | None = None  # when the log says it was started (IIS `#Date`), in its own clock
+
+    def span(self) -> tuple[float | None, float | None]:
+        """(first, last) time the log covers, in its own clock; None where it does not say."""
+        times = [r.time for r in self.records if r.time is not None]
+        first = min(times + ([self.opened] if self.opened is not None else []), default=None)
+        return first, (max(times) if times else None)
 
     def warn(self, line: int | None, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS_PER_FILE:
