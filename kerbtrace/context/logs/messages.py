@@ -32,8 +32,8 @@ _CL_SENDING = re.compile(r"Sending registration request for (GUID:[0-9A-Fa-f-]+)
 _CM_POST_FAILED = re.compile(r"Post to (\S+) failed with (0x[0-9A-Fa-f]{8})", re.I)
 _CM_HTTP_STATUS = re.compile(r"StatusCode=(\d{3})(?: StatusText=(.*))?", re.I)
 
-# ClientLocation.log (shape not in the protocol notes: matched loosely)
-_LOC_ASSIGNED = re.compile(r"Assigned MP (?:changed from <[^>]*> to |is )<?([\w.-]+)>?", re.I)
+# ClientLocation.log / LocationServices.log: line shapes not in the protocol notes (UNCONFIRMED), matched loosely
+_LOC_ASSIGNED = re.compile(r"Assigned (?:MP|Management Point) (?:changed from <[^>]*> to |is )<?([\w.-]+)>?", re.I)
 
 APPROVAL_WORDS = {0: "pending (not approved)", 1: "approved", 2: "not applicable", 3: "approved (Azure AD)"}
 
