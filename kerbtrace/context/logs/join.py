@@ -189,29 +189,46 @@ def mp_blocks(log: LogFile) -> list[_Block]:
     return blocks
 
 
-def _same_machine(client: ClientExchange, names: dict[str, str]) -> bool:
-    """Names first (a duplicate-GUID block names the second machine and the first one's SMSID)."""
-    host = (client.hostname or "").upper()
-    fqdn = (client.fqdn or "").lower()
-    netbios = names.get("netbios")
-    if netbios or names.get("fqdn"):
-        if names.get("fqdn") and fqdn:
-            return names["fqdn"] == fqdn
-        acct = account_netbios(client.account) if client.account else ""
-        return bool(netbios) and netbios in {host, acct}
-    smsid = names.get("smsid")
-    return bool(smsid) and smsid in {(client.smsid or "").upper(), (client.assigned_smsid or "").upper()}
+def _block_keys(names: dict[str, str]) -> list[str]:
+    """How a registration block is looked up: by its names when it has any (a duplicate-GUID block names
+    the second machine and the first one's SMSID), else by its SMSID."""
+    if names.get("fqdn"):
+        return ["fqdn:" + names["fqdn"]]
+    if names.get("netbios"):
+        return ["nb:" + names["netbios"]]
+    return ["smsid:" + names["smsid"]] if names.get("smsid") else []
+
+
+def _client_keys(client: ClientExchange) -> set[str]:
+    keys = {"smsid:" + s.upper() for s in (client.smsid, client.assigned_smsid) if s}
+    keys |= {"nb:" + n for n in ((client.hostname or "").upper(),
+                                 account_netbios(client.account) if client.account else "") if n}
+    if client.fqdn:
+        keys.add("fqdn:" + client.fqdn.lower())
+    elif client.hostname:  # a block naming an FQDN matches a client known only by its NetBIOS name
+        keys.add("nbfqdn:" + client.hostname.upper())
+    return keys
 
 
 def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJoin:
     blocks = mp_blocks(log)
+    index: dict[str, list[_Block]] = defaultdict(list)
+    for block in blocks:
+        for key in _block_keys(block.names):
+            index[key].append(block)
+            if key.startswith("fqdn:"):
+                index["nbfqdn:" + block.names["netbios"]].append(block)
     pairs_of: list[tuple[int, _Block]] = []
     diffs = []
     for i, client in enumerate(clients):
         answers = _responses(client)
         anchors = [t for t, s in answers if s == 200] or [t for t, _s in answers[-1:]]
-        for block in blocks:
-            if _same_machine(client, block.names):
+        seen: set[int] = set()
+        for key in _client_keys(client):
+            for block in index.get(key, ()):
+                if id(block) in seen:
+                    continue
+                seen.add(id(block))
                 pairs_of.append((i, block))
                 if block.time is not None:
                     diffs += [block.time - t for t in anchors]

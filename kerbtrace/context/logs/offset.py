@@ -18,12 +18,10 @@ def densest_offset(diffs: list[float], width: float) -> tuple[float, int] | None
     values = sorted(diffs)
     best: tuple[int, float, int, int] | None = None  # (count, -|centre|, lo, hi)
     lo = 0
-    for hi, value in enumerate(values):
+    for hi, value in enumerate(values):  # linear: one pass, the window's median only for the winner
         while value - values[lo] > width:
             lo += 1
-        count = hi - lo + 1
-        centre = median(values[lo:hi + 1])
-        key = (count, -abs(centre), lo, hi + 1)
+        key = (hi - lo + 1, -abs(values[lo] + value) / 2, lo, hi + 1)
         if best is None or key[:2] > best[:2]:
             best = key
     assert best is not None
