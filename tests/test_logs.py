@@ -431,3 +431,22 @@ def test_utf16_cmtrace_log(tmp_path: Path):
     assert recognise(path) == ("client_log", "CcmMessaging")
     (v,) = log_verdicts(load_log_context(client_logs=[str(path)]))
     assert v.verdict == "not_approved" and "0x80072EE7" in v.reasons[0]
+
+
+def test_memory_is_bounded_and_only_registration_requests_are_held(tmp_path: Path, monkeypatch):
+    """Policy polls are dropped, a failed ConfigMgr request is kept, and past the record bound the reader
+    stops with a warning naming the line instead of growing."""
+    from kerbtrace.context.logs import iis as iis_module
+
+    monkeypatch.setattr(iis_module, "MAX_RECORDS", 5)
+    path = tmp_path / "u_ex.log"
+    rows = ["#Fields: " + _IIS7_FIELDS,
+            "2026-01-05 08:00:00 10.0.0.5 CCM_POST /ccm_system/request - 80 - 10.0.1.7 ccmhttp - 200 0 0 3",
+            "2026-01-05 08:00:00 10.0.0.5 CCM_POST /ccm_system/request - 80 - 10.0.1.7 ccmhttp - 500 0 0 3"]
+    rows += [f"2026-01-05 08:00:{i:02d} 10.0.0.5 CCM_POST /ccm_system_windowsauth/request - 80 - 10.0.1.{i} "
+             "ccmhttp - 401 2 5 0" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    log = read_iis(str(path))
+    assert [r.line for r in log.records] == [3, 4, 5, 6, 7]
+    assert [(w.line, w.message.split(";")[0]) for w in log.warnings] == [
+        (8, "more than 5 registration requests")]

@@ -1,8 +1,10 @@
 """IIS W3C extended logs (IIS 6 and 7+): fields in whatever order `#Fields:` gives, several header blocks
 per file, `date`/`time` in UTC as IIS writes them.
 
-Only requests to the ConfigMgr endpoints (`/ccm_system*`, `/sms_mp`, or the `ccmhttp` user agent) are kept:
-an MP's IIS log also holds every other site's traffic, and the join needs only these.
+Only the requests that speak to registration are kept: every request on the Windows-auth registration
+endpoint, and failed requests (status >= 400) of the ConfigMgr client (`/ccm_system*`, `/sms_mp`, `CCM_*`
+methods or the `ccmhttp` user agent). An MP's IIS log also holds every client's hourly policy and location
+traffic and every other site's requests; holding those would cost memory and explain nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from kerbtrace.codes import iis_win32_status
 from kerbtrace.context.logs.reader import read_lines
 from kerbtrace.context.logs.records import LogFile, LogRecord
 
-MAX_RECORDS = 1_000_000  # per file: past this the rest of the file is counted, not kept
+MAX_RECORDS = 100_000  # per file (about 1.3 KB each held): past this the rest of the file is not kept
+# The fields the join and the verdicts read; the rest of a line stays in its text only.
+KEEP = frozenset({"date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-username", "c-ip", "cs(user-agent)",
+                  "sc-status", "sc-substatus", "sc-win32-status", "time-taken", "sc-bytes", "cs-host"})
 
 # IIS status.substatus (IIS documentation); kept small here, the shared code tables may take it over.
 _SUBSTATUS = {
@@ -90,18 +95,39 @@ def is_registration(record: LogRecord) -> bool:
     return "/ccm_system_windowsauth/request" in record.fields.get("cs-uri-stem", "").lower()
 
 
-def _ccm(fields: dict[str, str]) -> bool:
+def _kept(fields: dict[str, str]) -> bool:
     stem = fields.get("cs-uri-stem", "").lower()
-    return (stem.startswith(("/ccm_system", "/sms_mp")) or fields.get("cs-method", "").upper().startswith("CCM_")
-            or "ccmhttp" in fields.get("cs(user-agent)", "").lower())
+    if "/ccm_system_windowsauth/" in stem:
+        return True
+    ccm = (stem.startswith(("/ccm_system", "/sms_mp")) or fields.get("cs-method", "").upper().startswith("CCM_")
+           or "ccmhttp" in fields.get("cs(user-agent)", "").lower())
+    return ccm and (_int(fields.get("sc-status")) or 0) >= 400
+
+
+_DAYS: dict[str, float | None] = {}
+
+
+def _day(date: str) -> float | None:
+    """Midnight UTC of a `YYYY-MM-DD` date (cached: a log has few dates and many lines)."""
+    if date not in _DAYS:
+        if len(_DAYS) > 10_000:
+            _DAYS.clear()
+        try:
+            _DAYS[date] = float(calendar.timegm(_time.strptime(date, "%Y-%m-%d")))
+        except ValueError:
+            _DAYS[date] = None
+    return _DAYS[date]
 
 
 def _timestamp(date: str, clock: str) -> float | None:
-    try:
-        t = _time.strptime(f"{date} {clock.split('.')[0]}", "%Y-%m-%d %H:%M:%S")
-    except ValueError:
+    day = _day(date)
+    parts = clock.split(".")[0].split(":")
+    if day is None or len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None
-    return float(calendar.timegm(t))
+    hh, mm, ss = (int(p) for p in parts)
+    if hh > 23 or mm > 59 or ss > 60:
+        return None
+    return day + hh * 3600 + mm * 60 + ss
 
 
 def read_iis(path: str) -> LogFile:
@@ -133,8 +159,8 @@ def read_iis(path: str) -> LogFile:
         if len(values) != len(fields):
             log.warn(number, f"{len(values)} values where #Fields names {len(fields)}; line skipped")
             continue
-        row = dict(zip(fields, values, strict=True))
-        if not _ccm(row):
+        row = {k: v for k, v in zip(fields, values, strict=True) if k in KEEP}
+        if not _kept(row):
             continue
         date = row.get("date") or header_date
         when = _timestamp(date, row["time"]) if date and row.get("time") else None
@@ -143,7 +169,7 @@ def read_iis(path: str) -> LogFile:
         if _int(row.get("sc-status")) is None and "sc-status" in row:
             log.warn(number, f"sc-status {row['sc-status']!r} is not a number")
         if kept >= MAX_RECORDS:
-            log.warn(number, f"more than {MAX_RECORDS} ConfigMgr requests; the rest of the file is not kept")
+            log.warn(number, f"more than {MAX_RECORDS} registration requests; the rest of the file is not read")
             break
         log.records.append(LogRecord("iis", path, number, when, line, row, precision=1.0))
         kept += 1
