@@ -303,7 +303,7 @@ def test_cmtrace_bias_multiline_and_sms_format(tmp_path: Path):
     assert not log.warnings
     first, second = log.records
     assert first.time == calendar.timegm((2026, 1, 2, 10, 0, 0, 0, 0, 0))
-    assert (second.line, second.fields["message"]) == (2, "first line of a message / second line")
+    assert (second.line, second.text) == (2, "first line of a message / second line")
     assert second.time == calendar.timegm((2026, 1, 1, 22, 30, 0, 0, 0, 0)) + 0.5
     sms = tmp_path / "sitecomp.log"
     sms.write_text("Service started ~~  $$<CMGService><06-24-2020 15:31:46.376+00><thread=4992 (0x1380)>\n"
@@ -312,7 +312,7 @@ def test_cmtrace_bias_multiline_and_sms_format(tmp_path: Path):
                    "<thread=281 (0x119)>\n")
     log = read_ccm_log(str(sms), "client_log", "ccm")
     assert not log.warnings
-    assert [(r.line, r.fields["message"], r.fields["thread"]) for r in log.records] == [
+    assert [(r.line, r.text, r.fields["thread"]) for r in log.records] == [
         (1, "Service started ~~", "4992"), (2, "a message / over two lines", "4992"), (4, "Old one", "281")]
     assert log.records[1].time == calendar.timegm((2020, 6, 24, 16, 31, 47, 0, 0, 0))
     assert log.records[2].time == pytest.approx(calendar.timegm((1999, 3, 26, 10, 43, 41, 0, 0, 0)) + 0.547)

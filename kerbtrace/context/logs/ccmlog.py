@@ -16,7 +16,8 @@ from kerbtrace.context.logs.reader import read_lines
 from kerbtrace.context.logs.records import LogFile, LogRecord
 
 MAX_ENTRY_LINES = 200  # a multi-line entry longer than this is cut (with a warning)
-MAX_RECORDS = 1_000_000
+MAX_RECORDS = 200_000  # per file; ConfigMgr rolls its logs over long before this
+_KEEP = ("component", "thread", "type")  # the attributes the join reads; time and date become `time`
 
 _CM_START = "<![LOG["
 _CM_END = re.compile(r"\]LOG\]!><(?P<attrs>[^>]*)>")
@@ -88,9 +89,9 @@ def read_ccm_log(path: str, source: str, kind: str) -> LogFile:
                 full.append(number)
             return
         if when is None:
-            log.warn(number, "entry time not readable; kept without a time")
-        fields["message"] = text
-        log.records.append(LogRecord(source, path, number, when, raw, fields))
+            log.warn(number, f"entry time not readable ({raw[-120:]!r}); kept without a time")
+        kept = {k: fields[k] for k in _KEEP if k in fields}
+        log.records.append(LogRecord(source, path, number, when, text, kept))
 
     for number, line in read_lines(log):
         if fmt is None and not line.strip():

@@ -93,7 +93,7 @@ def _iis_evidence(rec: LogRecord) -> Evidence:
 
 
 def _ccm_evidence(rec: LogRecord, fact: Fact | None) -> Evidence:
-    text = rec.fields.get("message", rec.text)
+    text = rec.text
     if fact is not None and fact.simulator:
         text += "  [wording of the lab's MP simulator]"
     elif fact is not None and fact.what not in text:
@@ -171,7 +171,7 @@ def mp_blocks(log: LogFile) -> list[_Block]:
     blocks: list[_Block] = []
     open_by_thread: dict[str, _Block] = {}
     for rec in log.records:
-        text = rec.fields.get("message", rec.text)
+        text = rec.text
         fact = mp_fact(text)
         thread = rec.fields.get("thread", "")
         if "Processing Registration request" in text or thread not in open_by_thread:
@@ -253,7 +253,7 @@ def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: L
     facts: dict[int, Fact | None] = {}
     for log in logs:
         for rec in log.records:
-            text = rec.fields.get("message", rec.text)
+            text = rec.text
             smsids.update(guids(text))
             facts[id(rec)] = client_fact(text)
     owners = [i for i, c in enumerate(clients)

@@ -20,7 +20,7 @@ class LogRecord:
     file: str
     line: int  # 1-based line where the entry starts
     time: float | None
-    text: str  # the entry as written (one line, or a multi-line entry joined with " / ")
+    text: str  # IIS: the line as written; CMTrace/SMS: the message (a multi-line one joined with " / ")
     fields: dict[str, str] = field(default_factory=dict)  # IIS: W3C fields; CCM: component, thread, type
     precision: float = 0.001  # seconds: IIS writes whole seconds
 

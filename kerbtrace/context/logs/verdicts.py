@@ -143,7 +143,7 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
         smsids: list[str] = []
         v = LogVerdict(folder, "inconclusive", sources=["client_log"])
         for rec in records:
-            text = rec.fields.get("message", rec.text)
+            text = rec.text
             smsids += [g for g in guids(text) if g not in smsids]
             fact = client_fact(text)
             if fact is None:
