@@ -450,3 +450,26 @@ def test_memory_is_bounded_and_only_registration_requests_are_held(tmp_path: Pat
     assert [r.line for r in log.records] == [3, 4, 5, 6, 7]
     assert [(w.line, w.message.split(";")[0]) for w in log.warnings] == [
         (8, "more than 5 registration requests")]
+
+
+def test_silence_says_nothing_when_no_entry_joins(tmp_path: Path):
+    """Lab capture with an IIS log whose addresses match no client (as behind NAT): no join, no offset, and
+    no claim that the requests never arrived."""
+    iis, _mp = _lab_logs("ok_same_realm")
+    natted = tmp_path / "u_ex.log"
+    natted.write_text(re.sub(r" 127\.0\.1\.(\d+) ccmhttp", r" 192.0.2.\1 ccmhttp", iis.read_text()))
+    _analysis, _ctx, joined = _analysis_and_join("ok_same_realm", natted)
+    assert joined.files[0].offset is None and joined.files[0].unmatched == 2
+    assert not [e for e in joined.evidence[0] if e.source == "iis"]
+
+
+def test_a_registered_client_with_a_transient_error_is_not_called_not_approved(tmp_path: Path):
+    """Documented lines [S32][S14]: 'Client is registered. Exiting.' and a later post failure: the logs do
+    not state the approval, so the verdict stays open; the error is a reason."""
+    path = tmp_path / "ClientIDManagerStartup.log"
+    path.write_text(_cm("[RegTask] - Client is registered. Exiting.", "10:00:00.000+000", "01-01-2026",
+                        "ClientIDManagerStartup") + "\n"
+                    + _cm("Post to http://SCCM.acc.local/ccm_system_windowsauth/request failed with 0x87d00231.",
+                          "10:05:00.000+000", "01-01-2026", "CcmMessaging") + "\n")
+    (v,) = log_verdicts(load_log_context(client_logs=[str(path)]))
+    assert v.verdict == "inconclusive" and "CCM_POST_FAILED" in v.reasons[0]

@@ -121,6 +121,8 @@ def _absence(log: LogFile, clients: list[ClientExchange], out: LogJoin, offset: 
              matched: set[int]) -> None:
     """What a log does not hold is evidence too: no IIS line for a client that should have reached this MP
     means its request never arrived; no MP entry for a client IIS logged means it never passed IIS."""
+    if offset is None and log.records:
+        return  # entries, none of them joined: maybe addresses translated (NAT, proxy), so silence says nothing
     s_ips = {r.fields.get("s-ip") for r in log.records} - {None, "-"}
     for i, client in enumerate(clients):
         if i in matched or not _covers(log, client, offset or 0.0, slack):

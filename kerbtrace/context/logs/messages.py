@@ -118,8 +118,8 @@ def client_fact(text: str) -> Fact | None:
         if smsid:
             names["smsid"] = smsid.group(0).upper()
         return Fact("client registration is pending (not approved yet)", "not_approved", names=names)
-    if "already registered" in low:
-        return Fact("client is already registered")
+    if "already registered" in low or "client is registered" in low:
+        return Fact("client is registered")
     if m := _CL_SENDING.search(text):
         names["smsid"] = m.group(1).upper()
         return Fact(f"client sent a registration request for {m.group(1)}", names=names)

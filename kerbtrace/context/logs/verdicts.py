@@ -141,6 +141,7 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
     for folder, records in folders.items():
         records.sort(key=lambda r: (r.time or 0.0, r.file, r.line))
         smsids: list[str] = []
+        registered = False
         v = LogVerdict(folder, "inconclusive", sources=["client_log"])
         for rec in records:
             text = rec.text
@@ -149,6 +150,7 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
             if fact is None:
                 continue
             v.evidence.append(_ccm_evidence(rec, fact))
+            registered = registered or "registered" in fact.what and "not registered" not in fact.what
             if fact.names.get("mp"):
                 v.mp = fact.names["mp"]
             if fact.outcome is not None:
@@ -161,8 +163,8 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
         v.evidence = v.evidence[-MAX_EVIDENCE:]
         v.smsid = smsids[-1] if smsids else None
         v.key = v.smsid or folder
-        if v.verdict == "inconclusive" and v.reasons:
-            v.verdict = "not_approved"  # errors and no registration stated
+        if v.verdict == "inconclusive" and v.reasons and not registered:
+            v.verdict = "not_approved"  # errors, and the client never says it is registered
         out.append(v)
     return out
 
