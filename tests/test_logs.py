@@ -473,3 +473,21 @@ def test_a_registered_client_with_a_transient_error_is_not_called_not_approved(t
                           "10:05:00.000+000", "01-01-2026", "CcmMessaging") + "\n")
     (v,) = log_verdicts(load_log_context(client_logs=[str(path)]))
     assert v.verdict == "inconclusive" and "CCM_POST_FAILED" in v.reasons[0]
+
+
+def test_cmtrace_junk_between_entries_and_the_entry_bound(tmp_path: Path, monkeypatch):
+    """Junk between CMTrace entries is a warning on its own line; an entry with an unreadable time is kept
+    without one (warned); past the record bound the entries are counted, not held."""
+    from kerbtrace.context.logs import ccmlog
+
+    monkeypatch.setattr(ccmlog, "MAX_RECORDS", 3)
+    entries = [_cm(t, "10:00:00.000+000", "01-01-2026", "MP_RegistrationManager") for t in MP_CB]
+    entries.insert(2, "\x1b[0m junk from a bad copy")
+    entries[3] = entries[3].replace('time="10:00:00.000+000"', 'time="soon"')
+    path = tmp_path / "MP_RegistrationManager.log"
+    path.write_text("\n".join(entries) + "\n")
+    log = read_ccm_log(str(path), "mp_log", "MP_RegistrationManager")
+    assert [(r.line, r.time is None) for r in log.records] == [(1, False), (2, False), (4, True)]
+    assert [(w.line, w.message.split(" (")[0].split(";")[0]) for w in log.warnings] == [
+        (3, "text outside a log entry"), (4, "entry time not readable"), (5, "more than 3 entries")]
+    assert log.dropped_records == 4

@@ -9,8 +9,10 @@ first line.
 from __future__ import annotations
 
 import calendar
+import itertools
 import re
 import time as _time
+from collections.abc import Iterator
 
 from kerbtrace.context.logs.reader import read_lines
 from kerbtrace.context.logs.records import LogFile, LogRecord
@@ -74,74 +76,68 @@ def _one_line(parts: list[str]) -> str:
     return " / ".join(p.strip() for p in parts if p.strip())
 
 
-def read_ccm_log(path: str, source: str, kind: str) -> LogFile:
-    """Read a CMTrace or SMS-trace log; unreadable entries become warnings with their line number."""
-    log = LogFile(path, source, kind)
-    pending: list[str] = []  # lines of an entry whose end has not been seen yet
+def _entries(log: LogFile, lines: Iterator[tuple[int, str]], marker: str | None, end: re.Pattern[str]
+             ) -> Iterator[tuple[int, list[str], re.Match[str]]]:
+    """(first line number, message lines, end match) per entry: lines gather until `end` matches; with a
+    `marker`, an entry starts only at it (text before it is reported and skipped)."""
+    pending: list[str] = []
     start = 0
-    fmt: str | None = None
-    full: list[int] = []  # set once MAX_RECORDS is reached
-
-    def add(number: int, text: str, when: float | None, fields: dict[str, str], raw: str) -> None:
-        if len(log.records) >= MAX_RECORDS:
-            if not full:
-                log.warn(number, f"more than {MAX_RECORDS} entries; the rest of the file is not kept")
-                full.append(number)
-            return
-        if when is None:
-            log.warn(number, f"entry time not readable ({raw[-120:]!r}); kept without a time")
-        kept = {k: fields[k] for k in _KEEP if k in fields}
-        log.records.append(LogRecord(source, path, number, when, text, kept))
-
-    for number, line in read_lines(log):
-        if fmt is None and not line.strip():
-            continue
-        if fmt is None:
-            fmt = "cmtrace" if _CM_START in line else "sms" if "$$<" in line else None
-            if fmt is None:
-                log.warn(number, "neither a CMTrace nor an SMS trace entry; skipped")
-                continue
-        if fmt == "cmtrace":
-            if not pending:
-                if _CM_START not in line:
+    for number, line in lines:
+        if not pending:
+            if marker is not None:
+                if marker not in line:
                     if line.strip():
-                        log.warn(number, "text outside a <![LOG[…]LOG]!> entry; skipped")
+                        log.warn(number, "text outside a log entry; skipped")
                     continue
-                start = number
-                line = line[line.index(_CM_START):]
-            pending.append(line)
-            end = _CM_END.search(line)
-            if end is None:
-                if len(pending) >= MAX_ENTRY_LINES:
-                    log.warn(start, f"entry not closed after {MAX_ENTRY_LINES} lines; cut")
-                    pending.clear()
-                continue
-            joined = "\n".join(pending)
-            pending.clear()
-            body_end = _CM_END.search(joined)
-            assert body_end is not None
-            text = joined[len(_CM_START):body_end.start()]
-            attrs = dict(_ATTR.findall(body_end.group("attrs")))
-            when = cmtrace_time(attrs.get("time", ""), attrs.get("date", ""))
-            add(start, _one_line(text.splitlines()), when, attrs, _one_line(joined.splitlines()))
-            rest = joined[body_end.end():]
-            if _CM_START in rest:
-                log.warn(start, "several entries on one line; only the first is read")
-        else:
-            if not pending:
-                start = number
-            pending.append(line)
-            tail = _SMS_TAIL.search(line)
-            if tail is None:
-                if len(pending) >= MAX_ENTRY_LINES:
-                    log.warn(start, f"entry not closed after {MAX_ENTRY_LINES} lines; cut")
-                    pending.clear()
-                continue
-            pending[-1] = line[:tail.start()]
-            text = _one_line(pending)
-            pending.clear()
-            fields = {"component": tail.group("component"), "thread": tail.group("thread").split(" ")[0]}
-            add(start, text, sms_time(tail.group("when")), fields, _one_line([text, line[tail.start():]]))
+                line = line[line.index(marker) + len(marker):]
+            start = number
+        pending.append(line)
+        m = end.search(line)
+        if m is None:
+            if len(pending) >= MAX_ENTRY_LINES:
+                log.warn(start, f"entry not closed after {MAX_ENTRY_LINES} lines; cut")
+                pending.clear()
+            continue
+        pending[-1] = line[:m.start()]
+        yield start, pending, m
+        if marker is not None and marker in line[m.end():]:
+            log.warn(number, "several entries on one line; only the first is read")
+        pending = []
     if pending:
         log.warn(start, "file ends inside an entry (truncated); the partial entry is skipped")
+
+
+def read_ccm_log(path: str, source: str, kind: str) -> LogFile:
+    """Read a CMTrace or SMS-trace log (the first entry tells which); unreadable entries become warnings
+    with their line number."""
+    log = LogFile(path, source, kind)
+    lines = read_lines(log)
+    found = next(((n, text) for n, text in lines if text.strip()), None)
+    if found is None:
+        return log
+    number, first = found
+    lines = itertools.chain([found], lines)
+    if _CM_START in first:
+        for start, body, m in _entries(log, lines, _CM_START, _CM_END):
+            attrs = dict(_ATTR.findall(m.group("attrs")))
+            when = cmtrace_time(attrs.get("time", ""), attrs.get("date", ""))
+            _add(log, start, _one_line(body), when, attrs, m.group(0))
+    elif "$$<" in first:
+        for start, body, m in _entries(log, lines, None, _SMS_TAIL):
+            attrs = {"component": m.group("component"), "thread": m.group("thread").split(" ")[0]}
+            _add(log, start, _one_line(body), sms_time(m.group("when")), attrs, m.group(0))
+    else:
+        log.warn(number, "neither a CMTrace nor an SMS trace entry: not read")
     return log
+
+
+def _add(log: LogFile, number: int, text: str, when: float | None, attrs: dict[str, str], tail: str) -> None:
+    if len(log.records) >= MAX_RECORDS:
+        if not log.dropped_records:
+            log.warn(number, f"more than {MAX_RECORDS} entries; the rest of the file is not kept")
+        log.dropped_records += 1
+        return
+    if when is None:
+        log.warn(number, f"entry time not readable ({tail[:120]!r}); kept without a time")
+    kept = {k: attrs[k] for k in _KEEP if k in attrs}
+    log.records.append(LogRecord(log.source, log.path, number, when, text, kept))

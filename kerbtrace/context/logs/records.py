@@ -46,6 +46,7 @@ class LogFile:
     records: list[LogRecord] = field(default_factory=list)
     warnings: list[LogWarning] = field(default_factory=list)
     dropped_warnings: int = 0
+    dropped_records: int = 0  # entries past the file's bound, read but not kept
     lines: int = 0
     opened: float | None = None  # when the log says it was started (IIS `#Date`), in its own clock
 
