@@ -12,7 +12,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kerbtrace.analysis import iso
 from kerbtrace.checks.base import Evidence
 from kerbtrace.context.logs.iis import describe_status, status_of
 from kerbtrace.context.logs.load import LogContext
@@ -109,6 +108,8 @@ def _covers(log: LogFile, client: ClientExchange, offset: float, slack: float) -
 
 
 def _span_words(log: LogFile, offset: float | None) -> str:
+    from kerbtrace.analysis import iso  # here: the analysis will import this module to merge the logs
+
     first, last = log.span()
     clock = (f"log clock {offset:+.2f} s from the capture's" if offset is not None
              else "clocks assumed equal: no entry matched to estimate the offset")
