@@ -491,3 +491,50 @@ def test_cmtrace_junk_between_entries_and_the_entry_bound(tmp_path: Path, monkey
     assert [(w.line, w.message.split(" (")[0].split(";")[0]) for w in log.warnings] == [
         (3, "text outside a log entry"), (4, "entry time not readable"), (5, "more than 3 entries")]
     assert log.dropped_records == 4
+
+
+def test_offset_cluster_ignores_unrelated_pairs():
+    """Pairs of a line with the wrong answer scatter; the agreeing ones decide, ties go nearest zero."""
+    from kerbtrace.context.logs.offset import densest_offset
+
+    diffs = [3600.2, 3600.4, 3599.9, 3600.1, -12.0, 40.0, 7201.0, 3620.0]
+    offset, pairs = densest_offset(diffs, 2.0)
+    assert pairs == 4 and offset == pytest.approx(3600.15)
+    assert densest_offset([5.0, -1.0], 2.0) == (-1.0, 1)
+    assert densest_offset([], 2.0) is None
+
+
+def test_a_folder_of_lab_logs_is_recognised_by_content(tmp_path: Path):
+    """Lab logs copied under names that say nothing: each is read as what it is; the warnings go to the
+    run's diagnostics."""
+    from kerbtrace.diagnostics import Diagnostics
+
+    for i, manifest in enumerate(MANIFESTS):
+        iis, mp = _lab_logs(manifest.stem)
+        (tmp_path / f"a{i}.txt").write_bytes(iis.read_bytes())
+        if mp.stat().st_size:
+            (tmp_path / f"b{i}.txt").write_bytes(mp.read_bytes())
+    (tmp_path / "capture.pcapng").write_bytes((CAPTURES / "ok_same_realm.pcapng").read_bytes())
+    ctx = load_log_context(log_dirs=[str(tmp_path)])
+    kinds = sorted((Path(f.path).name[0], f.source) for f in ctx.files)
+    assert set(kinds) == {("a", "iis"), ("b", "mp_log")}
+    assert sum(1 for k in kinds if k[0] == "a") == len(MANIFESTS)
+    diag = Diagnostics()
+    ctx.warn_into(diag)
+    assert [(w.kind, w.message) for w in diag.warnings] == [
+        ("log", f"{tmp_path / 'capture.pcapng'}: skipped: not an IIS, MP or client log")]
+
+
+def test_mp_log_registration_named_by_guid_joins_by_smsid(tmp_path: Path):
+    """Documented MP line [S13] naming the client by its GUID: joined to the lab client with that SMSID."""
+    analysis = analyze([str(CAPTURES / "ok_same_realm.pcapng")], progress=False)
+    (result,) = analysis.clients
+    answer = [e.time for e in result.client.timeline if e.event.startswith("HTTP 200")][-1]
+    g = time.gmtime(answer + 0.25)
+    clock = f"{time.strftime('%H:%M:%S', g)}.{int((answer + 0.25) % 1 * 1000):03d}+000"
+    path = tmp_path / "MP_RegistrationManager.log"
+    path.write_text(_cm(f"Processing Registration request from Client '{result.client.smsid}'", clock,
+                        time.strftime("%m-%d-%Y", g), "MP_RegistrationManager") + "\n")
+    joined = join_logs([result.client], load_log_context(mp_logs=[str(path)]))
+    assert [e.line for e in joined.evidence[0]] == [1]
+    assert joined.files[0].offset == pytest.approx(0.25, abs=0.002)

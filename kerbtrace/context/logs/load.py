@@ -12,6 +12,7 @@ from kerbtrace.context.logs.ccmlog import read_ccm_log
 from kerbtrace.context.logs.iis import read_iis
 from kerbtrace.context.logs.reader import sniff
 from kerbtrace.context.logs.records import LogFile, LogWarning
+from kerbtrace.diagnostics import Diagnostics
 
 CLIENT_KINDS = ("ClientIDManagerStartup", "CcmMessaging", "ClientLocation")
 MP_KINDS = ("MP_RegistrationManager",)
@@ -64,6 +65,11 @@ class LogContext:
             if log.dropped_warnings:
                 out.append(LogWarning(log.path, None, f"{log.dropped_warnings} more warnings not listed"))
         return out
+
+    def warn_into(self, diag: Diagnostics) -> None:
+        """Hand the warnings to the run's diagnostics (kind "log"; no frame: the message names file:line)."""
+        for warning in self.all_warnings():
+            diag.warn(None, str(warning), "log")
 
     def by_source(self, source: str) -> list[LogFile]:
         return [f for f in self.files if f.source == source]
