@@ -25,7 +25,7 @@ KEEP = frozenset({"date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-userna
 _SUBSTATUS = {
     (200, 0): "OK",
     (401, 1): "logon failed",
-    (401, 2): "logon failed due to server configuration (anonymous request: the challenge is sent)",
+    (401, 2): "logon failed due to server configuration",
     (401, 3): "unauthorized due to ACL on resource",
     (401, 4): "authorization failed by filter",
     (401, 5): "authorization failed by ISAPI/CGI application",

@@ -74,11 +74,11 @@ def _iis_verdict(ip: str, legs: list[LogRecord]) -> LogVerdict:
         v.account = user
         v.auth = "ntlm" if handshake else "kerberos"
         what = "a computer" if user.endswith("$") else "a user account, not the computer"
-        v.reasons.append(
-            f"authenticated as {user} ({what}) "
-            + ("after a multi-leg handshake (401.1 with SEC_E_NO_CREDENTIALS first): NTLM, which the MP does not "
-               "auto-approve" if handshake else "with a single Negotiate leg: Kerberos")
-            + "; the approval itself is in the MP's reply, not in the IIS log")
+        how = ("after a multi-leg handshake (401.1 with SEC_E_NO_CREDENTIALS first): NTLM, which the MP does "
+               "not auto-approve" if handshake
+               else "with a single Negotiate leg: Kerberos (NTLM always needs a second leg)")
+        v.reasons.append(f"authenticated as {user} ({what}) {how}; the approval itself is in the MP's reply, "
+                         "not in the IIS log")
         if user.endswith("$"):
             v.netbios = account_netbios(user)
         return v
