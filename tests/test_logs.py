@@ -538,3 +538,26 @@ def test_mp_log_registration_named_by_guid_joins_by_smsid(tmp_path: Path):
     joined = join_logs([result.client], load_log_context(mp_logs=[str(path)]))
     assert [e.line for e in joined.evidence[0]] == [1]
     assert joined.files[0].offset == pytest.approx(0.25, abs=0.002)
+
+
+def test_gzip_logs_and_a_cut_gzip_stream(tmp_path: Path):
+    """A gzip-compressed lab IIS log reads as the plain one; one cut short keeps the lines before the cut
+    and says where it stopped."""
+    import gzip
+    import zlib
+
+    iis, _mp = _lab_logs("mixed")
+    packed = tmp_path / "u_ex261121.log.gz"
+    packed.write_bytes(gzip.compress(iis.read_bytes()))
+    assert recognise(packed) == ("iis", "iis")
+    plain, unpacked = read_iis(str(iis)), read_iis(str(packed))
+    assert not unpacked.warnings
+    assert [(r.line, r.text) for r in unpacked.records] == [(r.line, r.text) for r in plain.records]
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(packed.read_bytes()[: len(packed.read_bytes()) // 2])
+    log = read_iis(str(cut))
+    readable = zlib.decompressobj(31).decompress(cut.read_bytes())  # every byte before the cut
+    whole_lines = readable.count(b"\n")
+    assert 0 < len(log.records) < len(plain.records)
+    assert [r.text for r in log.records] == [r.text for r in plain.records if r.line <= whole_lines]
+    assert "gzip stream cut short" in log.warnings[-1].message and log.warnings[-1].line == whole_lines + 1
