@@ -452,13 +452,22 @@ def test_memory_is_bounded_and_only_registration_requests_are_held(tmp_path: Pat
         (8, "more than 5 registration requests")]
 
 
-def test_silence_says_nothing_when_no_entry_joins(tmp_path: Path):
-    """Lab capture with an IIS log whose addresses match no client (as behind NAT): no join, no offset, and
-    no claim that the requests never arrived."""
-    iis, _mp = _lab_logs("ok_same_realm")
-    natted = tmp_path / "u_ex.log"
-    natted.write_text(re.sub(r" 127\.0\.1\.(\d+) ccmhttp", r" 192.0.2.\1 ccmhttp", iis.read_text()))
-    _analysis, _ctx, joined = _analysis_and_join("ok_same_realm", natted)
+def test_behind_address_translation_the_account_joins_and_silence_says_nothing(tmp_path: Path):
+    """Lab captures with IIS logs whose client addresses are rewritten (as behind NAT): an authenticated
+    client joins by the computer account IIS logged, with the anonymous leg from the same address; a client
+    that never authenticated cannot be joined, and its absence is not claimed."""
+    def natted(name: str) -> Path:
+        path = tmp_path / f"{name}.log"
+        path.write_text(re.sub(r" 127\.0\.1\.(\d+) ccmhttp", r" 192.0.2.\1 ccmhttp", _lab_logs(name)[0].read_text()))
+        return path
+
+    _analysis, _ctx, joined = _analysis_and_join("ok_same_realm", natted("ok_same_realm"))
+    ev = [e for e in joined.evidence[0] if e.source == "iis"]
+    assert [e.line for e in ev] == [5, 6]
+    assert all("IIS saw 127.0.1.1 as 192.0.2.1 (address translation)" in e.text for e in ev)
+    assert joined.files[0].offset is not None and joined.files[0].unmatched == 0
+
+    _analysis, _ctx, joined = _analysis_and_join("spn_on_other_account", natted("spn_on_other_account"))
     assert joined.files[0].offset is None and joined.files[0].unmatched == 2
     assert not [e for e in joined.evidence[0] if e.source == "iis"]
 

@@ -142,14 +142,31 @@ def _absence(log: LogFile, clients: list[ClientExchange], out: LogJoin, offset: 
         out.evidence[i].append(Evidence(None, text, log.source, log.path, None))
 
 
+def _machine_names(client: ClientExchange) -> set[str]:
+    """The client's NetBIOS names as an IIS `cs-username` would show them (`DOMAIN\\NAME$` -> NAME)."""
+    return {n for n in ((client.hostname or "").upper(),
+                        account_netbios(client.account) if client.account else "") if n}
+
+
 def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJoin:
+    """By `c-ip`; a client whose address IIS never saw (translated by NAT or a proxy) by the computer
+    account IIS logged for it, and then by the address IIS saw it under."""
     by_ip: dict[str, list[LogRecord]] = defaultdict(list)
+    by_name: dict[str, list[LogRecord]] = defaultdict(list)
     for rec in log.records:
         by_ip[rec.fields.get("c-ip", "")].append(rec)
+        user = rec.fields.get("cs-username", "-")
+        if user.endswith("$"):
+            by_name[account_netbios(user)].append(rec)
+    candidates: list[list[LogRecord]] = []
     diffs = []
     for client in clients:
+        recs = by_ip.get(client.ip, [])
+        if not recs:
+            recs = [r for name in _machine_names(client) for r in by_name.get(name, ())]
+        candidates.append(recs)
         answers = _responses(client)
-        for rec in by_ip.get(client.ip, ()):
+        for rec in recs:
             status = status_of(rec)[0]
             if rec.time is None:
                 continue
@@ -158,14 +175,30 @@ def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> File
     offset, pairs = found if found else (None, 0)
     matched = set()
     joined: set[int] = set()
+    translated = False
     if offset is not None:
         for i, client in enumerate(clients):
-            for rec in by_ip.get(client.ip, ()):
-                if _within(client, rec.time, offset, IIS_SLACK + rec.precision):
-                    out.evidence[i].append(_iis_evidence(rec))
-                    matched.add(id(rec))
-                    joined.add(i)
-    _absence(log, clients, out, offset, IIS_SLACK, joined)
+            slack = IIS_SLACK + 1.0
+            recs = [r for r in candidates[i] if _within(client, r.time, offset, slack)]
+            seen_as = {r.fields.get("c-ip", "") for r in recs} - {client.ip}
+            if seen_as:  # joined by account: add the anonymous legs just before, from the address IIS saw
+                translated = True
+                times = [r.time for r in recs if r.time is not None]
+                lo, hi = min(times) - IIS_SLACK - 1.0, max(times)
+                users = {"-", ""} | {r.fields.get("cs-username", "-") for r in recs}
+                recs = sorted({id(r): r for ip in seen_as for r in by_ip[ip]
+                               if r.time is not None and lo <= r.time <= hi
+                               and r.fields.get("cs-username", "-") in users}.values(), key=lambda r: r.line)
+            for rec in recs:
+                ev = _iis_evidence(rec)
+                if seen_as:
+                    ev.text += (f"  [joined by the computer account: IIS saw {client.ip} as "
+                                f"{rec.fields.get('c-ip')} (address translation)]")
+                out.evidence[i].append(ev)
+                matched.add(id(rec))
+                joined.add(i)
+    if not translated:  # behind address translation, a client's silence may be another address's lines
+        _absence(log, clients, out, offset, IIS_SLACK, joined)
     return FileJoin(log.path, log.source, _round(offset), pairs, len(matched), len(log.records) - len(matched))
 
 
@@ -204,8 +237,7 @@ def _block_keys(names: dict[str, str]) -> list[str]:
 
 def _client_keys(client: ClientExchange) -> set[str]:
     keys = {"smsid:" + s.upper() for s in (client.smsid, client.assigned_smsid) if s}
-    keys |= {"nb:" + n for n in ((client.hostname or "").upper(),
-                                 account_netbios(client.account) if client.account else "") if n}
+    keys |= {"nb:" + n for n in _machine_names(client)}
     if client.fqdn:
         keys.add("fqdn:" + client.fqdn.lower())
     elif client.hostname:  # a block naming an FQDN matches a client known only by its NetBIOS name
