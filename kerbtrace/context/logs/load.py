@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,30 +21,33 @@ MAX_DIR_FILES = 10_000
 _COMPONENT = re.compile(r'component="([^"]+)"|\$\$<([^>]+)>')
 
 
+def _as(kind: str) -> tuple[str, str]:
+    return ("mp_log" if kind in MP_KINDS else "client_log"), kind
+
+
 def recognise(path: str | Path) -> tuple[str, str] | None:
-    """(source, kind) of a log file from its first KiB: an IIS W3C log, or a CMTrace/SMS log named by its
-    component (falling back to the file name); None when it is none of the logs kerbtrace reads."""
+    """(source, kind) of a log file from its first 4 KiB: an IIS W3C log, or a CMTrace/SMS log named by its
+    component (falling back to its lines, then its file name); None when it is none of the logs read here."""
     try:
         head = sniff(path)
     except OSError:
         return None
     name = Path(path).name.lower()
+    named = next((kind for kind in MP_KINDS + CLIENT_KINDS if kind.lower() in name), None)
     if "#Fields:" in head or "#Software: Microsoft Internet Information Services" in head:
         return "iis", "iis"
     if not head.strip():  # an empty log (an MP that logged nothing) is known by its name alone
-        for kind in MP_KINDS + CLIENT_KINDS:
-            if kind.lower() in name:
-                return ("mp_log" if kind in MP_KINDS else "client_log"), kind
+        if named:
+            return _as(named)
         return ("iis", "iis") if name.endswith(".iis.log") or name.startswith("u_ex") else None
     if "<![LOG[" not in head and "$$<" not in head:
         return None
     components = {(a or b).strip().lower() for a, b in _COMPONENT.findall(head)}
     for kind in MP_KINDS + CLIENT_KINDS:
         if kind.lower() in components:
-            return ("mp_log" if kind in MP_KINDS else "client_log"), kind
-    for kind in MP_KINDS + CLIENT_KINDS:
-        if kind.lower() in name:
-            return ("mp_log" if kind in MP_KINDS else "client_log"), kind
+            return _as(kind)
+    if named:
+        return _as(named)
     if "Processing Registration request" in head or "MP Reg:" in head:
         return "mp_log", "MP_RegistrationManager"
     if "[RegTask]" in head or "ccm_system" in head.lower():
@@ -93,8 +97,8 @@ def _read_as(ctx: LogContext, path: str, source: str, default_kind: str) -> None
     ctx.files.append(_read(path, source, kind))
 
 
-def load_log_context(*, iis_logs: list[str] = (), mp_logs: list[str] = (), client_logs: list[str] = (),  # type: ignore[assignment]
-                     log_dirs: list[str] = ()) -> LogContext:  # type: ignore[assignment]
+def load_log_context(*, iis_logs: Sequence[str] = (), mp_logs: Sequence[str] = (),
+                     client_logs: Sequence[str] = (), log_dirs: Sequence[str] = ()) -> LogContext:
     """Read `--iis-log`, `--mp-log`, `--client-log` files and every recognised log under `--logs` folders.
 
     Nothing raises for bad input: unreadable or unrecognised files are warnings in the context."""
