@@ -570,3 +570,22 @@ def test_gzip_logs_and_a_cut_gzip_stream(tmp_path: Path):
     assert 0 < len(log.records) < len(plain.records)
     assert [r.text for r in log.records] == [r.text for r in plain.records if r.line <= whole_lines]
     assert "gzip stream cut short" in log.warnings[-1].message and log.warnings[-1].line == whole_lines + 1
+
+
+def test_cloned_machines_sharing_an_smsid_both_get_the_lines_marked_uncertain(tmp_path: Path):
+    """Lab duplicate_guid capture (two clones, one SMSID, 0.7 s apart) + a client-log folder written around
+    the second clone's request (clock 3 s slow): neither the SMSID nor the time on an estimated clock tells
+    the clones apart, so both get the lines, each marked; one offset for the whole folder."""
+    analysis = analyze([str(CAPTURES / "duplicate_guid.pcapng")], progress=False)
+    clients = [r.client for r in analysis.clients]
+    assert len(clients) == 2 and clients[0].smsid == clients[1].smsid
+    second = max(clients, key=lambda c: c.first_time)
+    request = next(e.time for e in second.timeline if "/ccm_system_windowsauth" in e.event)
+    _client_logs(tmp_path / "clone", request - 3.0, 0, 0,
+                 ("ClientIDManagerStartup.log", "CcmMessaging.log", "ClientLocation.log"), guid=second.smsid)
+    joined = join_logs(clients, load_log_context(log_dirs=[str(tmp_path)]))
+    names = ", ".join(c.hostname for c in clients)
+    for ev in joined.evidence:
+        assert ev and all(f"SMSID shared by {names}" in e.text for e in ev)
+    assert len(joined.evidence[clients.index(second)]) == 7
+    assert {f.offset for f in joined.files} == {pytest.approx(-3.0, abs=1.0)}

@@ -281,36 +281,46 @@ def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJ
     return FileJoin(log.path, log.source, _round(offset), pairs, matched, len(log.records) - matched)
 
 
+def _about_registration(text: str) -> bool:
+    low = text.lower()
+    return "registration" in low or "ccm_system_windowsauth" in low
+
+
 def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: LogJoin) -> list[FileJoin]:
-    """Client logs of one folder are one machine's: it is found by the SMSIDs they mention (or, when the
-    analysis has a single client and the logs name none, that client)."""
+    """Client logs of one folder are one machine's, on one clock: the machine is found by the SMSIDs they
+    mention (or, when the analysis has a single client and the logs name none, that client); the offset is
+    estimated once for the folder, from the lines about registration against the registration requests.
+    Clients sharing the SMSID (cloned machines) cannot be told apart by it, nor by the time on a clock whose
+    offset is itself estimated: each gets the lines, marked as not certainly its own."""
     smsids: set[str] = set()
     facts: dict[int, Fact | None] = {}
     for log in logs:
         for rec in log.records:
-            text = rec.text
-            smsids.update(guids(text))
-            facts[id(rec)] = client_fact(text)
+            smsids.update(guids(rec.text))
+            facts[id(rec)] = client_fact(rec.text)
     owners = [i for i, c in enumerate(clients)
               if smsids & {(c.smsid or "").upper(), (c.assigned_smsid or "").upper()} - {""}]
     if not owners and not smsids and len(clients) == 1:
         owners = [0]
+    anchors = {i: _registration_requests(clients[i]) for i in owners}
+    shared = ", ".join(clients[i].hostname or clients[i].ip for i in owners) if len(owners) > 1 else ""
+    diffs = [r.time - t for log in logs for r in log.records
+             if r.time is not None and facts[id(r)] is not None and _about_registration(r.text)
+             for i in owners for t in anchors[i]]
+    found = densest_offset(diffs, CLIENT_WIDTH)
+    offset, pairs = found if found else (None, 0)
     results = []
     for log in logs:
         useful = [r for r in log.records if facts[id(r)] is not None]
-        diffs = []
-        for i in owners:
-            anchors = _registration_requests(clients[i])
-            diffs += [r.time - t for r in useful if r.time is not None for t in anchors]
-        found = densest_offset(diffs, CLIENT_WIDTH)
-        offset, pairs = found if found else (None, 0)
         matched = 0
-        if offset is not None:
-            for i in owners:
-                for rec in useful:
-                    if _within(clients[i], rec.time, offset, CLIENT_SLACK):
-                        out.evidence[i].append(_ccm_evidence(rec, facts[id(rec)]))
-                        matched += 1
+        for rec in useful if offset is not None else ():
+            near = [i for i in owners if _within(clients[i], rec.time, offset, CLIENT_SLACK)]
+            for i in near:
+                ev = _ccm_evidence(rec, facts[id(rec)])
+                if shared:
+                    ev.text += f"  [SMSID shared by {shared}: this line may be another of them's]"
+                out.evidence[i].append(ev)
+            matched += bool(near)
         results.append(FileJoin(log.path, log.source, _round(offset), pairs, matched, len(useful) - matched))
     return results
 
