@@ -26,6 +26,7 @@ _MP_DUPLICATE = re.compile(r"SMSID (GUID:[0-9A-Fa-f-]+) is already registered to
 _CL_REGISTERED = re.compile(r"Client is registered\. Server assigned ClientID is (GUID:[0-9A-Fa-f-]+)"
                             r"(?:\.+ Approval status (-?\d+))?", re.I)
 _CL_REJECTED = re.compile(r"Server rejected registration\s*(\d+)?", re.I)
+_CL_STARTING = re.compile(r"Starting registration, attempt (\d+)", re.I)
 _CL_SENDING = re.compile(r"Sending registration request for (GUID:[0-9A-Fa-f-]+)", re.I)
 
 # CcmMessaging.log
@@ -120,6 +121,8 @@ def client_fact(text: str) -> Fact | None:
         return Fact("client registration is pending (not approved yet)", "not_approved", names=names)
     if "already registered" in low or "client is registered" in low:
         return Fact("client is registered")
+    if m := _CL_STARTING.search(text):
+        return Fact(f"client started registration attempt {m.group(1)}")
     if m := _CL_SENDING.search(text):
         names["smsid"] = m.group(1).upper()
         return Fact(f"client sent a registration request for {m.group(1)}", names=names)
