@@ -77,7 +77,9 @@ def _responses(client: ClientExchange) -> list[tuple[float, int | None]]:
 
 
 def _registration_requests(client: ClientExchange) -> list[float]:
-    return [e.time for e in client.timeline if e.src == client.ip and "/ccm_system" in e.event.lower()]
+    """When the client's registration attempts went out: its anonymous first requests (else every request)."""
+    sent = [e for e in client.timeline if e.src == client.ip and "/ccm_system" in e.event.lower()]
+    return [e.time for e in sent if e.detail.startswith("anonymous")] or [e.time for e in sent]
 
 
 def _within(client: ClientExchange, when: float | None, offset: float, slack: float) -> bool:
@@ -281,9 +283,12 @@ def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJ
     return FileJoin(log.path, log.source, _round(offset), pairs, matched, len(log.records) - matched)
 
 
-def _about_registration(text: str) -> bool:
-    low = text.lower()
-    return "registration" in low or "ccm_system_windowsauth" in low
+def _sync_lines(logs: list[LogFile], facts: dict[int, Fact | None]) -> list[LogRecord]:
+    """The client-log lines that are written as the registration request goes out ("Sending registration
+    request"), else any line about registration: what the capture's requests are compared with."""
+    dated = [r for log in logs for r in log.records if r.time is not None and facts[id(r)] is not None]
+    sending = [r for r in dated if "sent a registration request" in facts[id(r)].what]  # type: ignore[union-attr]
+    return sending or [r for r in dated if "registration" in r.text.lower() or "ccm_system" in r.text.lower()]
 
 
 def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: LogJoin) -> list[FileJoin]:
@@ -304,9 +309,7 @@ def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: L
         owners = [0]
     anchors = {i: _registration_requests(clients[i]) for i in owners}
     shared = ", ".join(clients[i].hostname or clients[i].ip for i in owners) if len(owners) > 1 else ""
-    diffs = [r.time - t for log in logs for r in log.records
-             if r.time is not None and facts[id(r)] is not None and _about_registration(r.text)
-             for i in owners for t in anchors[i]]
+    diffs = [r.time - t for r in _sync_lines(logs, facts) for i in owners for t in anchors[i]]  # type: ignore[operator]
     found = densest_offset(diffs, CLIENT_WIDTH)
     offset, pairs = found if found else (None, 0)
     results = []
