@@ -89,11 +89,11 @@ def _within(client: ClientExchange, when: float | None, offset: float, slack: fl
     return client.first_time - slack <= t <= client.last_time + slack
 
 
-def _iis_evidence(rec: LogRecord) -> Evidence:
+def iis_evidence(rec: LogRecord) -> Evidence:
     return Evidence(None, f"{rec.text}  [{describe_status(rec)}]", "iis", rec.file, rec.line)
 
 
-def _ccm_evidence(rec: LogRecord, fact: Fact | None) -> Evidence:
+def ccm_evidence(rec: LogRecord, fact: Fact | None) -> Evidence:
     text = rec.text
     if fact is not None and fact.simulator:
         text += "  [wording of the lab's MP simulator]"
@@ -192,7 +192,7 @@ def _join_iis(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> File
                                if r.time is not None and lo <= r.time <= hi
                                and r.fields.get("cs-username", "-") in users}.values(), key=lambda r: r.line)
             for rec in recs:
-                ev = _iis_evidence(rec)
+                ev = iis_evidence(rec)
                 if seen_as:
                     ev.text += (f"  [joined by the computer account: IIS saw {client.ip} as "
                                 f"{rec.fields.get('c-ip')} (address translation)]")
@@ -276,7 +276,7 @@ def _join_mp(log: LogFile, clients: list[ClientExchange], out: LogJoin) -> FileJ
     if offset is not None:
         for i, block in pairs_of:
             if _within(clients[i], block.time, offset, MP_SLACK):
-                out.evidence[i] += [_ccm_evidence(r, f) for r, f in zip(block.records, block.facts, strict=True)]
+                out.evidence[i] += [ccm_evidence(r, f) for r, f in zip(block.records, block.facts, strict=True)]
                 matched += len(block.records)
                 joined.add(i)
     _absence(log, clients, out, offset, MP_SLACK, joined)
@@ -319,7 +319,7 @@ def _join_client_logs(logs: list[LogFile], clients: list[ClientExchange], out: L
         for rec in useful if offset is not None else ():
             near = [i for i in owners if _within(clients[i], rec.time, offset, CLIENT_SLACK)]
             for i in near:
-                ev = _ccm_evidence(rec, facts[id(rec)])
+                ev = ccm_evidence(rec, facts[id(rec)])
                 if shared:
                     ev.text += f"  [SMSID shared by {shared}: this line may be another of them's]"
                 out.evidence[i].append(ev)

@@ -47,7 +47,7 @@ class Fact:
     what: str  # plain words for the report
     outcome: str | None = None
     failure: bool = False
-    names: dict[str, str] = field(default_factory=dict)  # fqdn / netbios / account / smsid / mp / url
+    names: dict[str, str] = field(default_factory=dict)  # fqdn / netbios / account / smsid / mech / mp / url
     simulator: bool = False  # a line only the lab's MP simulator writes
 
 
@@ -75,7 +75,7 @@ def mp_fact(text: str) -> Fact | None:
         return Fact(f"MP received a registration request from {m.group(1)}", names=names)
     if m := _MP_LAB_APPROVAL.search(text):
         user, mech, word = m.groups()
-        names.update(account=user, netbios=_account_netbios(user))
+        names.update(account=user, netbios=_account_netbios(user), mech=mech.lower())
         approved = word.lower() == "approved"
         return Fact(f"MP: {user} authenticated with {mech}; {'approved' if approved else 'not approved'}",
                     "approved" if approved else "not_approved", names=names, simulator=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from kerbtrace.checks.base import Evidence
 from kerbtrace.context.logs.iis import describe_status, is_registration, leg_kind
-from kerbtrace.context.logs.join import _ccm_evidence, _iis_evidence, mp_blocks
+from kerbtrace.context.logs.join import ccm_evidence, iis_evidence, mp_blocks
 from kerbtrace.context.logs.load import LogContext
 from kerbtrace.context.logs.messages import account_netbios, client_fact, guids
 from kerbtrace.context.logs.records import LogRecord
@@ -62,7 +62,7 @@ def _iis_verdict(ip: str, legs: list[LogRecord]) -> LogVerdict:
     kind = leg_kind(final)
     handshake = any(leg_kind(r) == "continue" for r in attempt[:-1])
     v = LogVerdict(ip, "not_approved", ip=ip, mp=final.fields.get("s-ip"), sources=["iis"])
-    v.evidence = [_iis_evidence(r) for r in legs[-MAX_EVIDENCE:]]
+    v.evidence = [iis_evidence(r) for r in legs[-MAX_EVIDENCE:]]
     v.outcome_time = final.time
     user = final.fields.get("cs-username", "-")
     if kind == "success":
@@ -122,11 +122,10 @@ def _mp_verdicts(ctx: LogContext) -> list[LogVerdict]:
             for rec, fact in zip(block.records, block.facts, strict=True):
                 if fact is None:
                     continue
-                v.evidence.append(_ccm_evidence(rec, fact))
+                v.evidence.append(ccm_evidence(rec, fact))
                 if fact.outcome is not None:
                     v.verdict, v.outcome_time = fact.outcome, rec.time
-                    if "authenticated with" in fact.what:
-                        v.auth = fact.what.split("authenticated with ", 1)[1].split(";")[0]
+                    v.auth = fact.names.get("mech") or v.auth
                 if fact.outcome is not None or fact.failure:
                     v.reasons.append(fact.what)
             v.evidence = v.evidence[-MAX_EVIDENCE:]
@@ -149,7 +148,7 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
             fact = client_fact(text)
             if fact is None:
                 continue
-            v.evidence.append(_ccm_evidence(rec, fact))
+            v.evidence.append(ccm_evidence(rec, fact))
             registered = registered or "registered" in fact.what and "not registered" not in fact.what
             if fact.names.get("mp"):
                 v.mp = fact.names["mp"]
