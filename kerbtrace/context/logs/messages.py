@@ -2,8 +2,9 @@
 ClientIDManagerStartup.log, CcmMessaging.log and ClientLocation.log on the client.
 
 Line shapes follow the documented real lines (ConfigMgr protocol notes §6.2); the lab's MP simulator adds
-one line real MPs are not documented to write (``MP Reg: Client 'DOM\\HOST$' authenticated with kerberos;
-approved …``), read here as well and named as the simulator's in the evidence.
+lines real MPs are not documented to write (``MP Reg: Client 'DOM\\HOST$' authenticated with kerberos;
+approved …``, ``MP Reg: SMSID … is already registered to another machine …``), read here as well and named
+as the simulator's in the evidence.
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ def mp_fact(text: str) -> Fact | None:
     if m := _MP_DUPLICATE.search(text):
         names["smsid"] = m.group(1).upper()
         return Fact(f"MP: {m.group(1)} is already registered to another machine (conflicting record, not "
-                    "approved until an administrator resolves it)", "not_approved", True, names)
+                    "approved until an administrator resolves it)", "not_approved", True, names, simulator=True)
     if m := _MP_ISSUED_TO.search(text):
         _client_name(m.group(1), names)
         if "has expired" in text.lower():
             return Fact(f"MP: the client's certificate issued to {m.group(1)} has expired", failure=True,
                         names=names)
-        return Fact(f"MP validated the certificate issued to {m.group(1)}", names=names)
+        return Fact(f"MP checked the certificate issued to {m.group(1)}", names=names)
     low = text.lower()
     if "registration request body is invalid" in low:
         return Fact("MP: the registration request body is invalid", failure=True)
