@@ -67,12 +67,15 @@ class _Block:
 
 
 def _responses(client: ClientExchange) -> list[tuple[float, int | None]]:
-    """(time, status) of the MP's HTTP answers to the client, from its timeline."""
+    """(time, status) of the MP's HTTP answers to the client, from its timeline. Over HTTPS the answers are
+    inside TLS: then every packet the MP sent the client stands in, status unknown."""
     out = []
     for entry in client.timeline:
         if entry.dst == client.ip and entry.event.startswith("HTTP "):
             m = _HTTP_STATUS.match(entry.event)
             out.append((entry.time, int(m.group(1)) if m else None))
+    if not out and client.mp_ip:
+        out = [(e.time, None) for e in client.timeline if e.src == client.mp_ip and e.dst == client.ip]
     return out
 
 
