@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import CAPTURES, REAL_CAPTURES
+from tests.conftest import CAPTURES, real_capture
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -69,8 +69,7 @@ def test_truncated_capture_warns_and_goes_on(tmp_path):
 
 
 def test_corrupted_copies_never_traceback(tmp_path, tshark):
-    sources = [CAPTURES / "mixed.pcapng", REAL_CAPTURES / "otrf__NEWYORK.cap",
-               REAL_CAPTURES / "elc__winrm_psremote_05-16.pcap"]
+    sources = [CAPTURES / "mixed.pcapng", real_capture("otrf__NEWYORK.cap"), real_capture("otrf__SCRANTON.cap")]
     for i, src in enumerate(sources):
         for seed in (1, 2, 3):
             bad = tmp_path / f"bad{i}-{seed}.pcapng"

@@ -12,9 +12,9 @@ import pytest
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.dns import QTYPE_NAMES, RCODE_NAMES, decode_dns, decode_dns_tcp
+from tests.conftest import needs_tshark, real_capture_files
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
-CAPTURES = sorted(p.name for p in REAL.iterdir() if p.name != "SOURCES.md")
+CAPTURES = real_capture_files()
 COMPARED = (1, 28, 2, 5, 12, 33)  # A, AAAA, NS, CNAME, PTR, SRV
 
 
@@ -53,13 +53,14 @@ def _dnslib_view(data: bytes):
     return rec.header.id, rec.header.rcode, questions, answers
 
 
+@needs_tshark
 def test_real_captures_agree_with_dnslib_and_tshark() -> None:
     total = by_dnslib = srv = 0
-    for name in CAPTURES:
-        for frame, payload, rcode, names, addrs in _dns_packets(REAL / name):
+    for path in CAPTURES:
+        for frame, payload, rcode, names, addrs in _dns_packets(path):
             total += 1
             m = decode_dns(payload)
-            where = (name, frame)
+            where = (path.name, frame)
             # tshark: rcode (responses), question names, A addresses (answers come first in dns.a).
             if rcode:
                 assert m.rcode == int(rcode), where

@@ -25,8 +25,8 @@ from kerbtrace.decoders.gss import (
 )
 from kerbtrace.decoders.kerberos import decode_kerberos
 from kerbtrace.decoders.ntlm import decode_ntlm
+from tests.conftest import real_capture, real_capture_files
 from tests.tshark_reference import (
-    REAL_CAPTURES,
     is_port88,
     message_rows,
     prefetch,
@@ -35,7 +35,7 @@ from tests.tshark_reference import (
     values,
 )
 
-CAPTURES = sorted(p for p in REAL_CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng", ".cap", ".gz"))
+CAPTURES = real_capture_files()
 MECH_OF = {"1.2.840.48018.1.2.2": "kerberos", "1.2.840.113554.1.2.2": "kerberos",
            "1.3.6.1.4.1.311.2.2.10": "ntlm", "1.3.6.1.4.1.311.2.2.30": "negoex"}
 IIS_FINAL = "oRQwEqADCgEAoQsGCSqGSIL3EgECAg=="
@@ -167,7 +167,7 @@ def b64(raw: bytes) -> str:
 
 def _real_krb5_tokens() -> tuple[bytes, bytes]:
     """The first AP-REQ and AP-REP of WinRM 'Authorization: Kerberos' tokens (SCRANTON), GSS framing removed."""
-    path = REAL_CAPTURES / "otrf__SCRANTON.cap"
+    path = real_capture("otrf__SCRANTON.cap")
     req = rep = None
     for _frame, hdrs, _row in _headers(path):
         for v in hdrs:

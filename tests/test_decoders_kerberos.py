@@ -16,8 +16,8 @@ from pyasn1.codec.der import encoder as der_encoder
 
 from kerbtrace.decoders import DecodeError, der
 from kerbtrace.decoders.kerberos import MSG_TYPE_NAMES, KerberosMessage, decode_kerberos
+from tests.conftest import real_capture_files
 from tests.tshark_reference import (
-    REAL_CAPTURES,
     is_port88,
     port88_messages,
     prefetch,
@@ -26,7 +26,7 @@ from tests.tshark_reference import (
     values,
 )
 
-CAPTURES = sorted(p for p in REAL_CAPTURES.glob("*") if p.suffix in (".pcap", ".pcapng", ".cap", ".gz"))
+CAPTURES = real_capture_files()
 IMPACKET_CLASS = {0x6A: k.AS_REQ, 0x6B: k.AS_REP, 0x6C: k.TGS_REQ, 0x6D: k.TGS_REP, 0x6E: k.AP_REQ,
                   0x6F: k.AP_REP, 0x7E: k.KRB_ERROR}
 

@@ -13,7 +13,7 @@ from kerbtrace.events import HttpEvent
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import open_capture
-from tests.conftest import REAL_CAPTURES
+from tests.conftest import real_capture
 from tests.tshark_reference import tshark_fields
 
 FILES = ["otrf__NEWYORK.cap", "elc__winrm_psremote_05-16.pcap", "elc__aug_16_par4.pcap.gz"]
@@ -21,7 +21,7 @@ FILES = ["otrf__NEWYORK.cap", "elc__winrm_psremote_05-16.pcap", "elc__aug_16_par
 
 @pytest.mark.parametrize("name", FILES)
 def test_http_messages_sit_on_frames_of_their_sender(name, tshark):
-    path = REAL_CAPTURES / name
+    path = real_capture(name)
     diag = Diagnostics()
     events: list = []
     network = NetworkLayer(Pipeline(diag, events.append), diag)
