@@ -9,8 +9,6 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
-from impacket.krb5 import asn1 as k
-from pyasn1.codec.der import encoder as der_encoder
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.gss import (
@@ -34,6 +32,10 @@ from tests.tshark_reference import (
     tshark_reading,
     values,
 )
+
+# impacket and pyasn1 (the test extra) build the Kerberos messages the GSS tests wrap.
+k = pytest.importorskip("impacket.krb5.asn1")
+der_encoder = pytest.importorskip("pyasn1.codec.der.encoder")
 
 CAPTURES = real_capture_files()
 MECH_OF = {"1.2.840.48018.1.2.2": "kerberos", "1.2.840.113554.1.2.2": "kerberos",

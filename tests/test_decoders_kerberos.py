@@ -10,9 +10,6 @@ import time
 from dataclasses import astuple
 
 import pytest
-from impacket.krb5 import asn1 as k
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
 
 from kerbtrace.decoders import DecodeError, der
 from kerbtrace.decoders.kerberos import MSG_TYPE_NAMES, KerberosMessage, decode_kerberos
@@ -25,6 +22,11 @@ from tests.tshark_reference import (
     tshark_reading,
     values,
 )
+
+# impacket and pyasn1 (the test extra) read every message independently of kerbtrace's decoder.
+k = pytest.importorskip("impacket.krb5.asn1")
+der_decoder = pytest.importorskip("pyasn1.codec.der.decoder")
+der_encoder = pytest.importorskip("pyasn1.codec.der.encoder")
 
 CAPTURES = real_capture_files()
 IMPACKET_CLASS = {0x6A: k.AS_REQ, 0x6B: k.AS_REP, 0x6C: k.TGS_REQ, 0x6D: k.TGS_REP, 0x6E: k.AP_REQ,
