@@ -20,6 +20,8 @@ CAPTURES = REPO / "captures"
 SHIPPED_REAL_CAPTURES = CAPTURES / "real"
 SHARED_REAL_CAPTURES = REPO.parent / "shared" / "real-captures"
 REAL_CAPTURE_DIRS = (SHIPPED_REAL_CAPTURES, SHARED_REAL_CAPTURES)
+#: Whether the tests see all 42 real captures or only the shipped ones (coverage floors depend on it).
+FULL_REAL_SET = SHARED_REAL_CAPTURES.is_dir()
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
 
 NO_TSHARK = "tshark is not installed (Debian: apt-get install tshark); it is the reference the tests compare against"

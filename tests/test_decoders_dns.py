@@ -11,7 +11,7 @@ import pytest
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.dns import QTYPE_NAMES, RCODE_NAMES, decode_dns, decode_dns_tcp
-from tests.conftest import needs_tshark, real_capture_files
+from tests.conftest import FULL_REAL_SET, needs_tshark, real_capture_files
 
 dnslib = pytest.importorskip("dnslib")  # the test extra: an independent reading of every DNS message
 CAPTURES = real_capture_files()
@@ -77,7 +77,8 @@ def test_real_captures_agree_with_dnslib_and_tshark() -> None:
             ours = (m.id, m.rcode, m.questions, [a for a in m.answers if a[1] in COMPARED])
             assert ours == ref, where
             srv += sum(1 for a in m.answers if a[1] == 33)
-    assert total > 1500 and by_dnslib > 1500 and srv > 10, (total, by_dnslib, srv)
+    floor = 1500 if FULL_REAL_SET else 300  # the full set beside the repository, or the shipped captures
+    assert total > floor and by_dnslib > floor and srv > 10, (total, by_dnslib, srv)
 
 
 def _built_response() -> bytes:

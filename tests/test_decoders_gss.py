@@ -23,7 +23,7 @@ from kerbtrace.decoders.gss import (
 )
 from kerbtrace.decoders.kerberos import decode_kerberos
 from kerbtrace.decoders.ntlm import decode_ntlm
-from tests.conftest import real_capture, real_capture_files
+from tests.conftest import FULL_REAL_SET, real_capture, real_capture_files
 from tests.tshark_reference import (
     is_port88,
     message_rows,
@@ -115,9 +115,13 @@ def test_real_captures_hold_every_token_form():
                 t = decode_auth_header(v)
                 key = (t.scheme, t.form)
                 forms[key] = forms.get(key, 0) + 1
-    assert forms[("Negotiate", "spnego-init")] >= 10 and forms[("Negotiate", "spnego-resp")] >= 10
-    assert forms[("Kerberos", "krb5")] >= 50 and forms[("NTLM", "ntlmssp")] >= 25
-    assert forms[("Negotiate", "ntlmssp")] >= 12 and forms[("Negotiate", "empty")] >= 2
+    # Floors for the full set beside the repository, else for the shipped captures alone (NTLM inside
+    # Negotiate is only in elc__winrm_psremote_05-16.pcap, which has no licence to ship).
+    floors = {("Negotiate", "spnego-init"): 10, ("Negotiate", "spnego-resp"): 10, ("Kerberos", "krb5"): 50,
+              ("NTLM", "ntlmssp"): 25, ("Negotiate", "ntlmssp"): 12, ("Negotiate", "empty"): 2}
+    if not FULL_REAL_SET:
+        floors.update({("Negotiate", "spnego-init"): 8, ("Negotiate", "spnego-resp"): 8, ("Negotiate", "ntlmssp"): 0})
+    assert {key: min(forms.get(key, 0), floor) for key, floor in floors.items()} == floors, forms
 
 
 # --- shapes the maintained libraries get wrong ------------------------------------------------------
