@@ -212,6 +212,7 @@ def test_udp_only_on_wanted_ports_and_equal_tshark(name: str) -> None:
 @needs_real
 def test_fragmented_udp_datagrams_like_tshark(tmp_path: Path) -> None:
     """Real Kerberos datagrams cut into IP fragments by scapy, sent out of order and overlapping."""
+    pytest.importorskip("scapy.all")  # the test extra
     from scapy.all import IP, Ether, fragment  # a maintained library builds the fragments
 
     frames = read(real_capture("zeek__kinit.pcap"))
