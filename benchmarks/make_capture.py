@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pcapio import PcapWriter, read_ipv4  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CAPTURES = REPO.parent / "shared" / "real-captures"
+# The public NEWYORK capture ships in captures/real (MIT); ../shared/real-captures holds the same file.
+NEWYORK_CAPTURES = (REPO / "captures" / "real" / "otrf__NEWYORK.cap",
+                    REPO.parent / "shared" / "real-captures" / "otrf__NEWYORK.cap")
 DEFAULT_OUT = REPO / "benchmarks" / "out" / "mp-1g.pcap"
 
 MP_IP = bytes([10, 0, 0, 4])  # NEWYORK (DC and web server in the public capture) plays DC and MP
@@ -196,7 +198,9 @@ def newyork_templates() -> list[Template]:
     """Windows packets from the public NEWYORK capture (client UTICA 10.0.1.5, DC and web server 10.0.0.4):
     401 -> TGS over TCP -> Negotiate -> 200; the same with AS exchange first; and a UDP variant carrying the
     same TGS-REQ/TGS-REP bytes with the reply IP-fragmented."""
-    path = REAL_CAPTURES / "otrf__NEWYORK.cap"
+    path = next((p for p in NEWYORK_CAPTURES if p.is_file()), None)
+    if path is None:
+        raise SystemExit(f"the public NEWYORK capture is missing: looked at {', '.join(map(str, NEWYORK_CAPTURES))}")
     pkts = []
     for frame, ts, ip in read_ipv4(path):
         if 1500 <= frame <= 1660:

@@ -10,6 +10,9 @@ from kerbtrace import __version__
 EXIT_ALL_APPROVED = 0
 EXIT_NOT_APPROVED = 1
 EXIT_UNUSABLE = 2
+#: Every input was read and none holds a ConfigMgr registration: not "all approved" (a capture taken
+#: on the wrong host, or too late, must not look like success to a script).
+EXIT_NO_REGISTRATION = 3
 
 DESCRIPTION = """\
 Explain ConfigMgr (SCCM) client approval from a network capture.
@@ -36,9 +39,10 @@ Capture on the client and on the MP together, from before the registration start
 (restart the SMS Agent Host service while capturing), to see the whole exchange.
 
 exit status:
-  0  every client found was approved (or no client registration was found)
+  0  every client found was approved
   1  at least one client was not approved, or the capture does not show the outcome
   2  an input could not be read (not a capture, unreadable file); the others are still analysed
+  3  every input was read, but none holds a ConfigMgr client registration
 """
 
 EXPLAIN_DESCRIPTION = """\
@@ -123,6 +127,11 @@ def _report(args: argparse.Namespace, result) -> int:
     from kerbtrace.reports.json_report import write_json
     from kerbtrace.reports.table import render
 
+    for number, i in enumerate(result.inputs, 1):
+        if i.error:  # once, on stderr; the table only marks the input as not analysed
+            where = f"[{number}] " if len(result.inputs) > 1 else ""
+            message = i.error if i.path in i.error else f"{i.path}: {i.error}"
+            print(f"kerbtrace: {where}{message}", file=sys.stderr)
     if args.json == "-":
         write_json(result, sys.stdout)
     else:
@@ -135,10 +144,9 @@ def _report(args: argparse.Namespace, result) -> int:
                 return EXIT_UNUSABLE
         sys.stdout.write(render(result, verbose=args.verbose))
     if not result.usable:
-        for i in result.inputs:
-            if i.error:
-                print(f"kerbtrace: {i.path}: {i.error}", file=sys.stderr)
         return EXIT_UNUSABLE
+    if not result.clients:
+        return EXIT_NO_REGISTRATION
     if any(r.verdict != "approved" for r in result.clients):
         return EXIT_NOT_APPROVED
     return EXIT_ALL_APPROVED

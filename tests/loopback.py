@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -19,13 +20,18 @@ from kerbtrace.sources import open_capture
 
 @contextmanager
 def recording(path: Path, capture_filter: str) -> Iterator[Path]:
-    """dumpcap on `lo` with a capture filter while the block runs (needs root); stopped by its PID."""
+    """dumpcap on `lo` with a capture filter while the block runs (needs root); stopped by its PID.
+
+    Without dumpcap, or without the right to capture, the test skips with the reason (CI runs as root with
+    KERBTRACE_REQUIRE_ALL=1, where a skip fails the run)."""
+    if shutil.which("dumpcap") is None:
+        pytest.skip("dumpcap is not installed (Debian: apt-get install tshark): it records the test traffic")
     dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", capture_filter, "-n", "-q", "-s", "0", "-w", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         time.sleep(1.0)
         if dumpcap.poll() is not None:
-            pytest.fail(f"dumpcap cannot capture on lo (run as root): {dumpcap.stderr.read().decode()[-300:]}")
+            pytest.skip(f"dumpcap cannot capture on lo (run as root): {dumpcap.stderr.read().decode()[-300:]}")
         yield path
         time.sleep(0.5)
     finally:

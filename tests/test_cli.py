@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import CAPTURES, REAL_CAPTURES
+from tests.conftest import CAPTURES, real_capture
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -69,15 +69,14 @@ def test_truncated_capture_warns_and_goes_on(tmp_path):
 
 
 def test_corrupted_copies_never_traceback(tmp_path, tshark):
-    sources = [CAPTURES / "mixed.pcapng", REAL_CAPTURES / "otrf__NEWYORK.cap",
-               REAL_CAPTURES / "elc__winrm_psremote_05-16.pcap"]
+    sources = [CAPTURES / "mixed.pcapng", real_capture("otrf__NEWYORK.cap"), real_capture("otrf__SCRANTON.cap")]
     for i, src in enumerate(sources):
         for seed in (1, 2, 3):
             bad = tmp_path / f"bad{i}-{seed}.pcapng"
             subprocess.run(["editcap", "-E", "0.02", "--seed", str(seed), str(src), str(bad)], check=True,
                            capture_output=True)
             out = run("analyze", str(bad), "--json", "-")
-            assert out.returncode in (0, 1), out.stderr[-2000:]
+            assert out.returncode in (0, 1, 3), out.stderr[-2000:]
             assert "Traceback" not in out.stderr
             json.loads(out.stdout)
 
@@ -142,3 +141,50 @@ def test_a_file_with_no_readable_packet_is_not_all_approved(tmp_path):
     out = run("analyze", str(cut))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
+
+
+def test_no_registration_exits_three_unlike_all_approved():
+    path = real_capture("zeek__auth.pcap")  # real Kerberos, no ConfigMgr client
+    out = run("analyze", str(path))
+    assert out.returncode == 3, out.stderr
+    assert "No ConfigMgr client registration" in out.stdout
+    assert json.loads(run("analyze", str(path), "--json", "-").stdout)["clients"] == []
+    # an approved client elsewhere makes it 0; an unreadable input still makes it 2
+    assert run("analyze", str(path), str(CAPTURES / "ok_same_realm.pcapng")).returncode == 0
+    assert run("analyze", str(path), str(path.with_name("no-such-file.pcap"))).returncode == 2
+
+
+def test_help_lists_every_exit_status_of_the_program():
+    from kerbtrace import cli
+
+    text = run("analyze", "--help").stdout
+    codes = {v for k, v in vars(cli).items() if k.startswith("EXIT_")}
+    listed = {int(line.split()[0]) for line in text.split("exit status:")[1].splitlines() if line.strip()}
+    assert listed == codes == {0, 1, 2, 3}
+
+
+def test_unreadable_input_gives_its_error_once_on_stderr(tmp_path):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture file at all" * 10)
+    out = run("analyze", str(junk), str(CAPTURES / "ok_same_realm.pcapng"))
+    assert out.returncode == 2
+    error = "is not a capture file"
+    assert (out.stdout + out.stderr).count(error) == 1 and error in out.stderr
+    assert out.stderr.startswith(f"kerbtrace: [1] {junk}")
+    assert f"[1] {junk}: not analysed" in out.stdout
+
+
+def test_several_inputs_name_their_input_in_details_and_warnings(tmp_path):
+    data = (CAPTURES / "spn_on_other_account.pcapng").read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) - 40])  # inside the last record: one warning
+    args = [str(CAPTURES / "ok_same_realm.pcapng"), str(CAPTURES / "clock_skew.pcapng"), str(cut)]
+    doc = json.loads(run("analyze", *args, "--json", "-").stdout)
+    text = run("analyze", *args).stdout
+    assert doc["warnings"] and {c["input"] for c in doc["clients"] if c["verdict"] != "approved"} == {1, 2}
+    for c in doc["clients"]:
+        if c["verdict"] != "approved":
+            assert f"\n[{c['input'] + 1}] {c['hostname']} ({c['client_ip']}) — " in text
+    warnings = text.split("Warnings:\n", 1)[1].splitlines()
+    for w, line in zip(doc["warnings"], warnings, strict=False):
+        assert line.startswith(f"  [{w['input'] + 1}] frame {w['frame']}: "), line

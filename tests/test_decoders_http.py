@@ -13,8 +13,7 @@ import pytest
 
 from kerbtrace.decoders.http import HttpMessage, HttpStreamParser, looks_like_http
 from kerbtrace.diagnostics import Diagnostics
-
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
+from tests.conftest import needs_tshark, real_capture
 
 # Every capture of the set in which tshark dissects HTTP over TCP.
 HTTP_CAPTURES = [
@@ -116,9 +115,10 @@ def _run_parsers(path: Path, streams: set[int]) -> tuple[list[HttpMessage], Diag
     return msgs, diag, times
 
 
+@needs_tshark
 @pytest.mark.parametrize("name", HTTP_CAPTURES)
 def test_real_capture_matches_tshark(name: str) -> None:
-    path = REAL / name
+    path = real_capture(name)
     ref = _reference(path)
     assert ref, "tshark finds HTTP in this capture"
     msgs, diag, times = _run_parsers(path, {v["stream"] for v in ref.values()})
@@ -155,12 +155,13 @@ def test_real_capture_matches_tshark(name: str) -> None:
     assert len(diag.warnings) >= cut
 
 
+@needs_tshark
 def test_real_capture_auth_headers_seen() -> None:
     """The WinRM captures carry the schemes the later stages rely on (Negotiate and bare Kerberos)."""
     schemes = set()
     for name in ("elc__winrm_psremote_05-16.pcap", "otrf__SCRANTON.cap", "ndpi__webdav.pcap"):
-        ref = _reference(REAL / name)
-        msgs, _, _ = _run_parsers(REAL / name, {v["stream"] for v in ref.values()})
+        ref = _reference(real_capture(name))
+        msgs, _, _ = _run_parsers(real_capture(name), {v["stream"] for v in ref.values()})
         for m in msgs:
             for v in m.headers_named("Authorization") + m.headers_named("WWW-Authenticate"):
                 schemes.add(v.split(" ", 1)[0])

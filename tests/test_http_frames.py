@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kerbtrace.events import HttpEvent
-from tests.conftest import REAL_CAPTURES
+from tests.conftest import real_capture
 from tests.loopback import pipeline_events
 from tests.tshark_reference import tshark_fields
 
@@ -18,7 +18,7 @@ FILES = ["otrf__NEWYORK.cap", "elc__winrm_psremote_05-16.pcap", "elc__aug_16_par
 
 @pytest.mark.parametrize("name", FILES)
 def test_http_messages_sit_on_frames_of_their_sender(name, tshark):
-    path = REAL_CAPTURES / name
+    path = real_capture(name)
     events, _, _ = pipeline_events(path)
     sender = {int(row[0]): row[1] for row in tshark_fields(path, "ip", ["frame.number", "ip.src"])}
     http = [e for e in events if isinstance(e, HttpEvent)]

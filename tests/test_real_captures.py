@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pytest
 
 from kerbtrace.analysis import analyze
-from tests.conftest import real_capture_files
+from tests.conftest import CAPTURE_SUFFIXES, SHARED_REAL_CAPTURES, SHIPPED_REAL_CAPTURES, real_capture_files
 from tests.tshark_reference import tshark_kerberos
 
 FILES = real_capture_files()
+# | file | repository | path | commit | sha256 | size | licence ([text](LICENSES/...)) |
+ROW = re.compile(r"^\| `([^`]+)` \| [^|]+ \| [^|]+ \| `[0-9a-f]{12}` \| `([0-9a-f]{64})` \| (\d+) \| "
+                 r"[^|]*\]\(([^)]+)\)")
 
 
-def test_real_captures_present():
-    assert len(FILES) >= 40, "the shared real captures must sit beside the repository (../shared/real-captures)"
+def test_shipped_captures_are_the_listed_bytes_with_their_licence():
+    """captures/real/SOURCES.md lists every shipped capture with its SHA-256, size and licence text."""
+    rows = [m.groups() for line in (SHIPPED_REAL_CAPTURES / "SOURCES.md").read_text().splitlines()
+            if (m := ROW.match(line))]
+    shipped = sorted(p.name for p in SHIPPED_REAL_CAPTURES.iterdir() if p.suffix in CAPTURE_SUFFIXES)
+    assert sorted(name for name, *_ in rows) == shipped
+    for name, sha, size, licence in rows:
+        data = (SHIPPED_REAL_CAPTURES / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (int(size), sha), name
+        assert (SHIPPED_REAL_CAPTURES / licence).is_file(), licence
+        assert not name.startswith(("elc__", "pcapattack__")), f"{name}: its source states no licence"
+
+
+def test_full_real_set_is_beside_the_repository():
+    if not SHARED_REAL_CAPTURES.is_dir():
+        pytest.skip(f"../shared/real-captures is not beside the repository: only the {len(FILES)} shipped "
+                    "real captures are tested")
+    assert len(FILES) >= 40
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])

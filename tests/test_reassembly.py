@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -15,11 +14,9 @@ from kerbtrace.model import TcpConn
 from kerbtrace.reassembly.kerberos_framing import KerberosTcpFramer
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import open_capture
+from tests.conftest import needs_tshark, real_capture
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
-
-needs_real = pytest.mark.skipif(not REAL.is_dir() or shutil.which("tshark") is None,
-                                reason="needs the real captures and tshark")
+needs_real = needs_tshark  # each test also skips when its real capture is absent (real_capture)
 
 Frame = tuple[int, float, int, bytes]
 
@@ -131,17 +128,17 @@ def assert_streams_match_tshark(path: Path, sink: Recorder, streams: list[int]) 
     ("elc__aug_16_par4.pcap.gz", 140),        # stream 131: data after a RST
 ])
 def test_streams_equal_tshark_follow(name: str, limit: int) -> None:
-    sink, diag, net = run(read(REAL / name), idle_timeout=3600)
+    sink, diag, net = run(read(real_capture(name)), idle_timeout=3600)
     streams = [n for n in sorted(sink.conns) if n < limit]  # numbers must be tshark's tcp.stream
-    assert_streams_match_tshark(REAL / name, sink, streams)
+    assert_streams_match_tshark(real_capture(name), sink, streams)
     assert sorted(sink.closed) == sorted(sink.conns)
     assert not [w for w in diag.warnings if w.kind != "packet"]
 
 
 @needs_real
 def test_ip_fragments_of_a_tunnel_are_reassembled() -> None:
-    sink, _diag, net = run(read(REAL / "zeek__erspan.pcap"))
-    out = subprocess.run(["tshark", "-n", "-r", str(REAL / "zeek__erspan.pcap"), "-Y", "ip.fragments",
+    sink, _diag, net = run(read(real_capture("zeek__erspan.pcap")))
+    out = subprocess.run(["tshark", "-n", "-r", str(real_capture("zeek__erspan.pcap")), "-Y", "ip.fragments",
                           "-T", "fields", "-e", "frame.number"], capture_output=True, text=True).stdout.split()
     assert net.stats["ip_reassembled"] == len(out) > 0 and net.stats["ip_incomplete"] == 0
     # Inner TCP data is delivered at frames that complete a datagram, as tshark shows it (the bytes
@@ -153,11 +150,11 @@ def test_ip_fragments_of_a_tunnel_are_reassembled() -> None:
 @needs_real
 def test_truncated_segment_keeps_captured_bytes_then_a_gap() -> None:
     """Frame 43 of zeek__smb2_krb.pcap was captured 10014 of 12018 bytes."""
-    sink, diag, _ = run(read(REAL / "zeek__smb2_krb.pcap"))
+    sink, diag, _ = run(read(real_capture("zeek__smb2_krb.pcap")))
     gaps = [e for e in sink.events if e[0] == "gap"]
     assert [g[:4] for g in gaps] == [("gap", 0, False, 12018 - 10014)] and gaps[0][4] > 43
     assert [w.frame for w in diag.warnings] == [43]
-    ref = tshark_follow(REAL / "zeek__smb2_krb.pcap", [0])[0]
+    ref = tshark_follow(real_capture("zeek__smb2_krb.pcap"), [0])[0]
     marker = b"[2004 bytes missing in capture file]\x00"
     assert sink.stream(0, False).replace(marker, b"") == ref[2]  # tshark shows no marker there
 
@@ -194,8 +191,8 @@ class KerberosRecorder(Recorder):
                                   "pcapattack__CA_kerbrute_passwordspray_kerberos_AS-REQ.pcapng"])
 def test_kerberos_tcp_messages_equal_tshark(name: str) -> None:
     sink = KerberosRecorder()
-    run(read(REAL / name), sink)
-    expected = _tshark_krb_tcp(REAL / name)
+    run(read(real_capture(name)), sink)
+    expected = _tshark_krb_tcp(real_capture(name))
     assert expected and sink.messages == expected
     assert all(f.error is None for f in sink.framers.values())
 
@@ -204,8 +201,8 @@ def test_kerberos_tcp_messages_equal_tshark(name: str) -> None:
 @pytest.mark.parametrize("name", ["zeek__kinit.pcap", "ndpi__kerberos-error.pcap",
                                   "pcapattack__CA_kerbrute_passwordspray_kerberos_AS-REQ.pcapng"])
 def test_udp_only_on_wanted_ports_and_equal_tshark(name: str) -> None:
-    sink, _, _ = run(read(REAL / name))
-    out = subprocess.run(["tshark", "-n", "-r", str(REAL / name), "-Y", "udp.port==88 && !icmp", "-T", "fields",
+    sink, _, _ = run(read(real_capture(name)))
+    out = subprocess.run(["tshark", "-n", "-r", str(real_capture(name)), "-Y", "udp.port==88 && !icmp", "-T", "fields",
                           "-e", "frame.number", "-e", "udp.payload"], capture_output=True, text=True).stdout
     expected = [(int(f), bytes.fromhex(p.replace(":", ""))) for f, p in (x.split("\t") for x in out.splitlines())]
     assert expected and [(u[0], u[5]) for u in sink.udp] == expected
@@ -215,9 +212,10 @@ def test_udp_only_on_wanted_ports_and_equal_tshark(name: str) -> None:
 @needs_real
 def test_fragmented_udp_datagrams_like_tshark(tmp_path: Path) -> None:
     """Real Kerberos datagrams cut into IP fragments by scapy, sent out of order and overlapping."""
+    pytest.importorskip("scapy.all")  # the test extra
     from scapy.all import IP, Ether, fragment  # a maintained library builds the fragments
 
-    frames = read(REAL / "zeek__kinit.pcap")
+    frames = read(real_capture("zeek__kinit.pcap"))
     sink, _, _ = run(frames)
     originals = sink.udp[:40]
     out: list[Frame] = []
@@ -263,7 +261,7 @@ def _renumber(frames: list[Frame]) -> list[Frame]:
 
 @needs_real
 def test_shuffled_and_duplicated_segments_reassemble_to_the_same_bytes() -> None:
-    frames = _stream_frames(read(REAL / "elc__winrm_psremote_05-16.pcap"), 49394)
+    frames = _stream_frames(read(real_capture("elc__winrm_psremote_05-16.pcap")), 49394)
     assert len(frames) > 100
     ref, _, _ = run(_renumber(frames))
     rng = random.Random(3)
@@ -292,7 +290,7 @@ def _rewrite_seq(frame: Frame, client_port: int, shift_client: int, shift_server
 
 @needs_real
 def test_sequence_numbers_wrapping_around() -> None:
-    frames = _renumber(_stream_frames(read(REAL / "elc__winrm_psremote_05-16.pcap"), 49394))
+    frames = _renumber(_stream_frames(read(real_capture("elc__winrm_psremote_05-16.pcap")), 49394))
     d = frames[0][3]
     t = 14 + (d[14] & 15) * 4
     isn_c = struct.unpack_from("!I", d, t + 4)[0]
@@ -307,7 +305,7 @@ def test_sequence_numbers_wrapping_around() -> None:
 
 @needs_real
 def test_capture_starting_mid_stream_gives_a_gap_then_data() -> None:
-    frames = _stream_frames(read(REAL / "elc__winrm_psremote_05-16.pcap"), 49394)
+    frames = _stream_frames(read(real_capture("elc__winrm_psremote_05-16.pcap")), 49394)
     full, _, _ = run(_renumber(frames))
     late = _renumber(frames[20:])
     sink, _, _ = run(late)
@@ -325,7 +323,7 @@ def test_capture_starting_mid_stream_gives_a_gap_then_data() -> None:
 
 @needs_real
 def test_lost_segment_is_a_gap_when_the_peer_acknowledged_past_it() -> None:
-    frames = _stream_frames(read(REAL / "elc__winrm_psremote_05-16.pcap"), 49394)
+    frames = _stream_frames(read(real_capture("elc__winrm_psremote_05-16.pcap")), 49394)
     full, _, _ = run(_renumber(frames))
     # Drop one full-size client segment in the middle.
     victim = next(i for i, f in enumerate(frames) if i > 20 and struct.unpack_from("!H", f[3], 34)[0] == 49394
@@ -344,7 +342,7 @@ def test_lost_segment_is_a_gap_when_the_peer_acknowledged_past_it() -> None:
 
 @needs_real
 def test_unwanted_connections_are_dropped_cheaply_and_numbered() -> None:
-    frames = read(REAL / "otrf__NEWYORK.cap")
+    frames = read(real_capture("otrf__NEWYORK.cap"))
     all_sink, _, _ = run(frames, idle_timeout=3600)
     http = Recorder(want=lambda conn, payload: conn.server_port == 5985)
     sink, _, net = run(frames, http, idle_timeout=3600)
@@ -358,7 +356,7 @@ def test_unwanted_connections_are_dropped_cheaply_and_numbered() -> None:
 
 @needs_real
 def test_state_stays_bounded() -> None:
-    frames = read(REAL / "otrf__NEWYORK.cap")
+    frames = read(real_capture("otrf__NEWYORK.cap"))
     sink, _, net = run(frames, max_tcp_conns=8)
     assert len(net._tcp.conns) <= 2 * 8
     assert net.stats["tcp_evicted_connections"] > 0
@@ -387,7 +385,7 @@ def _rewrap(frame: Frame, linktype: int, vlan: int = 0) -> Frame:
 @pytest.mark.parametrize(("linktype", "vlan"), [(1, 1), (1, 2), (113, 0), (276, 0), (101, 0), (12, 0),
                                                 (228, 0), (0, 0), (108, 0)])
 def test_link_types_decode_like_ethernet(tmp_path: Path, linktype: int, vlan: int) -> None:
-    frames = read(REAL / "suri__krb5-frag.pcap") + read(REAL / "zeek__auth.pcap")
+    frames = read(real_capture("suri__krb5-frag.pcap")) + read(real_capture("zeek__auth.pcap"))
     frames = _renumber(sorted(frames, key=lambda f: f[1]))
     ref, _, _ = run(frames)
     sink, diag, _ = run([_rewrap(f, linktype, vlan) for f in frames])

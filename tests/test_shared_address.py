@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 
-from scapy.all import IP, rdpcap, wrpcap
+import pytest
 
 from kerbtrace.analysis import analyze
 from tests.conftest import CAPTURES
+
+pytest.importorskip("scapy.all")  # the test extra
+from scapy.all import IP, rdpcap, wrpcap  # noqa: E402
 
 
 def test_two_computers_behind_one_address_are_reported_apart(tmp_path):

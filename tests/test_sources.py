@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import struct
 import subprocess
 import time
@@ -15,12 +14,11 @@ from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.model import TcpConn
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import CaptureError, open_capture
+from tests.conftest import needs_tshark, real_capture, real_capture_files
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
-ALL_REAL = sorted(p for p in REAL.iterdir() if p.name != "SOURCES.md") if REAL.is_dir() else []
+ALL_REAL = real_capture_files()
 
-pytestmark = pytest.mark.skipif(not ALL_REAL or shutil.which("tshark") is None,
-                                reason="needs the real captures and tshark")
+pytestmark = needs_tshark
 
 
 def read_all(path: Path | str) -> tuple[list[tuple[int, float, int, bytes]], Diagnostics, object]:
@@ -89,8 +87,8 @@ def test_every_real_capture_has_tshark_frame_count() -> None:
                                            ("elc__remote_recon_toolie.pcapng", "pcapng"),
                                            ("elc__wmi_query.pcap.gz", "pcapng.gz")])
 def test_timestamps_of_every_frame_match_tshark(name: str, fmt: str) -> None:
-    frames, _diag, cap = read_all(REAL / name)
-    assert_same_as_tshark(REAL / name, frames)
+    frames, _diag, cap = read_all(real_capture(name))
+    assert_same_as_tshark(real_capture(name), frames)
     assert cap.start == frames[0][1] and cap.end == frames[-1][1]
     assert cap.format == fmt
 
@@ -99,10 +97,10 @@ def test_timestamps_of_every_frame_match_tshark(name: str, fmt: str) -> None:
 @pytest.mark.parametrize("name", ["otrf__SCRANTON.cap", "zeek__kerberos_tso.pcapng", "elc__wmi_query.pcap.gz"])
 def test_netmon2_copy_reads_like_the_original(tmp_path: Path, name: str) -> None:
     out = tmp_path / "copy.cap"
-    subprocess.run(["editcap", "-F", "netmon2", str(REAL / name), str(out)], check=True)
+    subprocess.run(["editcap", "-F", "netmon2", str(real_capture(name)), str(out)], check=True)
     assert out.read_bytes()[:4] == b"GMBU"
     frames, diag, cap = read_all(out)
-    original, _, _ = read_all(REAL / name)
+    original, _, _ = read_all(real_capture(name))
     assert cap.format == "netmon2" and diag.warnings == []
     assert [(f[0], f[2], f[3]) for f in frames] == [(f[0], f[2], f[3]) for f in original]
     assert_same_as_tshark(out, frames)
@@ -131,8 +129,8 @@ def write_netmon(path: Path, frames: list[tuple[float, int, bytes]], minor: int)
 
 @pytest.mark.parametrize("minor", [1, 2, 3])
 def test_netmon_per_frame_media_types(tmp_path: Path, minor: int) -> None:
-    eth = read_all(REAL / "suri__kerberoast.pcap")[0]
-    sll = [(n, t, 113, _sll(d)) for n, t, _, d in read_all(REAL / "zeek__auth.pcap")[0]]
+    eth = read_all(real_capture("suri__kerberoast.pcap"))[0]
+    sll = [(n, t, 113, _sll(d)) for n, t, _, d in read_all(real_capture("zeek__auth.pcap"))[0]]
     mixed = sorted(eth + sll, key=lambda f: f[1])
     path = tmp_path / "mixed.cap"
     write_netmon(path, [(t, 1 if lt == 1 else 0xE000 | 113, d) for _, t, lt, d in mixed], minor)
@@ -147,7 +145,7 @@ def test_netmon_per_frame_media_types(tmp_path: Path, minor: int) -> None:
 
 def test_netmon2_gzip(tmp_path: Path) -> None:
     out = tmp_path / "copy.cap"
-    subprocess.run(["editcap", "-F", "netmon2", str(REAL / "ndpi__kerberos.pcap"), str(out)], check=True)
+    subprocess.run(["editcap", "-F", "netmon2", str(real_capture("ndpi__kerberos.pcap")), str(out)], check=True)
     gz = tmp_path / "copy.cap.gz"
     gz.write_bytes(gzip.compress(out.read_bytes()))
     frames, diag, cap = read_all(gz)
@@ -157,14 +155,14 @@ def test_netmon2_gzip(tmp_path: Path) -> None:
 
 def test_nanosecond_pcap(tmp_path: Path) -> None:
     out = tmp_path / "ns.pcap"
-    subprocess.run(["editcap", "-F", "nsecpcap", str(REAL / "zeek__kinit.pcap"), str(out)], check=True)
+    subprocess.run(["editcap", "-F", "nsecpcap", str(real_capture("zeek__kinit.pcap")), str(out)], check=True)
     frames, _diag, cap = read_all(out)
     assert cap.format == "pcap-nsec"
     assert_same_as_tshark(out, frames)
 
 
 def test_big_endian_pcap(tmp_path: Path) -> None:
-    original, _, _ = read_all(REAL / "elc__winrm_psremote_05-16.pcap")
+    original, _, _ = read_all(real_capture("elc__winrm_psremote_05-16.pcap"))
     out = tmp_path / "be.pcap"
     write_pcap(out, [(t, d) for _, t, _, d in original], 1, ">")
     assert out.read_bytes()[:4] == b"\xa1\xb2\xc3\xd4"
@@ -177,9 +175,9 @@ def test_big_endian_pcap(tmp_path: Path) -> None:
                                            ("otrf__SCRANTON.cap", "pcap.gz")])
 def test_gzip_copies(tmp_path: Path, name: str, fmt: str) -> None:
     gz = tmp_path / "copy.gz"
-    gz.write_bytes(gzip.compress((REAL / name).read_bytes()))
+    gz.write_bytes(gzip.compress((real_capture(name)).read_bytes()))
     frames, _diag, cap = read_all(gz)
-    plain, _, _ = read_all(REAL / name)
+    plain, _, _ = read_all(real_capture(name))
     assert cap.format == fmt and frames == plain
     assert cap.position() == cap.size
 
@@ -222,10 +220,10 @@ def _streams(frames: list, diag: Diagnostics | None = None) -> dict:
 
 def test_pcapng_with_two_link_types(tmp_path: Path) -> None:
     """mergecap puts an Ethernet capture and a Linux-cooked one in one pcapng, one interface each."""
-    eth_src = REAL / "suri__kerberoast.pcap"
+    eth_src = real_capture("suri__kerberoast.pcap")
     eth, _, _ = read_all(eth_src)
     sll_file = tmp_path / "sll.pcap"
-    sll_frames = read_all(REAL / "zeek__auth.pcap")[0]
+    sll_frames = read_all(real_capture("zeek__auth.pcap"))[0]
     write_pcap(sll_file, [(t, _sll(d)) for _, t, _, d in sll_frames], 113)
     merged = tmp_path / "merged.pcapng"
     subprocess.run(["mergecap", "-F", "pcapng", "-w", str(merged), str(eth_src), str(sll_file)], check=True)
@@ -241,15 +239,15 @@ def test_pcapng_with_two_link_types(tmp_path: Path) -> None:
 
 def test_unknown_link_type_is_reported_and_the_rest_analysed(tmp_path: Path) -> None:
     other = tmp_path / "user0.pcap"
-    subprocess.run(["editcap", "-T", "user0", str(REAL / "zeek__auth.pcap"), str(other)], check=True)
+    subprocess.run(["editcap", "-T", "user0", str(real_capture("zeek__auth.pcap")), str(other)], check=True)
     merged = tmp_path / "merged.pcapng"
-    subprocess.run(["mergecap", "-F", "pcapng", "-w", str(merged), str(REAL / "suri__kerberoast.pcap"),
+    subprocess.run(["mergecap", "-F", "pcapng", "-w", str(merged), str(real_capture("suri__kerberoast.pcap")),
                     str(other)], check=True)
     frames, diag, _ = read_all(merged)
     assert_same_as_tshark(merged, frames)
     assert {f[2] for f in frames} == {1, 147}
     streams = _streams(frames, diag)
-    assert streams == _streams(read_all(REAL / "suri__kerberoast.pcap")[0])
+    assert streams == _streams(read_all(real_capture("suri__kerberoast.pcap"))[0])
     link_warnings = [w for w in diag.warnings if w.kind == "link"]
     assert len(link_warnings) == 1
     assert "link type 147 is not supported; its 2 frames were skipped" in link_warnings[0].message
@@ -275,8 +273,8 @@ def _last_packet_record(raw: bytes) -> int:
 @pytest.mark.parametrize("name", ["ndpi__kerberos.pcap",
                                   "pcapattack__CA_kerbrute_passwordspray_kerberos_AS-REQ.pcapng"])
 def test_truncated_file_gives_earlier_frames_and_a_warning(tmp_path: Path, name: str) -> None:
-    original, _, _ = read_all(REAL / name)
-    raw = (REAL / name).read_bytes()
+    original, _, _ = read_all(real_capture(name))
+    raw = (real_capture(name)).read_bytes()
     cut = tmp_path / ("cut." + name.rsplit(".", 1)[1])
     cut.write_bytes(raw[:_last_packet_record(raw) + 20 + len(original[-1][3]) // 2])  # inside the last record
     frames, diag, cap = read_all(cut)
@@ -291,8 +289,8 @@ def test_truncated_file_gives_earlier_frames_and_a_warning(tmp_path: Path, name:
 
 
 def test_corrupt_block_length_stops_cleanly(tmp_path: Path) -> None:
-    raw = bytearray((REAL / "ndpi__webdav.pcap").read_bytes())  # a pcapng despite its name
-    original, _, _ = read_all(REAL / "ndpi__webdav.pcap")
+    raw = bytearray((real_capture("ndpi__webdav.pcap")).read_bytes())  # a pcapng despite its name
+    original, _, _ = read_all(real_capture("ndpi__webdav.pcap"))
     # Find the 10th packet block and give it an impossible length.
     pos, seen = 0, 0
     while True:

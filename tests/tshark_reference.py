@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REAL_CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "real-captures"
+import pytest
+
+from tests.conftest import NO_TSHARK
 
 KERBEROS_FILTER = "kerberos && (udp.port==88 || tcp.port==88 || http)"
 AUTH_FILTER = "http.authorization || http.www_authenticate"
@@ -38,6 +41,8 @@ _ENV = {**os.environ, "TZ": "UTC"}
 
 @functools.lru_cache(maxsize=256)
 def _run(path: str, display_filter: str, fields: tuple[str, ...], sep: str = ",") -> tuple[tuple[str, ...], ...]:
+    if shutil.which("tshark") is None:
+        pytest.skip(NO_TSHARK)
     cmd = ["tshark", "-n", "-r", path, "-Y", display_filter, "-T", "fields"]
     for f in fields:
         cmd += ["-e", f]

@@ -25,20 +25,26 @@ def _frames(result: ClientResult) -> str:
     return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
 
 
+def _input_tag(analysis: Analysis, index: int) -> str:
+    """With several inputs, "[N] " for the input at `index` (numbered from 1, as in the header); else ""."""
+    return f"[{index + 1}] " if len(analysis.inputs) > 1 else ""
+
+
 def render(analysis: Analysis, verbose: bool = False) -> str:
     rows = []
     for r in analysis.clients:
         c = r.client
-        where = c.ip if len(analysis.inputs) < 2 else f"{c.ip} [{r.input + 1}]"
+        where = f"{c.ip} {_input_tag(analysis, r.input)}".strip()
         rows.append([where, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
                      r.verdict, c.auth, r.primary.code if r.primary else "", _frames(r)])
-    parts = []
-    for i in analysis.inputs:
-        tag = f"[{analysis.inputs.index(i) + 1}] " if len(analysis.inputs) > 1 else ""
+    header = []
+    for index, i in enumerate(analysis.inputs):
+        tag = _input_tag(analysis, index)
         if i.error:
-            parts.append(f"{tag}{i.path}: not analysed: {i.error}")
+            header.append(f"{tag}{i.path}: not analysed (the error is on stderr)")
         else:
-            parts.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
+            header.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
+    parts = ["\n".join(header)]
     if rows:
         parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
                                              "evidence frames"], disable_numparse=True))
@@ -61,12 +67,13 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
             hidden += 1
             continue
         explained += 1
-        parts.append(_explain(r, verbose))
+        parts.append(_explain(r, verbose, _input_tag(analysis, r.input)))
     if hidden:
         parts.append(f"… {hidden} more clients not approved are explained with -v or in the --json report.")
     if analysis.diag.warnings:
         shown = analysis.diag.warnings[:10]
-        lines = [f"  frame {w.frame}: {w.message}" if w.frame else f"  {w.message}" for w in shown]
+        lines = [f"  {_input_tag(analysis, w.input)}{f'frame {w.frame}: ' if w.frame else ''}{w.message}"
+                 for w in shown]
         more = len(analysis.diag.warnings) - len(shown) + sum(analysis.diag.dropped.values())
         if more > 0:
             lines.append(f"  … {more} more (see --json)")
@@ -80,9 +87,9 @@ def _wrap(text: str, first: str, rest: str) -> str:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def _explain(r: ClientResult, verbose: bool) -> str:
+def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
     c = r.client
-    head = f"{c.hostname or c.ip} ({c.ip}) — {r.verdict}"
+    head = f"{tag}{c.hostname or c.ip} ({c.ip}) — {r.verdict}"
     lines = [head]
     for f in r.findings:
         if f.severity == "info" and not verbose and f.code != "ok":
