@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from kerbtrace.codes import KDC_REPLIES, KrbError, KrbMsg
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
-CLOCK_ERRORS = (37, 33, 32)
+CLOCK_ERRORS = (KrbError.KRB_AP_ERR_SKEW, KrbError.KRB_AP_ERR_TKT_NYV, KrbError.KRB_AP_ERR_TKT_EXPIRED)
 #: ApprovalStatus values that leave the client usable: 1 approved, 2 not applicable (PKI), 3 Azure AD.
 APPROVED_STATUSES = (1, 2, 3)
 
@@ -34,12 +35,42 @@ def is_computer_account(name: str | None) -> bool:
     return bool(name) and name.split("@")[0].endswith("$")  # type: ignore[union-attr]
 
 
+def account_of(ex: KdcExchange) -> str | None:
+    """The client principal of an AS exchange: the reply's cname, else the request's."""
+    rep, req = ex.rep, ex.req
+    return (rep.cname if rep is not None else None) or (req.cname if req is not None else None)
+
+
+def registration_identity(client: ClientExchange, ex: KdcExchange) -> bool:
+    """Is this AS exchange the identity the client registers with?
+
+    Normally the computer account (LocalSystem). A user account counts too when the client never got a
+    TGT as a computer and the AS exchange came after its first registration request (the MP's 401 sent
+    it for credentials) or the client shows no registration request at all: the SMS 2.0 client
+    connection accounts of old sites and NLB MP application pools register as users. A user logging on
+    at the same computer before it registers is not the ConfigMgr client.
+    """
+    name = account_of(ex)
+    if is_computer_account(name):
+        return True
+    if ex.req is not None and ex.req.msg_type != KrbMsg.AS_REQ:
+        return False
+    if name is None:
+        return ex.error_code == KrbError.KDC_ERR_CLIENT_REVOKED
+    computer_tgt = any(o.rep is not None and o.rep.msg_type == KrbMsg.AS_REP and is_computer_account(account_of(o))
+                       for o in client.kdc)
+    if computer_tgt:
+        return False
+    first = client.legs[0].request_frame if client.legs else None
+    return first is None or ex.frame > first
+
+
 def later_success(client: ClientExchange, exchange: KdcExchange) -> bool:
     """A later AS-REP/TGS-REP for the same kind of request: the error was recovered from."""
     kind = exchange.req.msg_type if exchange.req is not None else None
     for other in client.kdc:
         rep = other.rep
-        if other.frame > exchange.frame and rep is not None and rep.msg_type in (11, 13):
+        if other.frame > exchange.frame and rep is not None and rep.msg_type in KDC_REPLIES:
             if kind is None or (other.req is not None and other.req.msg_type == kind):
                 return True
     return False
@@ -54,10 +85,6 @@ def mp_service_errors(client: ClientExchange, codes: tuple[int, ...]) -> list[Kd
     return [ex for ex in client.mp_spn_exchanges() if ex.error_code in codes]
 
 
-def legs_with_ap_req(client: ClientExchange) -> list[AuthLeg]:
-    return [leg for leg in client.legs if leg.ap_req is not None]
-
-
 def ntlm_legs(client: ClientExchange) -> list[AuthLeg]:
     return [leg for leg in client.legs if leg.mech == "ntlm"]
 
@@ -67,7 +94,7 @@ def ticket_for_mp(client: ClientExchange) -> KdcExchange | None:
     found = None
     for ex in client.mp_spn_exchanges():
         rep = ex.rep
-        if rep is not None and rep.msg_type == 13 and not ex.is_referral:
+        if rep is not None and rep.msg_type == KrbMsg.TGS_REP and not ex.is_referral:
             found = ex
     return found
 
@@ -83,6 +110,3 @@ def realm_related(a: str | None, b: str | None) -> bool:
     a, b = a.upper(), b.upper()
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
-
-def frame_list(*items: int | None) -> list[int]:
-    return sorted({i for i in items if i is not None})

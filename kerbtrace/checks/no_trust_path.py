@@ -10,6 +10,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, mp_service_errors, ntlm_legs, realm_related, referrals
 from kerbtrace.codes import krb_error
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "no_trust_path"
@@ -40,7 +41,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     hedge = (f" (the MP's realm is read from its DNS name; if {client.mp_name} is in the client's forest under a "
              "disjoint DNS namespace, the SPN is missing instead — check `setspn -Q` as well)") if guessed else ""
     return Finding(
-        CODE, "error",
+        CODE, Severity.ERROR,
         f"The client's realm {answered_by} has no Kerberos trust path to the MP's realm {mp_realm}: its KDC "
         f"answered KDC_ERR_S_PRINCIPAL_UNKNOWN for {error.sname} instead of a referral{hedge}. Only clients that "
         "authenticate with Kerberos are auto-approved; over an external trust (or none) that cannot happen.",
