@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kerbtrace.codes import KDC_REPLIES, KrbError, KrbMsg
+from kerbtrace.checks.base import Evidence
+from kerbtrace.codes import KDC_REPLIES, KrbError, KrbMsg, krb_error, msg_type_name
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
 CLOCK_ERRORS = (KrbError.KRB_AP_ERR_SKEW, KrbError.KRB_AP_ERR_TKT_NYV, KrbError.KRB_AP_ERR_TKT_EXPIRED)
@@ -110,3 +111,38 @@ def realm_related(a: str | None, b: str | None) -> bool:
     a, b = a.upper(), b.upper()
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
+
+
+def exchange_steps(client: ClientExchange) -> list[Evidence]:
+    """The steps of the registration the capture shows, as evidence of the verdict: how the client got its
+    TGT, found the MP, was challenged, got (or failed to get) a ticket for the MP's SPN across referrals,
+    what it presented and what the MP answered. KDC replies (or the unanswered request), lookups of the MP,
+    the MP's answers, and the requests that carried a token."""
+    out: list[Evidence] = []
+    spn = {id(ex) for ex in client.mp_spn_exchanges()}
+    for ex in client.kdc:
+        req = ex.req
+        as_exchange = (req is not None and req.msg_type == KrbMsg.AS_REQ) or \
+            (req is None and ex.rep is not None and ex.rep.msg_type == KrbMsg.AS_REP)
+        cross = req is not None and req.ticket is not None and req.ticket.sname.lower().startswith("krbtgt/") and \
+            req.ticket.sname.split("/")[-1].upper() != req.ticket.realm.upper()
+        if not ((as_exchange and registration_identity(client, ex)) or id(ex) in spn or ex.is_referral or cross):
+            continue
+        if ex.reply is not None:
+            what = msg_type_name(ex.rep.msg_type) if ex.error_code is None else krb_error(ex.error_code).label()
+            out.append(Evidence(ex.reply.frame, f"{what} from KDC {ex.kdc_ip}"))
+        elif ex.request is not None:
+            out.append(Evidence(ex.request.frame, f"{msg_type_name(ex.request.msg.msg_type)} to KDC {ex.kdc_ip}, "
+                                "no reply"))
+    out += [Evidence(f.frame, f"{f.transport.upper()} to {f.kdc_ip}:88: {f.how}") for f in client.kdc_failures]
+    names = client.mp_names
+    for lk in client.dns:
+        if lk.name.startswith("_mssms_mp_") or lk.name in names or lk.name.split(".")[0] in names:
+            out.append(Evidence(lk.response_frame or lk.frame, f"DNS lookup of {lk.name}"))
+    for leg in client.legs:
+        if leg.token is not None and leg.mech in ("kerberos", "ntlm"):
+            out.append(Evidence(leg.request_frame, f"{leg.method} with a {leg.mech.upper()} token"))
+        if leg.response_frame is not None:
+            out.append(Evidence(leg.response_frame, f"MP answered HTTP {leg.status}"))
+    out += [Evidence(leg.frame, leg.describe()) for leg in client.tls]
+    return out

@@ -77,8 +77,9 @@ def common_cause(results: Iterable, input_index: int = 0) -> list[FleetFinding]:
     by_account: dict[tuple[str, str], list] = defaultdict(list)
     for r in results:
         primary = r.primary
-        if r.verdict == Verdict.APPROVED or primary is None or primary.severity != Severity.ERROR:
-            continue
+        if r.verdict == Verdict.APPROVED or primary is None or primary.severity != Severity.ERROR \
+                or primary.candidates:
+            continue  # a hedged cause stands for several: it is not one fault shared
         mp = r.client.mp_name or r.client.mp_ip
         if mp:
             by_mp[(mp, primary.code)].append(r)

@@ -8,8 +8,15 @@ a referral TGT, and the client cannot be auto-approved.
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import kerberos_accepted, mp_service_errors, ntlm_legs, realm_related, referrals
-from kerbtrace.codes import krb_error
+from kerbtrace.checks.common import (
+    kdc_errors,
+    kerberos_accepted,
+    mp_service_errors,
+    ntlm_legs,
+    realm_related,
+    referrals,
+)
+from kerbtrace.codes import KrbError, krb_error
 from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -35,6 +42,10 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None
     evidence = [Evidence(error.frame, f"{answered_by} KDC {error.kdc_ip} has no referral for {error.sname}: "
                                       "KDC_ERR_S_PRINCIPAL_UNKNOWN")]
+    # the client then asks for a TGT of the MP's realm itself: the refusal shows there is no trust path
+    evidence += [Evidence(ex.frame, f"{answered_by} KDC {ex.kdc_ip}: KDC_ERR_S_PRINCIPAL_UNKNOWN for {ex.sname}")
+                 for ex in kdc_errors(client, (KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN,))
+                 if (ex.sname or "").upper() == f"KRBTGT/{mp_realm}"]
     for leg in ntlm_legs(client)[:1]:
         evidence.append(Evidence(leg.request_frame, "client fell back to NTLM"))
     guessed = client.mp_realm_from_ticket is None

@@ -33,7 +33,7 @@ from kerbtrace.checks import (
     trust_broken,
 )
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import approved
+from kerbtrace.checks.common import approved, exchange_steps
 from kerbtrace.constants import Severity, Verdict
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -100,7 +100,21 @@ def evaluate(client: ClientExchange, ctx: Context) -> tuple[Verdict, list[Findin
                         for f in findings)
         if not explained and (verdict == Verdict.NOT_APPROVED or not findings):
             findings.append(_unexplained(client, verdict))
-    return verdict, order(verdict, findings)
+    findings = order(verdict, findings)
+    if findings:
+        findings[0] = _with_steps(findings[0], client)
+    return verdict, findings
+
+
+def _with_steps(primary: Finding, client: ClientExchange) -> Finding:
+    """The primary cause's evidence, followed by the steps of the exchange that lead to the verdict."""
+    shown = {e.frame for e in primary.evidence}
+    steps = []
+    for e in sorted(exchange_steps(client), key=lambda e: e.frame or 0):
+        if e.frame not in shown:
+            shown.add(e.frame)
+            steps.append(e)
+    return dataclasses.replace(primary, evidence=[*primary.evidence, *steps]) if steps else primary
 
 
 def order(verdict: str, findings: list[Finding]) -> list[Finding]:
