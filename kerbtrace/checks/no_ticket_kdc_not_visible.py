@@ -48,8 +48,9 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         f"The client {what}: it got no Kerberos ticket for the MP, and the capture holds no KDC traffic at all "
         "(taken on the MP, or filtered), so it cannot show why. Possible causes: the MP's HTTP SPN missing or "
         "duplicated, no trust path or a broken trust to the MP's realm, the KDC unreachable, the client's account "
-        "locked, disabled or with a stale password, no shared encryption type, clock skew.",
+        "locked, disabled or with a stale password, no shared encryption type, clock skew"
+        + (", or a client that chose NTLM without asking for a ticket (an alias, a cached failure)." if ntlm else "."),
         fix="Capture on the client (or on its DC) while restarting ccmexec to see the TGS exchange; check the SPN "
             f"(setspn -Q HTTP/{client.mp_name or '<mp fqdn>'}) or pass --directory; read the DC's security log "
             "(events 4768, 4769, 4771) for this client.",
-        evidence=evidence, candidates=list(CANDIDATES))
+        evidence=evidence, candidates=list(CANDIDATES) + (["ntlm_fallback"] if ntlm else []))
