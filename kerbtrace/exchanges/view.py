@@ -52,6 +52,8 @@ def client_view(client: ClientExchange, legs: InputLegs) -> dict[str, str]:
         label = View.MP_SIDE if kdc == dns == Leg.NOT_SEEN and not legs.kdc else View.FULL
     elif mp_http == Leg.TLS:
         label = View.TLS_KDC if kdc == Leg.SEEN or legs.kdc else View.TLS_ONLY
+    elif legs.mp_http or legs.mp_tls:
+        label = View.FULL  # the capture shows the MP's side: this client never reached it (a failed lookup)
     elif kdc == Leg.SEEN:
         label = View.KDC_SIDE
     else:
