@@ -35,7 +35,7 @@ def tgs_req(sname):
 
 def dns(frame, name, qtype, *, response, rcode=0, answer=None, ident=7, client=CLIENT):
     msg = DNS(id=ident, qr=int(response), rcode=rcode, qd=DNSQR(qname=name, qtype=qtype),
-              an=DNSRR(rrname=name, type=qtype, rdata=answer) if answer else None)
+              an=[DNSRR(rrname=name, type=qtype, rdata=answer)] if answer else [])
     src, dst = (DNS_SERVER, client) if response else (client, DNS_SERVER)
     return DnsEvent(frame, frame / 10, src, dst, peek_dns(bytes(msg)))
 
