@@ -184,3 +184,30 @@ def test_an_auth_token_leg_is_kept_with_its_client():
     (client,) = _run([request, http_response(6, request, 200)])[1]
     assert client.auth == "kerberos" and client.mp_name == MP_NAME and client.legs[0].ap_req is not None
     assert client.view["label"] == "mp_side"
+
+
+def test_policy_traffic_adds_to_a_timeline_but_never_makes_a_client():
+    policy = http_request(1, "/ccm_system/request")
+    assert _run([policy, http_response(2, policy, 200)], (MP_NAME,))[1] == []
+    reg = http_request(3, "/ccm_system_windowsauth/request")
+    later = http_request(5, "/ccm_system/request")
+    (client,) = _run([reg, http_response(4, reg, 200), later])[1]
+    assert [e.frame for e in client.timeline] == [3, 4, 5] and len(client.legs) == 1
+
+
+def test_the_client_guid_is_read_from_the_header_source_id_too():
+    from kerbtrace.checks.duplicate_guid import check as duplicate_guid
+    from kerbtrace.decoders.ccm import CcmMessage
+
+    correlator = Correlator()
+    for ip, host in (("10.1.0.5", "PC01"), ("10.1.0.6", "PC02")):
+        ccm = CcmMessage("registration_request", source_id="GUID:1234", netbios_name=host)
+        request = http_request(len(correlator.clients) + 1, "/ccm_system_windowsauth/request")
+        request.client_ip, request.ccm = ip, ccm
+        correlator.feed(request)
+    clients = correlator.finish()
+    assert [c.smsid for c in clients] == ["GUID:1234", "GUID:1234"]
+    ctx = Context()
+    for c in clients:
+        ctx.add(c)
+    assert all(duplicate_guid(c, ctx) is not None for c in clients)

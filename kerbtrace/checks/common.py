@@ -45,11 +45,10 @@ def account_of(ex: KdcExchange) -> str | None:
 def registration_identity(client: ClientExchange, ex: KdcExchange) -> bool:
     """Is this AS exchange the identity the client registers with?
 
-    Normally the computer account (LocalSystem). A user account counts too when the client never got a
-    TGT as a computer and the AS exchange came after its first registration request (the MP's 401 sent
-    it for credentials) or the client shows no registration request at all: the SMS 2.0 client
-    connection accounts of old sites and NLB MP application pools register as users. A user logging on
-    at the same computer before it registers is not the ConfigMgr client.
+    Normally the computer account (LocalSystem). A user account counts too when the client got no TGT
+    as a computer in the capture: the SMS 2.0 client connection accounts of old sites and NLB MP
+    application pools register as users. A user logging on at a computer whose own account works is
+    not the ConfigMgr client.
     """
     name = account_of(ex)
     if is_computer_account(name):
@@ -58,12 +57,8 @@ def registration_identity(client: ClientExchange, ex: KdcExchange) -> bool:
         return False
     if name is None:
         return ex.error_code == KrbError.KDC_ERR_CLIENT_REVOKED
-    computer_tgt = any(o.rep is not None and o.rep.msg_type == KrbMsg.AS_REP and is_computer_account(account_of(o))
-                       for o in client.kdc)
-    if computer_tgt:
-        return False
-    first = client.legs[0].request_frame if client.legs else None
-    return first is None or ex.frame > first
+    return not any(o.rep is not None and o.rep.msg_type == KrbMsg.AS_REP and is_computer_account(account_of(o))
+                   for o in client.kdc)
 
 
 def later_success(client: ClientExchange, exchange: KdcExchange) -> bool:

@@ -148,6 +148,10 @@ class Correlator:
             if leg is not None:
                 self.legs.mp_http += 1
                 self._registration(ev, leg)
+            elif ev.client_ip in self.clients and ev.server_ip in self.mp.addresses:
+                # policy, location, inventory of a client: part of its timeline, never a client of its own
+                self.clients[ev.client_ip].add(ev.frame, ev.time, ev.client_ip, ev.server_ip,
+                                               f"{ev.msg.method} {ev.msg.uri}", "not a registration")
             return
         leg = self._http.response(ev)
         client = self._owners.pop(id(leg), None) if leg is not None else None
@@ -178,8 +182,9 @@ class Correlator:
         if ccm is not None:
             client.hostname = netbios or client.hostname
             client.fqdn = ccm.fq_name or client.fqdn
-            if ccm.smsid:
-                client.smsid = ccm.smsid
+            smsid = ccm.smsid or ccm.source_id  # some versions carry the GUID only in the header's SourceID
+            if smsid:
+                client.smsid = smsid
                 client.smsid_frame = ev.frame
         client.mp_ip = ev.server_ip
         client.mp_name = name or client.mp_name
