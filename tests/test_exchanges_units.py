@@ -211,3 +211,17 @@ def test_the_client_guid_is_read_from_the_header_source_id_too():
     for c in clients:
         ctx.add(c)
     assert all(duplicate_guid(c, ctx) is not None for c in clients)
+
+
+def test_tls_on_443_to_the_address_of_a_host_the_client_got_a_ticket_for():
+    name = "mp09.corp.lab"
+    ticket = [krb(1, tgs_req(f"HTTP/{name}"), request=True),
+              krb(2, KerberosMessage(13, ticket=TicketInfo("CORP.LAB", f"HTTP/{name}", 18, 3)), request=False)]
+    lookup = [dns(3, name, "A", response=False, ident=9), dns(4, name, "A", response=True, answer="10.0.0.99", ident=9)]
+    hello = TlsEvent(5, 0.5, CLIENT, 50300, "10.0.0.99", 443, 6, version="TLS 1.3")
+    (client,) = _run([*ticket, *lookup, hello])[1]
+    assert client.tls[0].why == "ticket" and client.mp_name == name and client.view["mp_http"] == "tls"
+    sql = TlsEvent(5, 0.5, CLIENT, 50300, MP, 1433, 6)
+    request = http_request(1, "/ccm_system_windowsauth/request")
+    (client,) = _run([request, http_response(2, request, 401), sql])[1]
+    assert client.tls == [], "TLS to the MP's server on another port (SQL, WSUS) is not a registration"

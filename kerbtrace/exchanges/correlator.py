@@ -220,20 +220,22 @@ class Correlator:
         self._attach_tls(self._client(leg.client_ip, leg.time), leg)
 
     def _tls_to_mp(self, leg: TlsLeg) -> str | None:
-        """How a TLS connection is known to go to an MP: its SNI, the MP's address, or (port 443) a ticket
-        the client got for HTTP/<name> where <name> resolved to that address."""
+        """How a TLS connection is known to go to an MP: its SNI (any port), or on port 443 the MP's address
+        or a ticket the client got for HTTP/<name> where <name> resolved to that address. (Other TLS to the
+        MP's server, such as SQL or WSUS on their own ports, is not a registration.)"""
         if leg.sni and self.mp.is_mp_name(leg.sni):
             self.mp.add_address(leg.mp_ip, self.mp.canonical(leg.sni))
             return "SNI"
+        if leg.mp_port != HTTPS_PORT:
+            return None
         if leg.mp_ip in self.mp.addresses:
             return "address"
-        if leg.mp_port == HTTPS_PORT:
-            client = self.clients.get(leg.client_ip)
-            kdc = client.kdc if client is not None else [x for x in self._history.kdc.get(leg.client_ip, ())
-                                                          if isinstance(x, KdcExchange)]
-            hosts = {self.mp.spn_host(x.sname) for x in kdc} - {None}
-            if hosts and self._resolved_to(leg.client_ip, leg.mp_ip, hosts):
-                return "ticket"
+        client = self.clients.get(leg.client_ip)
+        kdc = client.kdc if client is not None else [x for x in self._history.kdc.get(leg.client_ip, ())
+                                                      if isinstance(x, KdcExchange)]
+        hosts = {self.mp.spn_host(x.sname) for x in kdc} - {None}
+        if hosts and self._resolved_to(leg.client_ip, leg.mp_ip, hosts):
+            return "ticket"
         return None
 
     def _resolved_to(self, ip: str, address: str, hosts: set) -> bool:
@@ -358,10 +360,11 @@ class Correlator:
             if self._tls_to_mp(leg) is not None:
                 return self.mp.addresses.get(leg.mp_ip) or leg.sni or ""
         lookups = list(self._history.dns.get(ip, ()))
-        lookups += [lk for lk in (r.decode() for r in self._history.recent.get(ip, ())) if lk is not None]
         failed = [lk for lk in lookups if self._failed_mp_lookup(lk)]
         if not failed:
-            return None
+            return None  # (successful lookups are decoded only to rule a failure out)
+        lookups += [lk for lk in (r.decode() for r in self._history.recent.get(ip, ())
+                                  if self.mp.is_mp_label(r.response.header.first_label)) if lk is not None]
         last = failed[-1]
         if any(lk.resolved and _same_name(lk, last) and (lk.frame > last.frame or lk.qtype == DnsType.A)
                for lk in lookups):
