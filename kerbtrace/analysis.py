@@ -207,7 +207,8 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
     done.sort(key=lambda r: (r.client.first_time, r.client.ip))
     summary.legs = session.correlator.legs
     summary.notes = session.notes(done)
-    fleet = lockout_sources(session.lockouts.principals.values()) + common_cause(done)
+    lockouts = lockout_sources(session.lockouts.principals.values())
+    fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
     return summary, done, session.inventory.records, fleet
 
 

@@ -10,10 +10,27 @@ import json
 
 import pytest
 
+from kerbtrace import checks
 from kerbtrace.analysis import analyze
+from kerbtrace.reports.json_report import to_json
 from tests.conftest import CAPTURES, lab_manifests
 
 MANIFESTS = lab_manifests()
+# codes kerbtrace reports: per-client causes, and findings about several clients (fleet) once it has them
+KNOWN_CODES = set(checks.CAUSE_CODES) | set(getattr(checks, "FLEET_CODES", ()))
+
+
+def _codes(manifest: dict) -> set[str]:
+    clients = manifest["clients"]
+    return ({c["cause"] for c in clients} | {s for c in clients for s in c["secondary_causes"]}
+            | {f["code"] for f in manifest.get("fleet", [])})
+
+
+def _case(path):
+    """A manifest that needs a code kerbtrace does not have yet is expected to fail, and only then."""
+    missing = sorted(_codes(json.loads(path.read_text())) - KNOWN_CODES)
+    marks = [pytest.mark.xfail(strict=True, reason=f"kerbtrace does not report {missing} yet")] if missing else []
+    return pytest.param(path, marks=marks, id=path.stem)
 
 
 def test_lab_captures_are_shipped():
@@ -21,7 +38,7 @@ def test_lab_captures_are_shipped():
     assert {"ok_same_realm", "ok_child_referral", "spn_on_other_account", "spn_missing", "mixed"} <= names
 
 
-@pytest.mark.parametrize("manifest_path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
+@pytest.mark.parametrize("manifest_path", [_case(p) for p in MANIFESTS])
 def test_manifest_verdicts(manifest_path):
     manifest = json.loads(manifest_path.read_text())
     result = analyze([str(CAPTURES / manifest["capture"])], progress=False)
@@ -51,6 +68,13 @@ def test_manifest_verdicts(manifest_path):
         if not wanted <= shown:
             problems.append(f"{expected['client_ip']}: evidence frames {sorted(wanted - shown)} of "
                             f"{sorted(wanted)} not in the findings' evidence {sorted(shown)}")
+    # findings about several clients: the JSON document's top-level "fleet" list, sources in any order; the
+    # manifests record lockouts (fleet_common_cause is an inference of kerbtrace, tested in test_checks_units)
+    wanted = [(f["code"], f["principal"], sorted(f["sources"])) for f in manifest.get("fleet", [])]
+    reported = [(f.get("code"), f.get("principal"), sorted(f.get("sources", [])))
+                for f in to_json(result).get("fleet", []) if f.get("code") == "lockout_sources"]
+    if wanted != reported:
+        problems.append(f"fleet findings {reported} != {wanted}")
     extra = set(by_ip) - {c["client_ip"] for c in manifest["clients"]}
     if extra:
         problems.append(f"clients not in the manifest: {sorted(extra)}")

@@ -38,17 +38,25 @@ class FleetFinding:
     evidence: list[Evidence] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
-                "input": self.input, "subject": self.subject, "cause": self.cause, "sources": self.sources,
-                "clients": self.clients, "evidence": [e.as_json() for e in self.evidence]}
+        out = {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
+               "input": self.input, "subject": self.subject}
+        if self.code == LOCKOUT_SOURCES:
+            out.update(principal=self.subject, sources=[s["address"] for s in self.sources],
+                       source_counts=self.sources)
+        else:
+            out.update(cause=self.cause, clients=self.clients)
+        out["evidence"] = [e.as_json() for e in self.evidence]
+        return out
 
 
 def lockout_sources(principals: Iterable[PrincipalFailures], input_index: int = 0) -> list[FleetFinding]:
-    """A principal with failed pre-authentications from two or more addresses, or locked after them."""
+    """A principal with failed pre-authentications from two or more addresses, or used from two or more
+    addresses and locked after failed pre-authentications. (One computer whose own account fails is that
+    client's account_revoked / preauth_failed, not a fleet finding.)"""
     out = []
     for entry in principals:
         failing = [s for s in entry.sources.values() if s.failures]
-        if not failing or (len(failing) < 2 and not entry.revoked):
+        if not failing or (len(failing) < 2 and not (entry.revoked and len(entry.sources) >= 2)):
             continue
         failing.sort(key=lambda s: (-s.failures, s.address))
         kind = "computer account" if is_computer_account(entry.principal) else "user account"
@@ -71,8 +79,10 @@ def lockout_sources(principals: Iterable[PrincipalFailures], input_index: int = 
     return out
 
 
-def common_cause(results: Iterable, input_index: int = 0) -> list[FleetFinding]:
-    """`results`: ClientResult-like objects (client, verdict, primary) of one input."""
+def common_cause(results: Iterable, input_index: int = 0, reported: Iterable[str] = ()) -> list[FleetFinding]:
+    """`results`: ClientResult-like objects (client, verdict, primary) of one input; `reported`: principals a
+    lockout_sources finding already names (the fault is the account: not said twice, nor blamed on the MP)."""
+    known = {p.lower() for p in reported}
     by_mp: dict[tuple[str, str], list] = defaultdict(list)
     by_account: dict[tuple[str, str], list] = defaultdict(list)
     for r in results:
@@ -81,14 +91,20 @@ def common_cause(results: Iterable, input_index: int = 0) -> list[FleetFinding]:
                 or primary.candidates:
             continue  # a hedged cause stands for several: it is not one fault shared
         mp = r.client.mp_name or r.client.mp_ip
-        if mp:
+        if mp and (r.client.account or "").lower() not in known:
             by_mp[(mp, primary.code)].append(r)
         account = r.client.account
         if account and not is_computer_account(account):
+            if account.lower() in known:
+                continue
             by_account[(account, primary.code)].append(r)
     out = []
     groups = [(f"the account {s}", s, c, g) for (s, c), g in by_account.items() if len(g) >= 2]
-    groups += [(f"the MP {s}", s, c, g) for (s, c), g in by_mp.items() if len(g) >= MIN_CLIENTS]
+    by_user = {id(r) for _, _, _, g in groups for r in g}
+    for (s, c), g in by_mp.items():
+        g = [r for r in g if id(r) not in by_user]  # a shared user account explains them, not the MP
+        if len(g) >= MIN_CLIENTS:
+            groups.append((f"the MP {s}", s, c, g))
     for where, subject, code, group in groups:
         ips = sorted({r.client.ip for r in group})
         out.append(FleetFinding(

@@ -132,7 +132,7 @@ class Correlator:
         host = self.mp.spn_host(req.sname)
         if host is None:
             return None
-        if not self.mp.is_mp_name(host):
+        if not self.mp.is_mp_name(host) and not self._tls_before_ticket(exchange.client_ip, host):
             self.mp.note_spn(host)
             return None
         if exchange.client_ip in self._handed_out:
@@ -237,6 +237,12 @@ class Correlator:
         if hosts and self._resolved_to(leg.client_ip, leg.mp_ip, hosts):
             return "ticket"
         return None
+
+    def _tls_before_ticket(self, ip: str, host: str) -> bool:
+        """An HTTPS registration asks for its ticket inside the TLS connection (after the MP's 401): TLS on
+        443 to the address `host` resolved to, seen just before, makes `host` an MP."""
+        return any(leg.mp_port == HTTPS_PORT and self._resolved_to(ip, leg.mp_ip, {host})
+                   for leg in self._history.tls.get(ip, ()))
 
     def _resolved_to(self, ip: str, address: str, hosts: set) -> bool:
         for raw in self._history.recent.get(ip, ()):

@@ -43,6 +43,15 @@ def to_json_header(analysis: Analysis) -> dict:
     }
 
 
+def to_json(analysis: Analysis) -> dict:
+    """The whole document as one dict (for callers that want it in memory)."""
+    return {**to_json_header(analysis),
+            "clients": [client_json(r) for r in analysis.clients],
+            "fleet": [f.as_json() for f in analysis.fleet],
+            "kerberos": [kerberos_json(k) for k in analysis.kerberos],
+            "warnings": analysis.diag.as_json()}
+
+
 def write_json(analysis: Analysis, out: IO[str]) -> None:
     """Write the document piece by piece: the report can hold 100k entries, and building it whole
     as one string would double the peak memory of a large run. json's C encoder (no indent) does the work."""
