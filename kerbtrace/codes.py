@@ -13,37 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import IntEnum
-
-from kerbtrace.constants import (
-    DNS_NAME_TYPES,
-    KDC_REPLIES,
-    KDC_REQUESTS,
-    REQUESTS,
-    Auth,
-    DnsRcode,
-    DnsType,
-    KrbMsg,
-    Leg,
-    Severity,
-    Verdict,
-    View,
-)
 
 __all__ = [
-    "DNS_NAME_TYPES",
-    "KDC_REPLIES",
-    "KDC_REQUESTS",
-    "REQUESTS",
-    "Auth",
-    "DnsRcode",
-    "DnsType",
-    "KrbError",
-    "KrbMsg",
-    "Leg",
-    "Severity",
-    "Verdict",
-    "View",
     "CCM_APPROVAL_STATUS",
     "CCM_REG_STATUS",
     "CodeInfo",
@@ -299,8 +270,6 @@ _KRB_ROWS: list[_Row] = [
      False),
 ]
 KRB_ERRORS: dict[int, CodeInfo] = _table("krb", _KRB_ROWS)
-#: The same table as an enum, for comparisons: ``KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN``.
-KrbError = IntEnum("KrbError", {info.name: code for code, info in KRB_ERRORS.items()})
 
 
 # ---------------------------------------------------------------------------------------------------------

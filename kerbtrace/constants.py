@@ -1,13 +1,15 @@
 """Named constants for values the stages compare: Kerberos message types, DNS types and rcodes,
 verdicts, severities, auth kinds and capture views.
 
-One place, so no module compares `msg_type` with a bare number. `kerbtrace.codes` re-exports these and
-adds `KrbError`, built from its own table of Kerberos errors (one list of names, not two).
+One place, so no module compares `msg_type` with a bare number. `KrbError` is built from the table of
+Kerberos errors in `kerbtrace.codes` (one list of names, not two).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
+
+from kerbtrace.codes import KRB_ERRORS
 
 
 class KrbMsg(IntEnum):
@@ -21,6 +23,9 @@ class KrbMsg(IntEnum):
     AP_REP = 15
     KRB_ERROR = 30
 
+
+#: Kerberos error codes by name: ``KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN`` (from the table in kerbtrace.codes).
+KrbError = IntEnum("KrbError", {info.name: code for code, info in KRB_ERRORS.items()})
 
 KDC_REQUESTS = frozenset((KrbMsg.AS_REQ, KrbMsg.TGS_REQ))
 KDC_REPLIES = frozenset((KrbMsg.AS_REP, KrbMsg.TGS_REP))
@@ -87,5 +92,5 @@ class View(StrEnum):
     DNS_ONLY = "dns_only"  # only the client's lookups of the MP
 
 
-__all__ = ["DNS_NAME_TYPES", "KDC_REPLIES", "KDC_REQUESTS", "REQUESTS", "Auth", "DnsRcode", "DnsType", "KrbMsg",
-           "Leg", "Severity", "Verdict", "View"]
+__all__ = ["DNS_NAME_TYPES", "KDC_REPLIES", "KDC_REQUESTS", "REQUESTS", "Auth", "DnsRcode", "DnsType", "KrbError",
+           "KrbMsg", "Leg", "Severity", "Verdict", "View"]

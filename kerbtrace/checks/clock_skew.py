@@ -13,8 +13,8 @@ from email.utils import parsedate_to_datetime
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
-from kerbtrace.codes import KDC_REPLIES, KrbMsg, hresult, krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.codes import hresult, krb_error
+from kerbtrace.constants import KDC_REPLIES, KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "clock_skew"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kerbtrace.checks.base import Evidence
-from kerbtrace.codes import KDC_REPLIES, KrbError, KrbMsg, krb_error, msg_type_name
+from kerbtrace.codes import krb_error, msg_type_name
+from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
 CLOCK_ERRORS = (KrbError.KRB_AP_ERR_SKEW, KrbError.KRB_AP_ERR_TKT_NYV, KrbError.KRB_AP_ERR_TKT_EXPIRED)

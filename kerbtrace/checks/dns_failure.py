@@ -8,8 +8,8 @@ normal for an IPv4-only MP and does not count.
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.codes import DNS_NAME_TYPES, DnsRcode, DnsType, dns_rcode, hresult
-from kerbtrace.constants import Severity
+from kerbtrace.codes import dns_rcode, hresult
+from kerbtrace.constants import DNS_NAME_TYPES, DnsRcode, DnsType, Severity
 from kerbtrace.exchanges.client import ClientExchange, DnsLookup
 from kerbtrace.exchanges.mp_names import MP_LOCATOR_PREFIX
 

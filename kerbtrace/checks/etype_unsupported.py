@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted
-from kerbtrace.codes import KrbMsg, etype_name, krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.codes import etype_name, krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "etype_unsupported"

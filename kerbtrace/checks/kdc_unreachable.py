@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import is_computer_account, kerberos_accepted, referrals
-from kerbtrace.codes import KrbMsg, hresult
-from kerbtrace.constants import Severity
+from kerbtrace.codes import hresult
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange, KdcExchange
 
 CODE = "kdc_unreachable"

@@ -16,8 +16,8 @@ from kerbtrace.checks.common import (
     later_success,
     registration_identity,
 )
-from kerbtrace.codes import KrbError, krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.codes import krb_error
+from kerbtrace.constants import KrbError, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "preauth_failed"

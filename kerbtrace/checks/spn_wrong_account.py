@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, ticket_for_mp
-from kerbtrace.codes import KrbMsg, etype_name, hresult, krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.codes import etype_name, hresult, krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_wrong_account"

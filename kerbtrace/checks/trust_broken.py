@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted, later_success
-from kerbtrace.codes import KrbMsg, krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.codes import krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "trust_broken"

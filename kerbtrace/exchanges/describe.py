@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kerbtrace.codes import KrbMsg, dns_rcode, etype_name, krb_error, ntstatus
+from kerbtrace.codes import dns_rcode, etype_name, krb_error, ntstatus
+from kerbtrace.constants import KrbMsg
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.exchanges.client import DnsLookup, KdcExchange
 

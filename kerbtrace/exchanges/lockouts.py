@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from kerbtrace.codes import KrbError
-from kerbtrace.constants import KrbMsg
+from kerbtrace.constants import KrbError, KrbMsg
 from kerbtrace.events import KerberosEvent
 
 KERBEROS_PORT = 88
