@@ -6,6 +6,7 @@ same capture (tests/test_lab_manifests.py), so agreement here means kerbtrace re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -26,10 +27,18 @@ def _codes(manifest: dict) -> set[str]:
             | {f["code"] for f in manifest.get("fleet", [])})
 
 
+def _tls_decoded() -> bool:
+    return importlib.util.find_spec("kerbtrace.decoders.tls") is not None
+
+
 def _case(path):
-    """A manifest that needs a code kerbtrace does not have yet is expected to fail, and only then."""
-    missing = sorted(_codes(json.loads(path.read_text())) - KNOWN_CODES)
+    """A manifest that needs a code kerbtrace does not have yet, or HTTPS MPs before kerbtrace reads TLS
+    handshakes, is expected to fail, and only then."""
+    manifest = json.loads(path.read_text())
+    missing = sorted(_codes(manifest) - KNOWN_CODES)
     marks = [pytest.mark.xfail(strict=True, reason=f"kerbtrace does not report {missing} yet")] if missing else []
+    if not marks and any(m.get("port") == 443 for m in manifest.get("mps", [])) and not _tls_decoded():
+        marks = [pytest.mark.xfail(strict=True, reason="HTTPS MPs: kerbtrace does not decode TLS handshakes yet")]
     return pytest.param(path, marks=marks, id=path.stem)
 
 
