@@ -62,7 +62,13 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                 if f.frame < ex.frame and (account_of(f) or account).lower() == account.lower()]
     lockout = rep.error_code == KrbError.KDC_ERR_CLIENT_REVOKED and failures and \
         (state in (None, "locked out"))
-    what = state or krb_error(rep.error_code or 0).meaning.rstrip(".")
+    if state:
+        what = state
+    elif rep.error_code == KrbError.KDC_ERR_CLIENT_REVOKED:
+        what = ("its credentials are revoked (locked out, disabled or expired; the KDC sent no NTSTATUS that "
+                "says which)")
+    else:
+        what = krb_error(rep.error_code or 0).meaning.rstrip(".")
     summary = f"The {realm} KDC {ex.kdc_ip} refused the {kind} {account}: {what}"
     if lockout:
         summary += (f". It was locked out in this capture: {len(failures)} failed pre-authentication(s) came "
