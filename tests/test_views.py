@@ -124,3 +124,26 @@ def test_mp_side_view_hedges_instead_of_claiming_a_kerberos_cause(tmp_path, tsha
     assert all(full[r.client.ip].primary.code in r.primary.candidates for r in hedged)
     assert any("MP side only: no KDC traffic" in n for n in result.inputs[0].notes)
     assert result.inputs[0].legs.kdc == 0
+
+
+def test_the_json_document_carries_views_legs_notes_and_fleet(tmp_path, tshark):
+    import io
+
+    from kerbtrace.reports.json_report import write_json
+    from kerbtrace.reports.table import render
+
+    view = _cut(tmp_path, "mixed.pcapng", "tcp.port == 80", "mp")
+    result = analyze([str(view)], progress=False)
+    out = io.StringIO()
+    write_json(result, out)
+    doc = json.loads(out.getvalue())
+    (entry,) = doc["inputs"]
+    assert entry["legs"]["kdc"] == 0 and entry["legs"]["mp_http"] > 0 and entry["legs"]["label"] == "mp_side"
+    assert any(n.startswith("MP side only: no KDC traffic for these 36 client(s)") for n in entry["notes"])
+    assert {c["view"]["label"] for c in doc["clients"]} == {"mp_side"}
+    hedged = [c for c in doc["clients"] if c["causes"][0]["code"] == "no_ticket_kdc_not_visible"]
+    assert hedged and all("spn_missing" in c["causes"][0]["candidates"] for c in hedged)
+    assert [(f["code"], f["subject"]) for f in doc["fleet"]] == [("fleet_common_cause", "mp03.corp.lab")]
+    text = render(result)
+    assert "MP side only: no KDC traffic for these 36 client(s)" in text and "fleet_common_cause" in text
+    assert "(view: mp_side)" in text and "candidates: spn_missing" in text
