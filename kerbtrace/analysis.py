@@ -11,10 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kerbtrace.checks import Context, Finding, evaluate, late_findings
+from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources
 from kerbtrace.collector import RelaxedCollector
+from kerbtrace.constants import Verdict
 from kerbtrace.diagnostics import Diagnostics
+from kerbtrace.events import Event, KerberosEvent
 from kerbtrace.exchanges.client import ClientExchange
-from kerbtrace.exchanges.tracker import ExchangeTracker, KerberosRecord
+from kerbtrace.exchanges.correlator import Correlator
+from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
+from kerbtrace.exchanges.lockouts import LockoutWatch
+from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import CaptureError, open_capture
@@ -31,12 +37,16 @@ class InputSummary:
     start: float | None = None
     end: float | None = None
     error: str | None = None
+    legs: InputLegs = field(default_factory=InputLegs)  # which legs of the exchange the file holds at all
+    notes: list[str] = field(default_factory=list)  # what the reader should know of this file's view
 
 
 @dataclass(slots=True)
 class ClientResult:
+    """What the checks concluded for one client (the exchange itself holds only what the capture shows)."""
+
     client: ClientExchange
-    verdict: str
+    verdict: Verdict
     findings: list[Finding]
     input: int = 0  # index of the capture file in Analysis.inputs (frame numbers are per file)
 
@@ -44,12 +54,17 @@ class ClientResult:
     def primary(self) -> Finding | None:
         return self.findings[0] if self.findings else None
 
+    @property
+    def view(self) -> dict[str, str]:
+        return self.client.view
+
 
 @dataclass(slots=True)
 class Analysis:
     inputs: list[InputSummary] = field(default_factory=list)
     clients: list[ClientResult] = field(default_factory=list)
     kerberos: list[KerberosRecord] = field(default_factory=list)
+    fleet: list[FleetFinding] = field(default_factory=list)  # findings across clients (checks/fleet.py)
     diag: Diagnostics = field(default_factory=Diagnostics)
 
     @property
@@ -69,35 +84,70 @@ class Session:
     def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0) -> None:
         self.diag = diag
         self.settle = settle
-        self.tracker = ExchangeTracker(mp_names=mp_names)
-        self.pipeline = Pipeline(diag, self.tracker.feed)
+        self.correlator = Correlator(mp_names=mp_names)
+        self.inventory = KerberosInventory()
+        self.lockouts = LockoutWatch()
+        self.pipeline = Pipeline(diag, self._event)
         self.network = NetworkLayer(self.pipeline, diag)
         self.feed = self.network.feed
         self.context = Context()
 
+    def _event(self, event: Event) -> None:
+        """Each event to its consumers: the Kerberos inventory and lockout watch, and the correlator."""
+        if isinstance(event, KerberosEvent):
+            self.inventory.add(event)
+            self.lockouts.feed(event)
+        self.correlator.feed(event)
+
     def poll(self) -> list[ClientResult]:
-        return self._evaluate(list(self.tracker.completed(self.settle)))
+        return self._evaluate(list(self.correlator.completed(self.settle)))
 
     def finish(self, earlier: list[ClientResult] = ()) -> list[ClientResult]:  # type: ignore[assignment]
         """End of input: the remaining clients; `earlier` (results `poll` gave) get the findings that
         needed the whole capture, such as a duplicate GUID registered after them."""
         _guarded(self.diag, None, self.network.flush)
-        results = self._evaluate(self.tracker.finish())
+        results = self._evaluate(self.correlator.finish())
         for r in earlier:
             r.findings = _guarded(self.diag, None, late_findings, r.client, r.verdict, r.findings,
                                   self.context) or r.findings
         return results
 
     def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
+        self.context.kdc_visible = self.correlator.legs.kdc > 0
         for client in clients:
             self.context.add(client)
         out = []
         for client in clients:
             outcome = _guarded(self.diag, None, evaluate, client, self.context)
-            verdict, findings = outcome if outcome is not None else ("inconclusive", [])
+            verdict, findings = outcome if outcome is not None else (Verdict.INCONCLUSIVE, [])
             out.append(ClientResult(client, verdict, findings))
         for r in out:
-            r.client.settle(r.verdict)  # after every check of this batch ran: duplicates look across clients
+            r.client.release()  # after every check of this batch ran: duplicates look across clients
+        return out
+
+    def notes(self, results: list[ClientResult]) -> list[str]:
+        """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
+        legs = self.correlator.legs
+        out = []
+        mp_side = [r for r in results if r.view.get("label") == "mp_side"]
+        if mp_side:
+            out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
+                       "be seen (capture on the client or a DC, or read the DC's security log)")
+        kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
+        if kdc_side:
+            out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "
+                       "capture; verdicts come from their Kerberos exchanges for the MP's HTTP SPN")
+        tls = [r for r in results if r.view.get("mp_http") == "tls"]
+        if tls:
+            out.append(f"HTTPS: the registration of {len(tls)} client(s) is encrypted (TLS to the MP); verdicts come "
+                       "from the Kerberos side")
+        if not legs.kdc and not results and legs.mp_http == 0 and legs.mp_tls == 0:
+            out.append("no Kerberos on port 88 and no registration in this file")
+        for host, count in sorted(self.correlator.unknown_spn_hosts().items())[:10]:
+            out.append(f"Kerberos tickets for HTTP/{host} ({count} request(s)): pass --mp-name {host} if it is an MP")
+        if self.inventory.dropped:
+            out.append(f"{self.inventory.dropped} Kerberos messages past the first {self.inventory.limit} are counted, "
+                       "not listed")
         return out
 
 
@@ -107,25 +157,28 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
     show = sys.stderr.isatty() if progress is None else progress
     for index, path in enumerate(paths):
         result.diag.current_input = index
-        summary, clients, kerberos = _analyze_file(path, result.diag, show, mp_names)
+        summary, clients, kerberos, fleet = _analyze_file(path, result.diag, show, mp_names)
         result.inputs.append(summary)
         for client in clients:
             client.input = index
         for record in kerberos:
             record.input = index
+        for finding in fleet:
+            finding.input = index
         result.clients.extend(clients)
         result.kerberos.extend(kerberos)
+        result.fleet.extend(fleet)
     return result
 
 
 def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...]
-                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord]]:
+                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord], list[FleetFinding]]:
     summary = InputSummary(path, None)
     try:
         capture = open_capture(path, diag)
     except (CaptureError, OSError) as exc:
         summary.error = str(exc)
-        return summary, [], []
+        return summary, [], [], []
     summary.format = capture.format
     session = Session(diag, mp_names=mp_names)
     bar = _Progress(Path(path).name, capture.size) if show else None
@@ -152,7 +205,11 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
             summary.error = "no packet could be read from this file"  # nothing analysed: not "all approved"
         done.extend(session.finish(done))
     done.sort(key=lambda r: (r.client.first_time, r.client.ip))
-    return summary, done, session.tracker.kerberos
+    summary.legs = session.correlator.legs
+    summary.notes = session.notes(done)
+    lockouts = lockout_sources(session.lockouts.principals.values())
+    fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
+    return summary, done, session.inventory.records, fleet
 
 
 def _read(capture, feed, diag: Diagnostics, tick) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kerbtrace.constants import REQUESTS
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.ccm import CcmMessage
 from kerbtrace.decoders.dns import DnsHeader, decode_dns
@@ -32,7 +33,7 @@ class KerberosEvent:
 
     @property
     def is_request(self) -> bool:
-        return self.msg.msg_type in (10, 12, 14)
+        return self.msg.msg_type in REQUESTS
 
 
 @dataclass(slots=True)

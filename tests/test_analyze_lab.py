@@ -6,6 +6,7 @@ same capture (tests/test_lab_manifests.py), so agreement here means kerbtrace re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -26,10 +27,18 @@ def _codes(manifest: dict) -> set[str]:
             | {f["code"] for f in manifest.get("fleet", [])})
 
 
+def _tls_decoded() -> bool:
+    return importlib.util.find_spec("kerbtrace.decoders.tls") is not None
+
+
 def _case(path):
-    """A manifest that needs a code kerbtrace does not have yet is expected to fail, and only then."""
-    missing = sorted(_codes(json.loads(path.read_text())) - KNOWN_CODES)
+    """A manifest that needs a code kerbtrace does not have yet, or HTTPS MPs before kerbtrace reads TLS
+    handshakes, is expected to fail, and only then."""
+    manifest = json.loads(path.read_text())
+    missing = sorted(_codes(manifest) - KNOWN_CODES)
     marks = [pytest.mark.xfail(strict=True, reason=f"kerbtrace does not report {missing} yet")] if missing else []
+    if not marks and any(m.get("port") == 443 for m in manifest.get("mps", [])) and not _tls_decoded():
+        marks = [pytest.mark.xfail(strict=True, reason="HTTPS MPs: kerbtrace does not decode TLS handshakes yet")]
     return pytest.param(path, marks=marks, id=path.stem)
 
 
@@ -62,14 +71,17 @@ def test_manifest_verdicts(manifest_path):
         if expected.get("hostname") and got.client.hostname and \
                 got.client.hostname.upper() != expected["hostname"].upper():
             problems.append(f"{expected['client_ip']}: hostname {got.client.hostname}")
+        # The findings' own evidence, frame for frame (not the timeline: it lists every frame of the client).
         wanted = set(expected.get("evidence_frames", []))
-        shown = {e.frame for f in got.findings for e in f.evidence} | {e.frame for e in got.client.timeline}
-        if wanted and not wanted & shown:
-            problems.append(f"{expected['client_ip']}: none of the evidence frames {sorted(wanted)} is shown")
-    # findings about several clients: the JSON document's top-level "fleet" list, sources in any order
+        shown = {e.frame for f in got.findings for e in f.evidence}
+        if not wanted <= shown:
+            problems.append(f"{expected['client_ip']}: evidence frames {sorted(wanted - shown)} of "
+                            f"{sorted(wanted)} not in the findings' evidence {sorted(shown)}")
+    # findings about several clients: the JSON document's top-level "fleet" list, sources in any order; the
+    # manifests record lockouts (fleet_common_cause is an inference of kerbtrace, tested in test_checks_units)
     wanted = [(f["code"], f["principal"], sorted(f["sources"])) for f in manifest.get("fleet", [])]
     reported = [(f.get("code"), f.get("principal"), sorted(f.get("sources", [])))
-                for f in to_json(result).get("fleet", [])]
+                for f in to_json(result).get("fleet", []) if f.get("code") == "lockout_sources"]
     if wanted != reported:
         problems.append(f"fleet findings {reported} != {wanted}")
     extra = set(by_ip) - {c["client_ip"] for c in manifest["clients"]}
@@ -86,17 +98,15 @@ def _offset_seconds(text: str) -> float:
 def test_clock_skew_is_measured_and_blamed_on_the_client():
     import re
 
-    # The offset the lab gave the client's clock, as its manifest describes it ("clock moved +2h").
-    description = json.loads((CAPTURES / "clock_skew.json").read_text())["description"]
-    skew = re.search(r"clock moved ([+-]\d+[hms])", description)
-    assert skew, description
+    from lab.scenarios import SKEW
+
     result = analyze([str(CAPTURES / "clock_skew.pcapng")], progress=False)
     (client,) = result.clients
     finding = client.findings[0]
     assert finding.code == "clock_skew"
     measured = re.search(r"client ([+-]\d+) s \(SentTime of its CCM message, frame (\d+)\)", finding.summary)
     assert measured, finding.summary
-    assert abs(int(measured.group(1)) - _offset_seconds(skew.group(1))) < 2.0
+    assert abs(int(measured.group(1)) - _offset_seconds(SKEW)) < 2.0
     assert "Off by more than 5 minutes: the client's clock." in finding.summary
     assert int(measured.group(2)) in {e.frame for e in finding.evidence}
 

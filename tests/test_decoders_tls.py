@@ -21,7 +21,7 @@ import pytest
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.tls import MAX_HANDSHAKE_BYTES, TlsHandshakeReader, looks_like_client_hello
 from kerbtrace.events import HttpEvent, TlsEvent
-from kerbtrace.exchanges.tracker import ExchangeTracker
+from kerbtrace.exchanges.correlator import Correlator
 from tests.conftest import CAPTURES, real_capture_files
 from tests.loopback import pipeline_events, recording
 
@@ -185,12 +185,19 @@ def test_capture_started_mid_connection(tmp_path, tshark):
     assert stats.get("tcp_detached_connections") == 1
 
 
-def test_tracker_takes_tls_events_without_failing():
+def test_tls_to_an_unknown_host_is_no_client_and_to_a_known_mp_is_an_encrypted_leg():
     events, _, _ = pipeline_events(CAPTURES / "tls" / "tls12_client_cert.pcapng")
-    tracker = ExchangeTracker()
+    (sni,) = {e.sni for e in events if isinstance(e, TlsEvent)}
+    assert sni
+    unknown = Correlator()
     for ev in events:
-        tracker.feed(ev)
-    assert tracker.finish() is not None
+        unknown.feed(ev)
+    assert unknown.finish() == []  # HTTPS to a host nobody named as an MP is not a registration
+    known = Correlator(mp_names=(sni,))
+    for ev in events:
+        known.feed(ev)
+    (client,) = known.finish()
+    assert client.view["mp_http"] == "tls"
 
 
 # ------------------------------------------------------------------------------------------ reader

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from kerbtrace.checks import CHECKS
+from kerbtrace.checks import CHECKS, fleet
 
 
 def catalogue() -> str:
@@ -26,6 +26,12 @@ def catalogue() -> str:
         lines.append("")
         lines.append("References: " + "; ".join(module.REFERENCES) + ".")
         lines.append("")
+    lines += ["# Findings across clients", "",
+              "In the JSON's `fleet` list and the table's \"Across clients\" section "
+              "(`kerbtrace/checks/fleet.py`):", ""]
+    for line in (inspect.getdoc(fleet) or "").split("\n- ")[1:]:
+        code, _, text = " ".join(line.split()).partition(": ")
+        lines += [f"## {code}", "", text[:1].upper() + text[1:], ""]
     return "\n".join(lines)
 
 

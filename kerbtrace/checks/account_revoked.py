@@ -1,17 +1,27 @@
-"""account_revoked: the KDC refuses the client's computer account: locked out, disabled, expired or unknown.
+"""account_revoked: the KDC refuses the account the client registers with: locked out, disabled, expired or unknown.
 
 KDC_ERR_CLIENT_REVOKED (18) with the NTSTATUS in e-data on Windows (locked out / disabled / expired),
 KDC_ERR_NAME_EXP (1), KDC_ERR_KEY_EXPIRED (23), KDC_ERR_C_PRINCIPAL_UNKNOWN (6) for a deleted account,
-and KDC_ERR_POLICY (12) for logon restrictions, all on the AS exchange of the computer account
-(a user logging on at the same machine is not the ConfigMgr client). Without a TGT the client gets
-no ticket for the MP.
+and KDC_ERR_POLICY (12) for logon restrictions, all on the AS exchange of the registration identity:
+the computer account, or a user account the client registers with (a client connection account, an
+NLB MP's application pool). Computer accounts are never locked out in AD (MS-ADTS 3.1.1.4.5.17): a
+lockout means a user identity. Failed pre-authentications followed by CLIENT_REVOKED are a lockout
+happening in the capture. Without a TGT the client gets no ticket for the MP.
 """
 
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import is_computer_account, kdc_errors, kerberos_accepted, later_success
+from kerbtrace.checks.common import (
+    account_of,
+    is_computer_account,
+    kdc_errors,
+    kerberos_accepted,
+    later_success,
+    registration_identity,
+)
 from kerbtrace.codes import krb_error, ntstatus
+from kerbtrace.constants import KrbError, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "account_revoked"
@@ -19,44 +29,66 @@ CODE = "account_revoked"
 REFERENCES = (
     'Event 4768 / 4771 Kerberos failure codes (windows-itpro-docs event-4768)',
     'MS-KILE 2.2.1 KERB-EXT-ERROR (NTSTATUS in e-data)',
+    'MS-ADTS 3.1.1.4.5.17 (computer accounts are not locked out)',
 )
-ERRORS = (18, 1, 23, 6, 12)
 
-
-def _account(ex) -> str | None:
-    rep, req = ex.rep, ex.req
-    return (rep.cname if rep is not None else None) or (req.cname if req is not None else None)
+ERRORS = (KrbError.KDC_ERR_CLIENT_REVOKED, KrbError.KDC_ERR_NAME_EXP, KrbError.KDC_ERR_KEY_EXPIRED,
+          KrbError.KDC_ERR_C_PRINCIPAL_UNKNOWN, KrbError.KDC_ERR_POLICY)
+#: NTSTATUS in the e-data -> what happened to the account
+STATES = {0xC0000234: "locked out", 0xC0000072: "disabled", 0xC0000193: "expired", 0xC0000071: "password expired",
+          0xC000006F: "outside its logon hours", 0xC0000070: "not allowed on this workstation"}
+LOCKED_OUT = 0xC0000234
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if kerberos_accepted(client):
         return None
     errors = [ex for ex in kdc_errors(client, ERRORS)
-              if (ex.req is None or ex.req.msg_type == 10)
-              and (is_computer_account(_account(ex)) or (_account(ex) is None and ex.error_code == 18))
-              and not later_success(client, ex)]
+              if registration_identity(client, ex) and not later_success(client, ex)]
     if not errors:
         return None
     ex = errors[-1]
     rep = ex.rep
     assert rep is not None
     codes = [krb_error(rep.error_code or 0).label()]
-    status = ""
+    state = STATES.get(rep.nt_status & 0xFFFFFFFF) if rep.nt_status is not None else None
     if rep.nt_status is not None:
-        info = ntstatus(rep.nt_status)
-        codes.append(info.label())
-        status = f" ({info.meaning.rstrip('.')})"
-    account = _account(ex) or client.account or "the computer account"
+        codes.append(ntstatus(rep.nt_status).label())
+    account = account_of(ex) or client.account or "the registration account"
+    computer = is_computer_account(account)
+    kind = "computer account" if computer else "user account"
     realm = rep.crealm or rep.realm or ex.realm or ""
-    failures = kdc_errors(client, (24,))
-    before = f" after {len(failures)} failed pre-authentication(s)" if failures else ""
-    return Finding(
-        CODE, "error",
-        f"The {realm} KDC {ex.kdc_ip} refused the computer account {account}{before}: "
-        f"{krb_error(rep.error_code or 0).meaning.rstrip('.')}{status}. Without a ticket the client cannot "
-        "authenticate to the MP and is not approved.",
-        fix="In Active Directory Users and Computers check the computer account: enable it, unlock it, clear the "
-            "account expiry, or rejoin the computer to the domain if it was deleted or its password is expired "
-            "(Test-ComputerSecureChannel -Repair). Find the source of lockouts in the DC's 4740/4771 events.",
-        codes=codes, evidence=[Evidence(e.frame, f"{krb_error(e.error_code or 0).label()} for {_account(e)}")
-                               for e in failures[-2:] + [ex]])
+    failures = [f for f in kdc_errors(client, (KrbError.KDC_ERR_PREAUTH_FAILED,))
+                if f.frame < ex.frame and (account_of(f) or account).lower() == account.lower()]
+    lockout = rep.error_code == KrbError.KDC_ERR_CLIENT_REVOKED and failures and \
+        (state in (None, "locked out"))
+    if state:
+        what = state
+    elif rep.error_code == KrbError.KDC_ERR_CLIENT_REVOKED:
+        what = ("its credentials are revoked (locked out, disabled or expired; the KDC sent no NTSTATUS that "
+                "says which)")
+    else:
+        what = krb_error(rep.error_code or 0).meaning.rstrip(".")
+    summary = f"The {realm} KDC {ex.kdc_ip} refused the {kind} {account}: {what}"
+    if lockout:
+        summary += (f". It was locked out in this capture: {len(failures)} failed pre-authentication(s) came "
+                    "first, so the client (or another one using the same account) sends a stale password")
+    elif failures:
+        summary += f" after {len(failures)} failed pre-authentication(s)"
+    if computer and (state == "locked out" or lockout):
+        summary += (". Computer accounts are never locked out in Active Directory (MS-ADTS 3.1.1.4.5.17): this "
+                    "identity is treated as a user's")
+    summary += ". Without a ticket the client cannot authenticate to the MP and is not approved."
+    if computer:
+        fix = ("In Active Directory Users and Computers check the computer account: enable it, clear the account "
+               "expiry, or rejoin the computer to the domain if it was deleted or its password is expired "
+               "(Test-ComputerSecureChannel -Repair).")
+    else:
+        fix = (f"{account} is a user account used to register (a client connection account, or the identity of an "
+               "NLB MP's application pool): unlock or enable it, then update its password everywhere it is stored "
+               "(the client push / connection account settings, the application pool). The DC's 4740 and 4771 "
+               "events name the addresses that keep sending the old password (the lockout sources).")
+    evidence = [Evidence(e.frame, f"{krb_error(e.error_code or 0).label()} for {account_of(e) or account}")
+                for e in failures[-3:]]
+    evidence.append(Evidence(ex.frame, f"{codes[-1] if len(codes) > 1 else codes[0]} for {account}"))
+    return Finding(CODE, Severity.ERROR, summary, fix=fix, codes=codes, evidence=evidence)

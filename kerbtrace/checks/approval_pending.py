@@ -9,6 +9,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import approved
 from kerbtrace.codes import CCM_APPROVAL_STATUS, CCM_REG_STATUS
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "approval_pending"
@@ -29,10 +30,12 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     how = {"kerberos": "after a Kerberos authentication", "ntlm": "after an NTLM authentication"}.get(
         final.mech or "", "on an anonymous request")
     return Finding(
-        CODE, "error" if final.mech == "kerberos" else "warning",
+        CODE, Severity.ERROR if final.mech == "kerberos" else Severity.WARNING,
         f"The MP registered the client {how} but answered Status={reply.status} ({status}), "
         f"ApprovalStatus={reply.approval_status} ({appr}).",
         fix="Check Hierarchy Settings > Client Approval and Conflicting Records (automatic approval of computers in "
-            "trusted domains), and approve the device in the console if it is legitimate.",
+            "trusted domains), and approve the device in the console if it is legitimate. A conflicting record "
+            "(another computer with the same GUID, duplicate_guid) leaves a registration pending too.",
+        candidates=["duplicate_guid"],
         evidence=[Evidence(final.response_frame or final.request_frame, f"registration reply Status={reply.status} "
                            f"ApprovalStatus={reply.approval_status}")])

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = tuple(Severity)
 
 
 @dataclass(slots=True)
@@ -53,29 +54,26 @@ class Finding:
     codes: list[str] = field(default_factory=list)  # SEC_E / KRB / NTSTATUS labels named
     evidence: list[Evidence] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # KB articles / docs, from the cause's module
+    candidates: list[str] = field(default_factory=list)  # a hedged cause: the causes it may stand for
 
     def as_json(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
-                "references": list(self.references), "codes": list(self.codes),
-                "evidence": [e.as_json() for e in self.evidence]}
+        out = {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
+               "references": list(self.references), "codes": list(self.codes),
+               "evidence": [e.as_json() for e in self.evidence]}
+        if self.candidates:
+            out["candidates"] = list(self.candidates)
+        return out
 
 
 @dataclass(slots=True)
 class Context:
     """Facts beyond one client's own exchange."""
 
-    clients: list[ClientExchange] = field(default_factory=list)
     smsid_users: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-
-    @classmethod
-    def build(cls, clients: list[ClientExchange]) -> Context:
-        ctx = cls()
-        for client in clients:
-            ctx.add(client)
-        return ctx
+    #: The input holds Kerberos traffic on port 88 at all (False: a capture on the MP, or filtered).
+    kdc_visible: bool = True
 
     def add(self, client: ClientExchange) -> None:
         """Learn what other clients' checks need to know of this one (its SMSID)."""
-        self.clients.append(client)
         if client.smsid:
             self.smsid_users[client.smsid.upper()].add((client.hostname or client.ip).upper())

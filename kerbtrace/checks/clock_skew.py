@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
+from kerbtrace.constants import KDC_REPLIES, KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "clock_skew"
@@ -57,13 +58,13 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
             hits.append((ex.frame, ex.reply.time, ex.rep, f"{ex.realm or ''} KDC {ex.kdc_ip}".strip()))
     for leg in client.legs:
         err = leg.response_krb
-        if err is not None and err.msg_type == 30 and err.error_code in CLOCK_ERRORS:
+        if err is not None and err.msg_type == KrbMsg.KRB_ERROR and err.error_code in CLOCK_ERRORS:
             hits.append((leg.response_frame or leg.request_frame, leg.response_time or leg.request_time, err,
                          f"MP {leg.mp_ip}"))
     if not hits:
         return None
     frame, seen, err, who = hits[-1]
-    renewed = any(ex.rep is not None and ex.rep.msg_type in (11, 13) and ex.frame > frame for ex in client.kdc)
+    renewed = any(ex.rep is not None and ex.rep.msg_type in KDC_REPLIES and ex.frame > frame for ex in client.kdc)
     if err.error_code == 32 and "KDC" in who and renewed:
         return None  # an expired TGT is renewed silently by the client
     measures: list[str] = []
@@ -97,7 +98,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         err.error_code or 37]
     codes = [label] + ([hresult(0x80090324).label()] if who.startswith("MP") and err.error_code == 37 else [])
     return Finding(
-        CODE, "error",
+        CODE, Severity.ERROR,
         f"{who} rejected the client's Kerberos authenticator with {label}: {what}. Offsets against the capture "
         f"clock: {detail}.{culprit} The client cannot authenticate and is not approved.",
         fix="Fix time synchronisation: the client and MP must follow the domain hierarchy (w32tm /query /source; "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from kerbtrace.checks.base import Evidence
+from kerbtrace.codes import krb_error, msg_type_name
+from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
-CLOCK_ERRORS = (37, 33, 32)
+CLOCK_ERRORS = (KrbError.KRB_AP_ERR_SKEW, KrbError.KRB_AP_ERR_TKT_NYV, KrbError.KRB_AP_ERR_TKT_EXPIRED)
 #: ApprovalStatus values that leave the client usable: 1 approved, 2 not applicable (PKI), 3 Azure AD.
 APPROVED_STATUSES = (1, 2, 3)
 
@@ -34,12 +37,37 @@ def is_computer_account(name: str | None) -> bool:
     return bool(name) and name.split("@")[0].endswith("$")  # type: ignore[union-attr]
 
 
+def account_of(ex: KdcExchange) -> str | None:
+    """The client principal of an AS exchange: the reply's cname, else the request's."""
+    rep, req = ex.rep, ex.req
+    return (rep.cname if rep is not None else None) or (req.cname if req is not None else None)
+
+
+def registration_identity(client: ClientExchange, ex: KdcExchange) -> bool:
+    """Is this AS exchange the identity the client registers with?
+
+    Normally the computer account (LocalSystem). A user account counts too when the client got no TGT
+    as a computer in the capture: the SMS 2.0 client connection accounts of old sites and NLB MP
+    application pools register as users. A user logging on at a computer whose own account works is
+    not the ConfigMgr client.
+    """
+    name = account_of(ex)
+    if is_computer_account(name):
+        return True
+    if ex.req is not None and ex.req.msg_type != KrbMsg.AS_REQ:
+        return False
+    if name is None:
+        return ex.error_code == KrbError.KDC_ERR_CLIENT_REVOKED
+    return not any(o.rep is not None and o.rep.msg_type == KrbMsg.AS_REP and is_computer_account(account_of(o))
+                   for o in client.kdc)
+
+
 def later_success(client: ClientExchange, exchange: KdcExchange) -> bool:
     """A later AS-REP/TGS-REP for the same kind of request: the error was recovered from."""
     kind = exchange.req.msg_type if exchange.req is not None else None
     for other in client.kdc:
         rep = other.rep
-        if other.frame > exchange.frame and rep is not None and rep.msg_type in (11, 13):
+        if other.frame > exchange.frame and rep is not None and rep.msg_type in KDC_REPLIES:
             if kind is None or (other.req is not None and other.req.msg_type == kind):
                 return True
     return False
@@ -54,10 +82,6 @@ def mp_service_errors(client: ClientExchange, codes: tuple[int, ...]) -> list[Kd
     return [ex for ex in client.mp_spn_exchanges() if ex.error_code in codes]
 
 
-def legs_with_ap_req(client: ClientExchange) -> list[AuthLeg]:
-    return [leg for leg in client.legs if leg.ap_req is not None]
-
-
 def ntlm_legs(client: ClientExchange) -> list[AuthLeg]:
     return [leg for leg in client.legs if leg.mech == "ntlm"]
 
@@ -67,7 +91,7 @@ def ticket_for_mp(client: ClientExchange) -> KdcExchange | None:
     found = None
     for ex in client.mp_spn_exchanges():
         rep = ex.rep
-        if rep is not None and rep.msg_type == 13 and not ex.is_referral:
+        if rep is not None and rep.msg_type == KrbMsg.TGS_REP and not ex.is_referral:
             found = ex
     return found
 
@@ -84,5 +108,37 @@ def realm_related(a: str | None, b: str | None) -> bool:
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
-def frame_list(*items: int | None) -> list[int]:
-    return sorted({i for i in items if i is not None})
+
+def exchange_steps(client: ClientExchange) -> list[Evidence]:
+    """The steps of the registration the capture shows, as evidence of the verdict: how the client got its
+    TGT, found the MP, was challenged, got (or failed to get) a ticket for the MP's SPN across referrals,
+    what it presented and what the MP answered. KDC replies (or the unanswered request), lookups of the MP,
+    the MP's answers, and the requests that carried a token."""
+    out: list[Evidence] = []
+    spn = {id(ex) for ex in client.mp_spn_exchanges()}
+    for ex in client.kdc:
+        req = ex.req
+        as_exchange = (req is not None and req.msg_type == KrbMsg.AS_REQ) or \
+            (req is None and ex.rep is not None and ex.rep.msg_type == KrbMsg.AS_REP)
+        cross = req is not None and req.ticket is not None and req.ticket.sname.lower().startswith("krbtgt/") and \
+            req.ticket.sname.split("/")[-1].upper() != req.ticket.realm.upper()
+        if not ((as_exchange and registration_identity(client, ex)) or id(ex) in spn or ex.is_referral or cross):
+            continue
+        if ex.reply is not None:
+            what = msg_type_name(ex.rep.msg_type) if ex.error_code is None else krb_error(ex.error_code).label()
+            out.append(Evidence(ex.reply.frame, f"{what} from KDC {ex.kdc_ip}"))
+        elif ex.request is not None:
+            out.append(Evidence(ex.request.frame, f"{msg_type_name(ex.request.msg.msg_type)} to KDC {ex.kdc_ip}, "
+                                "no reply"))
+    out += [Evidence(f.frame, f"{f.transport.upper()} to {f.kdc_ip}:88: {f.how}") for f in client.kdc_failures]
+    names = client.mp_names
+    for lk in client.dns:
+        if lk.name.startswith("_mssms_mp_") or lk.name in names or lk.name.split(".")[0] in names:
+            out.append(Evidence(lk.response_frame or lk.frame, f"DNS lookup of {lk.name}"))
+    for leg in client.legs:
+        if leg.token is not None and leg.mech in ("kerberos", "ntlm"):
+            out.append(Evidence(leg.request_frame, f"{leg.method} with a {leg.mech.upper()} token"))
+        if leg.response_frame is not None:
+            out.append(Evidence(leg.response_frame, f"MP answered HTTP {leg.status}"))
+    out += [Evidence(leg.frame, leg.describe()) for leg in client.tls]
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import approved
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "duplicate_guid"
@@ -25,15 +25,11 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     evidence = []
     if client.smsid_frame is not None:
         evidence.append(Evidence(client.smsid_frame, f"registration request with SMSID {client.smsid}"))
-    final = client.final_leg
-    reply = ((final.response_frame or final.request_frame, final.reply.status, final.reply.approval_status)
-             if final is not None and final.reply is not None else client.settled_reply)
+    reply = client.final_reply
     if reply is not None:
         evidence.append(Evidence(reply[0], f"MP reply Status={reply[1]} ApprovalStatus={reply[2]}"))
-    state = approved(client) if client.settled_verdict is None else client.settled_verdict == "approved"
-    severity = "warning" if state else "error"
     return Finding(
-        CODE, severity,
+        CODE, Severity.ERROR,
         f"{client.hostname or client.ip} registers with SMSID {client.smsid}, which {', '.join(others)} also "
         "uses: duplicate GUIDs (usually from an image captured with the ConfigMgr client identity) make the site "
         "treat the computers as one and leave registrations pending or conflicting.",

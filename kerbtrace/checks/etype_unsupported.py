@@ -5,6 +5,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted
 from kerbtrace.codes import etype_name, krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "etype_unsupported"
@@ -23,7 +24,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None
     ex = errors[-1]
     offered = ", ".join(etype_name(e) for e in (ex.req.etypes if ex.req else ()))
-    as_exchange = ex.req is not None and ex.req.msg_type == 10
+    as_exchange = ex.req is not None and ex.req.msg_type == KrbMsg.AS_REQ
     if as_exchange:
         whose = "the client's own account (its logon to the domain)"
         fix = ("The client offers only encryption types its account has no keys for: align the 'Network security: "
@@ -36,7 +37,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                "account) with the client and DC encryption-type policies; AES needs that account's password "
                "changed after the domain functional level was raised.")
     return Finding(
-        CODE, "error",
+        CODE, Severity.ERROR,
         f"The KDC {ex.kdc_ip} found no encryption type shared by the client (offered: {offered or 'unknown'}) and "
         f"{whose}.",
         fix=fix,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import approved
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "incomplete_capture"
@@ -26,6 +27,10 @@ def missing_parts(client: ClientExchange) -> list[tuple[int, str]]:
     final = client.final_leg
     if final is not None and final.status == 200 and final.reply is None and final.mech != "kerberos":
         out.append((final.response_frame or final.request_frame, "the MP's registration reply could not be read"))
+    if not client.legs and not client.tls and client.kdc:
+        first = client.mp_spn_exchanges()[:1] or client.kdc[:1]
+        out.append((first[0].frame, "the registration (HTTP to the MP) is not in the capture: taken on a DC, or the "
+                    "MP's traffic was filtered out"))
     if any(leg.ap_req is not None for leg in client.legs) and not client.mp_spn_exchanges():
         out.append((next(leg.request_frame for leg in client.legs if leg.ap_req is not None),
                     "the client's ticket request (TGS) is not in the capture (captured on the MP, or the ticket "
@@ -39,7 +44,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None
     decided = approved(client) is not None
     return Finding(
-        CODE, "info" if decided else "warning",
+        CODE, Severity.INFO if decided else Severity.WARNING,
         "Parts of this client's exchange are not in the capture: " + "; ".join(text for _, text in parts[:3]) + ".",
         fix="Capture on the client and the MP at the same time from before the registration starts (restart "
             "ccmexec while capturing), with a large enough buffer and no snap length limit.",

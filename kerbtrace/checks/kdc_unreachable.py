@@ -11,6 +11,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import is_computer_account, kerberos_accepted, referrals
 from kerbtrace.codes import hresult
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange, KdcExchange
 
 CODE = "kdc_unreachable"
@@ -26,7 +27,7 @@ def _matters(client: ClientExchange, ex: KdcExchange) -> bool:
     req = ex.req
     if req is None:
         return False
-    if req.msg_type == 10:
+    if req.msg_type == KrbMsg.AS_REQ:
         return is_computer_account(req.cname)
     sname = (req.sname or "").lower()
     tgt = req.ticket
@@ -53,7 +54,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         evidence.sort(key=lambda e: e.frame)
         how = "; ".join(sorted({f.how.split(" from ")[0] for f in failures}))
         return Finding(
-            CODE, "error",
+            CODE, Severity.ERROR,
             f"The client could not reach the KDC {', '.join(kdcs)}: "
             + (f"{len(unanswered)} Kerberos request(s) got no answer" if unanswered else "")
             + ("; " if unanswered and failures else "") + (how if failures else "")
@@ -74,7 +75,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         evidence = [Evidence(hop.frame, f"referral to {target} from {hop.realm}")]
         evidence += [Evidence(lk.response_frame or lk.frame, f"DNS {lk.name} failed") for lk in srv[:2]]
         return Finding(
-            CODE, "error",
+            CODE, Severity.ERROR,
             f"The client got a referral to {target} but never contacted a KDC of {target}"
             + (" (its DNS lookup for that realm's KDC failed)" if srv else "") + ".",
             fix=f"Make the DCs of {target} resolvable from the client's DNS (_kerberos._tcp.{target.lower()} SRV "

@@ -8,6 +8,7 @@ limits: a big PAC from many group memberships). Authentication may have worked; 
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "mp_http_error"
@@ -40,7 +41,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     how = f" after a {leg.mech.upper() if leg.mech == 'ntlm' else leg.mech.capitalize()} authentication" \
         if leg.mech else ""
     return Finding(
-        CODE, "error",
+        CODE, Severity.ERROR,
         f"The MP answered the registration request{how} with HTTP {leg.status}: it did not process the "
         "registration, so the client is not approved.",
         fix=fix,

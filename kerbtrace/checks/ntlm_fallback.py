@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, ntlm_legs
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "ntlm_fallback"
@@ -39,7 +40,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         summary += (" No Kerberos request for the MP's SPN is in the capture: the client may hold a cached "
                     "negative SPN result (15 minutes) or use an address/alias the SPN does not match.")
     return Finding(
-        CODE, "error", summary,
+        CODE, Severity.ERROR, summary,
         fix="Find why Kerberos failed (see the other findings for this client); make the client use the MP's FQDN; "
             "as a stop-gap approve the client manually in the console.",
         codes=[],

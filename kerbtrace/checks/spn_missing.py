@@ -9,6 +9,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, mp_service_errors, ntlm_legs, realm_related, referrals
 from kerbtrace.codes import krb_error
+from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_missing"
@@ -36,7 +37,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     for leg in ntlm_legs(client)[:1]:
         evidence.append(Evidence(leg.request_frame, "client fell back to NTLM"))
     return Finding(
-        CODE, "error",
+        CODE, Severity.ERROR,
         f"The {answered_by or ''} KDC found no single account holding the SPN {error.sname} (it is missing, or "
         "registered twice): the client could not get a Kerberos ticket for the MP"
         + (" and fell back to NTLM" if ntlm_legs(client) else "") + ", so it cannot be auto-approved.",

@@ -8,8 +8,9 @@ computer key. Also a duplicate SPN or a stale MP machine password.
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted, ticket_for_mp
+from kerbtrace.checks.common import kerberos_accepted, ticket_for_mp
 from kerbtrace.codes import etype_name, hresult, krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "spn_wrong_account"
@@ -29,9 +30,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if not rejected:
         return None
     leg = rejected[-1]
-    error = leg.response_krb if leg.response_krb is not None and leg.response_krb.msg_type == 30 else None
-    if error is not None and error.error_code in CLOCK_ERRORS:
-        return None  # the clock_skew check explains this one
+    error = leg.response_krb if leg.response_krb is not None and leg.response_krb.msg_type == KrbMsg.KRB_ERROR else None
     if error is not None and error.error_code not in DECRYPT_ERRORS:
         return None
     codes = [krb_error(error.error_code).label()] if error is not None and error.error_code is not None else []
@@ -66,7 +65,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                "key the MP's computer account does not have." + alias +
                " The client is not authenticated and not approved.")
     return Finding(
-        CODE, "error", summary,
+        CODE, Severity.ERROR, summary,
         fix=f"Run `setspn -Q {spn}` and `setspn -X`; remove the HTTP SPN from the user account "
             "(`setspn -D`) so HOST/<mp> on the MP computer account serves it, or move the other web service "
             "to its own port with an SPN such as HTTP/<mp>:81. If the SPN is on the MP's own account, reset its "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted, later_success
 from kerbtrace.codes import krb_error
+from kerbtrace.constants import KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "trust_broken"
@@ -31,7 +32,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if kerberos_accepted(client):
         return None
     for ex in reversed(kdc_errors(client, ERRORS)):
-        tgt = ex.req.ticket if ex.req is not None and ex.req.msg_type == 12 else None
+        tgt = ex.req.ticket if ex.req is not None and ex.req.msg_type == KrbMsg.TGS_REQ else None
         if tgt is None or not _cross_realm(tgt) or later_success(client, ex):
             continue
         code = ex.error_code or 0
@@ -42,7 +43,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                     Evidence(ex.frame, label)]
         if code == 68:
             return Finding(
-                CODE, "error",
+                CODE, Severity.ERROR,
                 f"The referral ticket {presented} was presented to KDC {ex.kdc_ip} of another realm ({label}): "
                 "the client located the wrong KDC for the next realm, usually through DNS.",
                 fix="Check the _kerberos._tcp SRV records of the MP's domain as the client resolves them "
@@ -50,14 +51,14 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                 codes=[label], evidence=evidence)
         if code == 12:
             return Finding(
-                CODE, "error",
+                CODE, Severity.ERROR,
                 f"The {ex.realm} KDC {ex.kdc_ip} refused the cross-realm request ({label}): the trust uses "
                 "selective authentication and the client's computer account may not authenticate to the MP.",
                 fix="Grant the client computers (or a group of them) 'Allowed to authenticate' on the MP computer "
                     "object, or use forest-wide authentication on the trust.",
                 codes=[label], evidence=evidence)
         return Finding(
-            CODE, "error",
+            CODE, Severity.ERROR,
             f"The {ex.realm} KDC {ex.kdc_ip} could not decrypt the referral ticket {presented} ({label}): the trust "
             "password on the two sides differs, so the client gets no ticket for the MP.",
             fix="Reset the trust password on both sides (netdom trust <trusting> /domain:<trusted> /resetOneSide "

@@ -7,11 +7,16 @@ had with its KDCs, its DNS lookups, and a timeline with Wireshark frame numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from kerbtrace.constants import Auth, KrbMsg
 from kerbtrace.decoders.ccm import CcmMessage
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.decoders.kerberos import KerberosMessage
 from kerbtrace.events import KdcFailureEvent, KerberosEvent
+
+if TYPE_CHECKING:
+    from kerbtrace.exchanges.tls_legs import TlsLeg
 
 
 @dataclass(slots=True)
@@ -56,7 +61,7 @@ class AuthLeg:
 
     @property
     def ap_req(self) -> KerberosMessage | None:
-        if self.token is not None and self.token.kerberos is not None and self.token.kerberos.msg_type == 14:
+        if self.token is not None and self.token.kerberos is not None and self.token.kerberos.msg_type == KrbMsg.AP_REQ:
             return self.token.kerberos
         return None
 
@@ -97,7 +102,7 @@ class KdcExchange:
     @property
     def error_code(self) -> int | None:
         rep = self.rep
-        return rep.error_code if rep is not None and rep.msg_type == 30 else None
+        return rep.error_code if rep is not None and rep.msg_type == KrbMsg.KRB_ERROR else None
 
     @property
     def sname(self) -> str | None:
@@ -117,7 +122,7 @@ class KdcExchange:
     def is_referral(self) -> bool:
         """A TGS-REP whose ticket is a cross-realm TGT krbtgt/OTHER issued by this realm."""
         rep = self.rep
-        if rep is None or rep.msg_type != 13 or rep.ticket is None:
+        if rep is None or rep.msg_type != KrbMsg.TGS_REP or rep.ticket is None:
             return False
         parts = rep.ticket.sname.split("/")
         return (len(parts) == 2 and parts[0].lower() == "krbtgt"
@@ -144,6 +149,10 @@ class DnsLookup:
         """No answer records: NXDOMAIN, SERVFAIL, REFUSED, or an empty NOERROR."""
         return self.response_frame is not None and (self.rcode != 0 or not self.answer_count)
 
+    @property
+    def resolved(self) -> bool:
+        return self.response_frame is not None and self.rcode == 0 and bool(self.answer_count)
+
 
 @dataclass(slots=True)
 class ClientExchange:
@@ -165,21 +174,26 @@ class ClientExchange:
     first_time: float = 0.0
     last_time: float = 0.0
     smsid_frame: int | None = None  # the registration request that carried `smsid`
-    settled_auth: str | None = None  # set by `settle`
-    settled_verdict: str | None = None
-    settled_reply: tuple[int, int | None, int | None] | None = None  # (frame, Status, ApprovalStatus)
+    tls: list[TlsLeg] = field(default_factory=list)  # TLS connections to the MP (HTTPS / Enhanced HTTP)
+    view: dict[str, str] = field(default_factory=dict)  # which legs the capture shows (exchanges/view.py)
+    released: tuple[str, tuple[int, int | None, int | None] | None] | None = None  # see `release`
 
-    def settle(self, verdict: str) -> None:
+    def release(self) -> None:
         """Once the checks have run, keep only what the reports and the cross-client checks use (identity,
-        auth, verdict, the final reply, the timeline) and let the decoded messages go: a long capture's
-        results then cost little memory per client."""
-        self.settled_auth = self.auth
-        self.settled_verdict = verdict
+        auth, the final reply, the timeline) and let the decoded messages go: a long capture's results
+        then cost little memory per client."""
+        self.released = (self.auth, self.final_reply)
+        self.legs, self.kdc, self.dns, self.kdc_failures, self.tls = [], [], [], [], []
+
+    @property
+    def final_reply(self) -> tuple[int, int | None, int | None] | None:
+        """(frame, Status, ApprovalStatus) of the MP's last registration reply, if readable."""
+        if self.released is not None:
+            return self.released[1]
         final = self.final_leg
-        if final is not None and final.reply is not None:
-            self.settled_reply = (final.response_frame or final.request_frame, final.reply.status,
-                                  final.reply.approval_status)
-        self.legs, self.kdc, self.dns, self.kdc_failures = [], [], [], []
+        if final is None or final.reply is None:
+            return None
+        return final.response_frame or final.request_frame, final.reply.status, final.reply.approval_status
 
     @property
     def registration_legs(self) -> list[AuthLeg]:
@@ -195,23 +209,25 @@ class ClientExchange:
     @property
     def auth(self) -> str:
         """kerberos / ntlm / none: what the client authenticated to the MP with, as far as it got."""
-        if self.settled_auth is not None:
-            return self.settled_auth
+        if self.released is not None:
+            return self.released[0]
         mechs = [leg.mech for leg in self.legs if leg.mech]
         if "kerberos" in mechs and any(leg.mech == "kerberos" and leg.status == 200 for leg in self.legs):
-            return "kerberos"
+            return Auth.KERBEROS
         if "ntlm" in mechs:
-            return "ntlm"
+            return Auth.NTLM
         if "kerberos" in mechs:
-            return "kerberos"
-        return "none"
+            return Auth.KERBEROS
+        if not self.legs and self.tls:
+            return Auth.TLS
+        return Auth.NONE
 
     @property
     def mp_realm_from_ticket(self) -> str | None:
         """The MP's realm as a KDC stated it: the realm of a service ticket issued for its SPN."""
         for ex in self.kdc:
             rep = ex.rep
-            if (rep is not None and rep.msg_type == 13 and rep.ticket is not None and self.mp_name
+            if (rep is not None and rep.msg_type == KrbMsg.TGS_REP and rep.ticket is not None and self.mp_name
                     and rep.ticket.sname.lower() == f"http/{self.mp_name.lower()}"):
                 return rep.ticket.realm.upper()
         return None

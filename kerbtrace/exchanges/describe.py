@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from kerbtrace.codes import etype_name, krb_error, ntstatus
+from kerbtrace.codes import dns_rcode, etype_name, krb_error, ntstatus
+from kerbtrace.constants import KrbMsg
 from kerbtrace.decoders.gss import AuthToken
-from kerbtrace.exchanges.client import KdcExchange
+from kerbtrace.exchanges.client import DnsLookup, KdcExchange
 
 
 def describe_kdc_request(exchange: KdcExchange) -> str:
@@ -12,9 +13,9 @@ def describe_kdc_request(exchange: KdcExchange) -> str:
     if req is None:
         return ""
     parts = [f"sname {req.sname}" if req.sname else "", f"realm {req.realm}" if req.realm else ""]
-    if req.msg_type == 10 and req.cname:
+    if req.msg_type == KrbMsg.AS_REQ and req.cname:
         parts.append(f"cname {req.cname}")
-    if req.msg_type == 12 and req.ticket is not None:
+    if req.msg_type == KrbMsg.TGS_REQ and req.ticket is not None:
         parts.append(f"using TGT {req.ticket.sname}@{req.ticket.realm}")
     parts.append(f"to KDC {exchange.kdc_ip} over {exchange.request.transport.upper()}")  # type: ignore[union-attr]
     return ", ".join(p for p in parts if p)
@@ -24,7 +25,7 @@ def describe_kdc_reply(exchange: KdcExchange) -> str:
     rep = exchange.rep
     if rep is None:
         return ""
-    if rep.msg_type == 30:
+    if rep.msg_type == KrbMsg.KRB_ERROR:
         text = krb_error(rep.error_code if rep.error_code is not None else -1).label()
         if rep.nt_status is not None:
             text += f" with {ntstatus(rep.nt_status).label()}"
@@ -54,15 +55,15 @@ def describe_auth(token: AuthToken | None, request: bool) -> str:
         return f"WWW-Authenticate: {token.scheme}" if not request else f"Authorization: {token.scheme} (empty)"
     inner = token.kerberos
     if inner is not None:
-        if inner.msg_type == 14:
+        if inner.msg_type == KrbMsg.AP_REQ:
             what = "Kerberos AP-REQ"
             if inner.ticket is not None:
                 what += f" ticket {inner.ticket.sname}@{inner.ticket.realm}"
                 if inner.ticket.kvno is not None:
                     what += f" kvno {inner.ticket.kvno}"
-        elif inner.msg_type == 15:
+        elif inner.msg_type == KrbMsg.AP_REP:
             what = "Kerberos AP-REP (mutual authentication)"
-        elif inner.msg_type == 30:
+        elif inner.msg_type == KrbMsg.KRB_ERROR:
             what = "Kerberos " + krb_error(inner.error_code if inner.error_code is not None else -1).label()
         else:
             what = f"Kerberos message type {inner.msg_type}"
@@ -77,3 +78,10 @@ def describe_auth(token: AuthToken | None, request: bool) -> str:
         what = token.form
     header = "Authorization" if request else "WWW-Authenticate"
     return f"{header}: {token.scheme} ({what})"
+
+
+def describe_dns(lookup: DnsLookup) -> str:
+    """`name: RCODE -> answers`, or `(no answer)`."""
+    rcode = dns_rcode(lookup.rcode or 0).name
+    answers = ", ".join(value for _, _, value in lookup.answers[:4])
+    return f"{lookup.name}: {rcode}" + (f" -> {answers}" if answers else " (no answer)")

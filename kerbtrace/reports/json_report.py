@@ -20,6 +20,7 @@ def client_json(result: ClientResult) -> dict:
         "account": c.account,
         "mp": {"ip": c.mp_ip, "name": c.mp_name},
         "verdict": result.verdict,
+        "view": dict(c.view),
         "auth": c.auth,
         "causes": [f.as_json() for f in result.findings],
         "timeline": [{"frame": e.frame, "time": iso(e.time), "src": e.src, "dst": e.dst, "event": e.event,
@@ -37,7 +38,8 @@ def to_json_header(analysis: Analysis) -> dict:
     return {
         "schema": SCHEMA,
         "inputs": [{"path": i.path, "format": i.format, "packets": i.packets, "start": iso(i.start),
-                    "end": iso(i.end), **({"error": i.error} if i.error else {})} for i in analysis.inputs],
+                    "end": iso(i.end), "legs": i.legs.as_json(), "notes": list(i.notes),
+                    **({"error": i.error} if i.error else {})} for i in analysis.inputs],
     }
 
 
@@ -45,6 +47,7 @@ def to_json(analysis: Analysis) -> dict:
     """The whole document as one dict (for callers that want it in memory)."""
     return {**to_json_header(analysis),
             "clients": [client_json(r) for r in analysis.clients],
+            "fleet": [f.as_json() for f in analysis.fleet],
             "kerberos": [kerberos_json(k) for k in analysis.kerberos],
             "warnings": analysis.diag.as_json()}
 
@@ -56,6 +59,7 @@ def write_json(analysis: Analysis, out: IO[str]) -> None:
     doc = to_json_header(analysis)
     out.write('{"schema":' + encode(doc["schema"]) + ',"inputs":' + encode(doc["inputs"]))
     _write_list(out, "clients", (client_json(r) for r in analysis.clients), encode)
+    _write_list(out, "fleet", (f.as_json() for f in analysis.fleet), encode)
     _write_list(out, "kerberos", (kerberos_json(k) for k in analysis.kerberos), encode)
     out.write(',"warnings":' + encode(analysis.diag.as_json()) + "}\n")
 

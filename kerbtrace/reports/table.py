@@ -20,8 +20,8 @@ def _frames(result: ClientResult) -> str:
     primary = result.primary
     if primary is None:
         return ""
-    frames = sorted({e.frame for e in primary.evidence if e.frame is not None})
-    text = ",".join(str(f) for f in frames[:MAX_FRAMES_SHOWN])
+    frames = list(dict.fromkeys(e.frame for e in primary.evidence if e.frame is not None))  # the cause's own first
+    text = ",".join(str(f) for f in sorted(frames[:MAX_FRAMES_SHOWN]))
     return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
 
 
@@ -58,6 +58,13 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         summary += " — causes: " + ", ".join(f"{code} {n}" for code, n in causes.most_common())
     summary += f"; {len(analysis.kerberos)} Kerberos messages; {len(analysis.diag.warnings)} warning(s)"
     parts.append(summary)
+    notes = [f"{_tag(analysis, k)}{n}" for k, i in enumerate(analysis.inputs) for n in i.notes]
+    if notes:
+        parts.append("View:\n" + "\n".join(f"  {n}" for n in notes))
+    if analysis.fleet:
+        parts.append("Across clients:\n" + "\n".join(_wrap(f"{_tag(analysis, f.input)}[{f.severity}] {f.code}: "
+                                                               f"{f.summary}", "  ", "      ")
+                                                         for f in analysis.fleet))
     explained = 0
     hidden = 0
     for r in analysis.clients:
@@ -81,6 +88,10 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _tag(analysis: Analysis, index: int) -> str:
+    return f"[{index + 1}] " if len(analysis.inputs) > 1 else ""
+
+
 def _wrap(text: str, first: str, rest: str) -> str:
     width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 110))
     return textwrap.fill(text, width=width, initial_indent=first, subsequent_indent=rest,
@@ -90,6 +101,8 @@ def _wrap(text: str, first: str, rest: str) -> str:
 def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
     c = r.client
     head = f"{tag}{c.hostname or c.ip} ({c.ip}) — {r.verdict}"
+    if c.view.get("label") not in (None, "full"):
+        head += f" (view: {c.view['label']})"
     lines = [head]
     for f in r.findings:
         if f.severity == "info" and not verbose and f.code != "ok":
@@ -97,6 +110,8 @@ def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
         lines.append(_wrap(f"[{f.severity}] {f.code}: {f.summary}", "  ", "      "))
         if f.codes:
             lines.append(_wrap(f"codes: {', '.join(f.codes)}", "      ", "        "))
+        if f.candidates:
+            lines.append(_wrap(f"candidates: {', '.join(f.candidates)}", "      ", "        "))
         if f.fix:
             lines.append(_wrap(f"fix: {f.fix}", "      ", "        "))
         if f.references and f.severity != "info":

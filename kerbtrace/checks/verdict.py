@@ -1,0 +1,154 @@
+"""The one place that decides a client's verdict and the order of its findings.
+
+Checks only answer "does my cause apply, and what proves it"; here the verdict is read from the MP's
+answer (or from what a partial view allows), findings are ordered so the primary cause comes first, and
+a client that is not approved always gets a cause. Findings are never changed in place: a finding whose
+severity the verdict changes is a new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import ModuleType
+
+from kerbtrace.checks import (
+    account_revoked,
+    approval_pending,
+    clock_skew,
+    dns_failure,
+    duplicate_guid,
+    etype_unsupported,
+    incomplete_capture,
+    kdc_unreachable,
+    mp_http_error,
+    no_kerberos_attempt,
+    no_ticket_kdc_not_visible,
+    no_trust_path,
+    ntlm_fallback,
+    ok,
+    preauth_failed,
+    registration_encrypted,
+    spn_missing,
+    spn_wrong_account,
+    trust_broken,
+)
+from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.common import approved, exchange_steps
+from kerbtrace.constants import Severity, Verdict
+from kerbtrace.exchanges.client import ClientExchange
+
+#: Precedence: when several causes apply, the earliest in this list is the primary one
+#: (a root cause before its consequences: a missing SPN before the NTLM fallback it causes).
+CHECKS: tuple[ModuleType, ...] = (
+    ok,
+    mp_http_error,
+    dns_failure,
+    kdc_unreachable,
+    account_revoked,
+    preauth_failed,
+    clock_skew,
+    trust_broken,
+    no_trust_path,
+    spn_missing,
+    etype_unsupported,
+    spn_wrong_account,
+    duplicate_guid,
+    no_ticket_kdc_not_visible,
+    ntlm_fallback,
+    no_kerberos_attempt,
+    approval_pending,
+    registration_encrypted,
+    incomplete_capture,
+)
+#: Not a check of its own: the finding `evaluate` adds when a client is not approved and no check
+#: explains why, so that a verdict never comes without a cause.
+UNEXPLAINED = "unexplained"
+CAUSE_CODES = tuple(m.CODE for m in CHECKS) + (UNEXPLAINED,)
+_ORDER = {code: i for i, code in enumerate(CAUSE_CODES)}
+_SEVERITY = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+#: Findings that describe the view, not a cause: they never explain a verdict on their own.
+_VIEW_NOTES = frozenset({incomplete_capture.CODE})
+
+
+def verdict_of(client: ClientExchange) -> Verdict:
+    """approved / not_approved / inconclusive, from what the MP answered (or the client never reached it)."""
+    state = approved(client)
+    if state is True:
+        return Verdict.APPROVED
+    if state is False:
+        return Verdict.NOT_APPROVED
+    return Verdict.INCONCLUSIVE
+
+
+def _run(module: ModuleType, client: ClientExchange, ctx: Context) -> Finding | None:
+    finding = module.check(client, ctx)
+    if finding is not None and not finding.references:
+        finding = dataclasses.replace(finding, references=list(module.REFERENCES))
+    return finding
+
+
+def evaluate(client: ClientExchange, ctx: Context) -> tuple[Verdict, list[Finding]]:
+    findings = [f for f in (_run(m, client, ctx) for m in CHECKS) if f is not None]
+    verdict = verdict_of(client)
+    if verdict == Verdict.INCONCLUSIVE and not client.legs and any(f.severity == Severity.ERROR for f in findings):
+        # It never reached the MP in clear (KDC side, HTTPS, a failed lookup) and an error stopped it
+        # before: without Kerberos it cannot be approved as a computer of a trusted domain.
+        verdict = Verdict.NOT_APPROVED
+    if verdict != Verdict.APPROVED:
+        findings = [f for f in findings if f.code != ok.CODE]
+        explained = any(f.severity in (Severity.ERROR, Severity.WARNING) and f.code not in _VIEW_NOTES
+                        for f in findings)
+        if not explained and (verdict == Verdict.NOT_APPROVED or not findings):
+            findings.append(_unexplained(client, verdict))
+    findings = order(verdict, findings)
+    if findings:
+        findings[0] = _with_steps(findings[0], client)
+    return verdict, findings
+
+
+def _with_steps(primary: Finding, client: ClientExchange) -> Finding:
+    """The primary cause's evidence, followed by the steps of the exchange that lead to the verdict."""
+    shown = {e.frame for e in primary.evidence}
+    steps = []
+    for e in sorted(exchange_steps(client), key=lambda e: e.frame or 0):
+        if e.frame not in shown:
+            shown.add(e.frame)
+            steps.append(e)
+    return dataclasses.replace(primary, evidence=[*primary.evidence, *steps]) if steps else primary
+
+
+def order(verdict: str, findings: list[Finding]) -> list[Finding]:
+    """Primary cause first: `ok` for an approved client (whose errors did not stop it: warnings), else
+    the most severe finding, by the precedence of CHECKS."""
+    if verdict == Verdict.APPROVED:
+        findings = [dataclasses.replace(f, severity=Severity.WARNING) if f.severity == Severity.ERROR else f
+                    for f in findings]
+        return sorted(findings, key=lambda f: (f.code != ok.CODE, _SEVERITY[f.severity], _ORDER[f.code]))
+    return sorted(findings, key=lambda f: (_SEVERITY[f.severity], _ORDER[f.code]))
+
+
+def late_findings(client: ClientExchange, verdict: str, findings: list[Finding], ctx: Context) -> list[Finding]:
+    """Findings that need the whole capture (duplicate GUIDs), for a client checked before it ended."""
+    known = {f.code for f in findings}
+    added = [f for f in (_run(duplicate_guid, client, ctx),) if f is not None and f.code not in known]
+    if not added:
+        return findings
+    kept = [f for f in findings if f.code != UNEXPLAINED]  # the late cause explains it
+    return order(verdict, kept + added)
+
+
+def _unexplained(client: ClientExchange, verdict: Verdict) -> Finding:
+    leg = client.final_leg
+    evidence = [Evidence(leg.response_frame or leg.request_frame, f"last answer: HTTP {leg.status}")] if leg else []
+    if verdict == Verdict.NOT_APPROVED:
+        summary = ("The client is not approved and the capture shows no reason kerbtrace knows: see its timeline "
+                   "(-v) and the MP's MP_RegistrationManager.log and IIS log for this client.")
+    else:
+        summary = ("The capture does not show how this client's registration ended, and nothing in it explains why: "
+                   "see its timeline (-v) and the MP's MP_RegistrationManager.log and IIS log for this client.")
+    return Finding(UNEXPLAINED, Severity.WARNING, summary,
+                   fix="Check the site's client approval setting and the device's approval state in the console.",
+                   evidence=evidence)
+
+
+__all__ = ["CAUSE_CODES", "CHECKS", "UNEXPLAINED", "evaluate", "late_findings", "order", "verdict_of"]

@@ -1,0 +1,96 @@
+"""Named constants for values the stages compare: Kerberos message types, DNS types and rcodes,
+verdicts, severities, auth kinds and capture views.
+
+One place, so no module compares `msg_type` with a bare number. `KrbError` is built from the table of
+Kerberos errors in `kerbtrace.codes` (one list of names, not two).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+from kerbtrace.codes import KRB_ERRORS
+
+
+class KrbMsg(IntEnum):
+    """Kerberos message types (RFC 4120 5.10)."""
+
+    AS_REQ = 10
+    AS_REP = 11
+    TGS_REQ = 12
+    TGS_REP = 13
+    AP_REQ = 14
+    AP_REP = 15
+    KRB_ERROR = 30
+
+
+#: Kerberos error codes by name: ``KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN`` (from the table in kerbtrace.codes).
+KrbError = IntEnum("KrbError", {info.name: code for code, info in KRB_ERRORS.items()})
+
+KDC_REQUESTS = frozenset((KrbMsg.AS_REQ, KrbMsg.TGS_REQ))
+KDC_REPLIES = frozenset((KrbMsg.AS_REP, KrbMsg.TGS_REP))
+REQUESTS = frozenset((KrbMsg.AS_REQ, KrbMsg.TGS_REQ, KrbMsg.AP_REQ))
+
+
+class DnsType(IntEnum):
+    A = 1
+    CNAME = 5
+    AAAA = 28
+    SRV = 33
+
+
+DNS_NAME_TYPES = frozenset((DnsType.A, DnsType.AAAA, DnsType.CNAME))
+
+
+class DnsRcode(IntEnum):
+    NOERROR = 0
+    FORMERR = 1
+    SERVFAIL = 2
+    NXDOMAIN = 3
+    NOTIMP = 4
+    REFUSED = 5
+
+
+class Verdict(StrEnum):
+    APPROVED = "approved"
+    NOT_APPROVED = "not_approved"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Auth(StrEnum):
+    """What a client authenticated to the MP with."""
+
+    KERBEROS = "kerberos"
+    NTLM = "ntlm"
+    NONE = "none"
+    TLS = "tls"  # the registration went inside TLS: its authentication cannot be read
+
+
+class Leg(StrEnum):
+    """How a leg of the exchange appears in the capture."""
+
+    CLEAR = "clear"
+    TLS = "tls"
+    SEEN = "seen"
+    NOT_SEEN = "not_seen"
+
+
+class View(StrEnum):
+    """What part of a client's exchange the capture shows (see docs/json-schema.md)."""
+
+    FULL = "full"  # HTTP to the MP in clear and the client's KDC traffic (or KDC traffic of the input)
+    MP_SIDE = "mp_side"  # HTTP to the MP only: the input holds no KDC traffic at all
+    KDC_SIDE = "kdc_side"  # Kerberos only: the registration is not in the capture
+    TLS_KDC = "client_side_tls"  # TLS to the MP and the client's Kerberos traffic
+    TLS_ONLY = "mp_side_tls"  # TLS to the MP, no KDC traffic
+    DNS_ONLY = "dns_only"  # only the client's lookups of the MP
+
+
+__all__ = ["DNS_NAME_TYPES", "KDC_REPLIES", "KDC_REQUESTS", "REQUESTS", "Auth", "DnsRcode", "DnsType", "KrbError",
+           "KrbMsg", "Leg", "Severity", "Verdict", "View"]

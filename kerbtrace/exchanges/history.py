@@ -1,0 +1,70 @@
+"""What each address did before it became a client, in bounded memory.
+
+Kerberos and DNS traffic seen from an address before it talks to an MP is kept, so the TGS exchanges
+that precede the authenticated CCM_POST are not lost: a few records per address, for the most recently
+active addresses only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from kerbtrace.events import KdcFailureEvent
+from kerbtrace.exchanges.client import DnsLookup, KdcExchange
+from kerbtrace.exchanges.dns_pairing import RawLookup
+from kerbtrace.exchanges.tls_legs import TlsLeg
+
+PER_ADDRESS = 32
+MAX_ADDRESSES = 16384
+RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per address
+
+
+class _Lru(OrderedDict):
+    """Per-address deques, evicting the least recently used address past `limit`."""
+
+    def __init__(self, limit: int, per_address: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.per_address = per_address
+
+    def deque_for(self, key: str) -> deque:
+        value = self.get(key)
+        if value is None:
+            value = deque(maxlen=self.per_address)
+            self[key] = value
+            if len(self) > self.limit:
+                self.popitem(last=False)
+        else:
+            self.move_to_end(key)
+        return value
+
+
+class AddressHistory:
+    def __init__(self) -> None:
+        self.kdc = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # KdcExchange | KdcFailureEvent
+        self.dns = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # DnsLookup
+        self.recent = _Lru(MAX_ADDRESSES, RECENT_LOOKUPS)  # RawLookup
+        self.tls = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # TlsLeg to a server not (yet) known as an MP
+
+    def add_kdc(self, ip: str, item: KdcExchange | KdcFailureEvent) -> None:
+        self.kdc.deque_for(ip).append(item)
+
+    def add_dns(self, ip: str, lookup: DnsLookup) -> None:
+        self.dns.deque_for(ip).append(lookup)
+
+    def add_raw(self, ip: str, lookup: RawLookup) -> None:
+        self.recent.deque_for(ip).append(lookup)
+
+    def add_tls(self, ip: str, leg: TlsLeg) -> None:
+        self.tls.deque_for(ip).append(leg)
+
+    def take(self, ip: str) -> tuple[list, list[DnsLookup], list[RawLookup], list[TlsLeg]]:
+        """Everything kept for `ip`, removed from the history."""
+        return (list(self.kdc.pop(ip, ())), list(self.dns.pop(ip, ())), list(self.recent.pop(ip, ())),
+                list(self.tls.pop(ip, ())))
+
+    def addresses(self) -> set[str]:
+        return set(self.kdc) | set(self.dns) | set(self.tls)
+
+
+__all__ = ["AddressHistory"]

@@ -1,0 +1,55 @@
+"""The `kerberos` list of the report: every Kerberos message, a consumer of the event stream of its own.
+
+Bounded: past `limit` records the rest are counted, not kept (a report of millions of messages would
+cost more memory than the analysis); `dropped` says how many, and the report says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from kerbtrace.events import KerberosEvent
+
+LIMIT = 2_000_000
+
+
+@dataclass(slots=True)
+class KerberosRecord:
+    """One row of the `kerberos` list of the JSON report."""
+
+    frame: int
+    time: float
+    src: str
+    dst: str
+    transport: str
+    msg_type: int
+    error_code: int | None
+    realm: str | None
+    sname: str | None
+    cname: str | None
+    input: int = 0  # index of the capture file in the report's inputs
+
+
+class KerberosInventory:
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.records: list[KerberosRecord] = []
+        self.limit = limit
+        self.dropped = 0
+
+    def add(self, ev: KerberosEvent) -> None:
+        if len(self.records) >= self.limit:
+            self.dropped += 1
+            return
+        m = ev.msg
+        # names repeat across thousands of messages: interned, the list stays small on big captures
+        self.records.append(KerberosRecord(ev.frame, ev.time, _intern(ev.src), _intern(ev.dst), ev.transport,
+                                           m.msg_type, m.error_code, _intern(m.realm), _intern(m.sname),
+                                           _intern(m.cname)))
+
+
+def _intern(text: str | None) -> str | None:
+    return sys.intern(text) if text else text
+
+
+__all__ = ["KerberosInventory", "KerberosRecord"]

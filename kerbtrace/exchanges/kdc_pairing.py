@@ -1,0 +1,56 @@
+"""Pairs Kerberos requests to KDCs (port 88) with their replies: one `KdcExchange` per request.
+
+UDP pairs by the request's addresses and ports (a retransmission replaces the earlier try); TCP by the
+connection, first request first answered. A reply whose request is not in the capture makes an
+exchange of its own. Pending requests are bounded: the oldest unanswered ones are let go.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from kerbtrace.events import KerberosEvent
+from kerbtrace.exchanges.client import KdcExchange
+
+KERBEROS_PORT = 88
+MAX_PENDING = 4096
+MAX_PER_CONNECTION = 16
+
+
+class KdcPairing:
+    """Feed KerberosEvents on port 88; each call returns the exchange the event opened or completed."""
+
+    def __init__(self) -> None:
+        self._udp: OrderedDict[tuple, KdcExchange] = OrderedDict()
+        self._tcp: dict[tuple, deque[KdcExchange]] = {}
+
+    def feed(self, ev: KerberosEvent) -> KdcExchange | None:
+        """The exchange `ev` belongs to: new for a request (or an orphan reply), else the completed one
+        (`exchange.reply is ev`). None for messages that are not client <-> KDC."""
+        if ev.dport == KERBEROS_PORT and ev.is_request:
+            exchange = KdcExchange(ev.src, ev.dst, request=ev)
+            key = (ev.src, ev.sport, ev.dst, ev.stream)
+            if ev.transport == "udp":
+                self._udp[key] = exchange
+                if len(self._udp) > MAX_PENDING:
+                    self._udp.popitem(last=False)
+            else:
+                self._tcp.setdefault(key, deque(maxlen=MAX_PER_CONNECTION)).append(exchange)
+                if len(self._tcp) > MAX_PENDING:
+                    self._tcp.pop(next(iter(self._tcp)))
+            return exchange
+        if ev.sport == KERBEROS_PORT and not ev.is_request:
+            key = (ev.dst, ev.dport, ev.src, ev.stream)
+            if ev.transport == "udp":
+                exchange = self._udp.pop(key, None)
+            else:
+                queue = self._tcp.get(key)
+                exchange = queue.popleft() if queue else None
+            if exchange is None:
+                return KdcExchange(ev.dst, ev.src, reply=ev)
+            exchange.reply = ev
+            return exchange
+        return None
+
+
+__all__ = ["KdcPairing"]

@@ -1,0 +1,84 @@
+"""Failed pre-authentications per principal, across all clients: where lockouts come from.
+
+A consumer of the event stream of its own (like the inventory): for each principal, the addresses that
+sent a request the KDC refused with KDC_ERR_PREAUTH_FAILED, and whether the KDC then answered
+KDC_ERR_CLIENT_REVOKED (the account is locked, disabled or expired). Seed 000: a changed password of a
+connection account locks it for every client still using the old one. Bounded in principals and sources.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from kerbtrace.constants import KrbError, KrbMsg
+from kerbtrace.events import KerberosEvent
+
+KERBEROS_PORT = 88
+MAX_PRINCIPALS = 4096
+MAX_SOURCES = 1024
+MAX_FRAMES = 5
+_WATCHED = (KrbError.KDC_ERR_PREAUTH_FAILED, KrbError.KDC_ERR_CLIENT_REVOKED)
+
+
+@dataclass(slots=True)
+class Source:
+    address: str
+    failures: int = 0
+    revoked: int = 0
+    frames: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PrincipalFailures:
+    principal: str  # name@REALM
+    sources: dict[str, Source] = field(default_factory=dict)
+    kdcs: set[str] = field(default_factory=set)
+
+    @property
+    def failures(self) -> int:
+        return sum(s.failures for s in self.sources.values())
+
+    @property
+    def revoked(self) -> int:
+        return sum(s.revoked for s in self.sources.values())
+
+
+class LockoutWatch:
+    def __init__(self) -> None:
+        self.principals: dict[str, PrincipalFailures] = {}
+        self._asked: OrderedDict[tuple[str, str], str] = OrderedDict()  # (client, kdc) -> last AS-REQ principal
+
+    def feed(self, ev: KerberosEvent) -> None:
+        msg = ev.msg
+        if msg.msg_type == KrbMsg.AS_REQ and ev.dport == KERBEROS_PORT and msg.cname:
+            key = (ev.src, ev.dst)
+            self._asked[key] = f"{msg.cname}@{(msg.realm or '').upper()}"
+            self._asked.move_to_end(key)
+            if len(self._asked) > MAX_PRINCIPALS:
+                self._asked.popitem(last=False)
+        elif msg.msg_type == KrbMsg.KRB_ERROR and msg.error_code in _WATCHED and ev.sport == KERBEROS_PORT:
+            asked = self._asked.get((ev.dst, ev.src))
+            principal = f"{msg.cname}@{(msg.crealm or msg.realm or '').upper()}" if msg.cname else asked
+            if principal is None:
+                return
+            entry = self.principals.get(principal.lower())
+            if entry is None:
+                if len(self.principals) >= MAX_PRINCIPALS:
+                    return
+                entry = self.principals[principal.lower()] = PrincipalFailures(principal)
+            source = entry.sources.get(ev.dst)
+            if source is None:
+                if len(entry.sources) >= MAX_SOURCES:
+                    return
+                source = entry.sources[ev.dst] = Source(ev.dst)
+            if msg.error_code == KrbError.KDC_ERR_PREAUTH_FAILED:
+                source.failures += 1
+            else:
+                source.revoked += 1
+            entry.kdcs.add(ev.src)
+            if len(source.frames) < MAX_FRAMES:
+                source.frames.append(ev.frame)
+
+
+__all__ = ["LockoutWatch", "PrincipalFailures", "Source"]
