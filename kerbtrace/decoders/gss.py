@@ -13,7 +13,7 @@ Both entry points never raise: what cannot be read is reported in `AuthToken.err
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import DecodeError
 from .der import OID, SEQUENCE, children, ctx_fields, enumerated, expect, header, octets, oid_dotted, tlv
@@ -57,6 +57,9 @@ class AuthToken:
     ntlm: NtlmMessage | None = None
     error: str | None = None  # why (part of) the token could not be decoded
     size: int = 0  # decoded token length in bytes
+    #: The inner AP-REQ's DER bytes, kept only so a keytab given beside the capture can open the ticket;
+    #: never printed, never written to a report (repr=False keeps it out of debug output too).
+    ap_req_der: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def decode_auth_header(value: str) -> AuthToken:
@@ -178,7 +181,7 @@ def _inner(raw: bytes, s: int, e: int, tok: AuthToken) -> str:
     first = raw[s]
     if first in _KRB_FIRST_BYTES:
         tok.mech = "kerberos"
-        tok.kerberos = decode_kerberos(raw[s:e])
+        _set_kerberos(tok, raw[s:e])
         return "krb5"
     if first != 0x60:
         tok.error = f"unrecognised mechanism token (first byte 0x{first:02x})"
@@ -205,7 +208,13 @@ def _inner(raw: bytes, s: int, e: int, tok: AuthToken) -> str:
     if want is None:
         tok.error = f"krb5 TOK_ID {tok_id.hex()} not decoded"
         return "krb5"
-    tok.kerberos = decode_kerberos(raw[oe + 2 : ge])
+    _set_kerberos(tok, raw[oe + 2 : ge])
     if tok.kerberos.msg_type != want:
         tok.error = f"krb5 TOK_ID {tok_id.hex()} carries msg-type {tok.kerberos.msg_type}"
     return "krb5"
+
+
+def _set_kerberos(tok: AuthToken, der: bytes) -> None:
+    tok.kerberos = decode_kerberos(der)
+    if tok.kerberos.msg_type == 14:  # AP-REQ
+        tok.ap_req_der = der
