@@ -14,6 +14,7 @@ from kerbtrace.checks import Context, Finding, evaluate, late_findings
 from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources
 from kerbtrace.collector import RelaxedCollector
 from kerbtrace.constants import Verdict
+from kerbtrace.context import Beside
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.events import Event, KerberosEvent
 from kerbtrace.exchanges.client import ClientExchange
@@ -81,7 +82,8 @@ class Session:
     Clients evaluated by `poll` see only the clients completed before them (for duplicate GUIDs).
     """
 
-    def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0) -> None:
+    def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0,
+                 beside: Beside | None = None) -> None:
         self.diag = diag
         self.settle = settle
         self.correlator = Correlator(mp_names=mp_names)
@@ -90,7 +92,7 @@ class Session:
         self.pipeline = Pipeline(diag, self._event)
         self.network = NetworkLayer(self.pipeline, diag)
         self.feed = self.network.feed
-        self.context = Context()
+        self.context = Context(beside=beside or Beside())
 
     def _event(self, event: Event) -> None:
         """Each event to its consumers: the Kerberos inventory and lockout watch, and the correlator."""
@@ -151,13 +153,17 @@ class Session:
         return out
 
 
-def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = ()) -> Analysis:
-    """Analyse capture files in order (as one capture per file: frame numbers restart per file)."""
+def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = (),
+            beside: Beside | None = None) -> Analysis:
+    """Analyse capture files in order (as one capture per file: frame numbers restart per file).
+
+    `beside` is what the run was given besides the captures (directory facts, keytab, logs, DC events);
+    the checks consult it through their Context."""
     result = Analysis()
     show = sys.stderr.isatty() if progress is None else progress
     for index, path in enumerate(paths):
         result.diag.current_input = index
-        summary, clients, kerberos, fleet = _analyze_file(path, result.diag, show, mp_names)
+        summary, clients, kerberos, fleet = _analyze_file(path, result.diag, show, mp_names, beside)
         result.inputs.append(summary)
         for client in clients:
             client.input = index
@@ -171,7 +177,7 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
     return result
 
 
-def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...]
+def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...], beside: Beside | None = None
                   ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord], list[FleetFinding]]:
     summary = InputSummary(path, None)
     try:
@@ -180,7 +186,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
         summary.error = str(exc)
         return summary, [], [], []
     summary.format = capture.format
-    session = Session(diag, mp_names=mp_names)
+    session = Session(diag, mp_names=mp_names, beside=beside)
     bar = _Progress(Path(path).name, capture.size) if show else None
     done: list[ClientResult] = []
     with RelaxedCollector() as collector:

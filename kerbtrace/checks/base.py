@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from kerbtrace.constants import Severity
+from kerbtrace.context import Beside
 from kerbtrace.exchanges.client import ClientExchange
 
 SEVERITIES = tuple(Severity)
@@ -72,6 +73,8 @@ class Context:
     smsid_users: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     #: The input holds Kerberos traffic on port 88 at all (False: a capture on the MP, or filtered).
     kdc_visible: bool = True
+    #: What the run was given beside the capture (directory facts, keytab, logs, DC events).
+    beside: Beside = field(default_factory=Beside)
 
     def add(self, client: ClientExchange) -> None:
         """Learn what other clients' checks need to know of this one (its SMSID)."""
