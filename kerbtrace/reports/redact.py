@@ -128,7 +128,7 @@ class Redactor:
         if len(labels) == 1:  # a single-label realm
             self.table.setdefault(labels[0].lower(), self.names.label("domain", labels[0]))
             return self.table[labels[0].lower()]
-        out = [self.names.label("domain", x) for x in labels[:-1]] + [TOP_LABEL]
+        out = [x if x.startswith("_") else self.names.label("domain", x) for x in labels[:-1]] + [TOP_LABEL]
         for i in range(len(labels) - 1):  # every parent domain too, but not the bare top label
             self.table[".".join(labels[i:]).lower()] = ".".join(out[i:])
         return ".".join(out)
