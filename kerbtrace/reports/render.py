@@ -23,8 +23,9 @@ _BACKQUOTED = re.compile(r"`([^`<>]{1,200})`")
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("kerbtrace.reports", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
+                             autoescape=jinja2.select_autoescape(["html.j2"], default_for_string=False),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.ChainableUndefined,
+                             keep_trailing_newline=True)
     env.filters["md"] = md_cell
     env.filters["prose"] = prose
     env.filters["clock"] = lambda ts, date=False: summary.chart.clock(ts, date) if ts is not None else ""
