@@ -76,7 +76,7 @@ def svg(clients: list[dict]) -> Markup:
     b = bins(clients)
     if b is None:
         return Markup('<p class="muted">No registration time in the document.</p>')
-    left, right, row_h, top = 230, 20, 64, 26
+    left, right, row_h, top = 290, 50, 64, 30
     plot_w = 720
     width = left + plot_w + right
     height = top + row_h * len(b.rows) + 34
@@ -93,16 +93,17 @@ def svg(clients: list[dict]) -> Markup:
         total = Counter()
         for c in row:
             total.update(c)
-        out.append(f'<text x="{left - 8}" y="{y0 + row_h / 2}" text-anchor="end" class="cl">{escape(mp[:34])}</text>'
+        out.append(f'<text x="{left - 8}" y="{y0 + row_h / 2}" text-anchor="end" class="cl">{escape(mp[:44])}</text>'
                    f'<text x="{left - 8}" y="{y0 + row_h / 2 + 13}" text-anchor="end" class="cs">'
-                   f'{total["approved"]} ok · {total["not_approved"]} failed · {total["inconclusive"]} ?</text>'
+                   f'{total["approved"]} approved · {total["not_approved"]} not approved · '
+                   f'{total["inconclusive"]} inconclusive</text>'
                    f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" class="axis"/>')
         for i, c in enumerate(row):
             y = base
             for v in VERDICTS:
                 if not c[v]:
                     continue
-                h = (row_h - 14) * c[v] / peak
+                h = (row_h - 22) * c[v] / peak
                 y -= h
                 t0 = b.start + i * b.width
                 out.append(f'<rect x="{left + i * bar_w + 0.5:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" '

@@ -132,7 +132,7 @@ def build(doc: dict) -> dict:
     by_realm: dict[str, Counter] = {}
     for c in clients:
         by_mp.setdefault(chart.mp_label(c), Counter())[c.get("verdict", "inconclusive")] += 1
-        by_realm.setdefault(c.get("realm") or "unknown", Counter())[c.get("verdict", "inconclusive")] += 1
+        by_realm.setdefault(c.get("realm") or "(no Kerberos seen)", Counter())[c.get("verdict", "inconclusive")] += 1
     starts = [t for t in (chart.parse_time(i.get("start")) for i in inputs) if t is not None]
     ends = [t for t in (chart.parse_time(i.get("end")) for i in inputs) if t is not None]
     failing = [v for v in views if v["doc"].get("verdict") != "approved"]
@@ -157,6 +157,7 @@ def build(doc: dict) -> dict:
         "details": [views[i] for i in order[:MAX_DETAILED]],
         "omitted": max(0, len(clients) - MAX_DETAILED),
         "failing": len(failing),
+        "failure_causes": Counter(v["primary"] for v in failing).most_common(),
         "chart_svg": chart.svg(clients),
         "busy": chart.busy_intervals(clients),
     }
