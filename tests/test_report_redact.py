@@ -30,9 +30,9 @@ def document(capture: str) -> dict:
 
 
 def occurs(identifier: str, text: str) -> bool:
-    """`identifier` as a whole token of `text`, in any case (a pseudonym such as `host-3fa9c2` does not
-    contain the name `host`; `127.0.0.1` is not inside `127.0.0.10`)."""
-    return re.search(rf"(?<![A-Za-z0-9-])(?<!\d\.){re.escape(identifier)}(?![A-Za-z0-9]|-[A-Za-z0-9]|\.\d)",
+    """`identifier` in `text`, in any case, also inside a hyphenated word (`dc01-Security.evtx`), but not
+    inside a longer name or number (`127.0.0.1` is not inside `127.0.0.10`, `wk1` not inside `wk10`)."""
+    return re.search(rf"(?<![A-Za-z0-9])(?<!\d\.){re.escape(identifier)}(?![A-Za-z0-9]|\.\d)",
                      text, re.I) is not None
 
 
@@ -115,6 +115,7 @@ def test_structure_stays_readable():
     # one MP is the same pseudonym wherever it appears: in the mp field and in the SPN of the ticket
     mp_names = {c["mp"]["name"] for c in clients}
     assert {s.split("/", 1)[1].split("@")[0].lower() for s in snames if s.startswith("HTTP/")} <= mp_names
+    assert doc["inputs"][0]["path"] == "mixed.pcapng"  # the folder may name a user or a server
     # a client's address in the timeline is the one of its client_ip field
     for c in clients:
         assert all(c["client_ip"] in (s["src"], s["dst"]) for s in c["timeline"])
@@ -207,3 +208,28 @@ def test_property_generated_names_never_survive(host, mp, child, parent, top, us
         for identifier in (host, mp, user, f"{parent}.{top}", f"{child}.{parent}.{top}", f"{parent.upper()}\\{user}",
                            address):
             assert not occurs(identifier, text), f"{identifier} in the {fmt} report"
+
+
+def test_context_evidence_fleet_and_fix_script_are_redacted_too():
+    """Fields that log, DC-event and directory sources add are rewritten like the rest."""
+    doc = copy.deepcopy(document("user_lockout.pcapng"))
+    client = doc["clients"][0]
+    client["causes"][0]["evidence"] += [
+        {"source": "iis", "file": "C:\\inetpub\\logs\\LogFiles\\W3SVC1\\u_ex261204.log", "line": 17,
+         "text": "2026-12-04 16:05:01 127.0.0.10 CCM_POST /ccm_system_windowsauth/request - 80 CORP\\smsclient "
+                 "127.0.1.21 ccmhttp - 401 1 2148074254"},
+        {"source": "dc_event", "file": "dc01-Security.evtx", "line": 4, "computer": "dc01.corp.lab",
+         "workstation": "WK21", "target_user": "smsclient", "text": "4740 smsclient locked out, caller WK21 on DC01"},
+    ]
+    doc["fleet"] = [{"code": "lockout_sources", "principal": "smsclient@CORP.LAB",
+                     "sources": ["127.0.1.21", "127.0.1.22", "fe80::1:21"],
+                     "summary": "smsclient@CORP.LAB is locked out by WK21 (127.0.1.21) and fe80::1:21."}]
+    doc["fix_script"] = "# SPN\nsetspn -D HTTP/mp01.corp.lab CORP\\websvc\nGet-ADUser websvc -Server dc01.corp.lab\n"
+    red = redact(doc, KEY)
+    for fmt, text in outputs(red).items():
+        for identifier in ("smsclient", "WK21", "dc01", "dc01.corp.lab", "corp.lab", "websvc", "127.0.1.21",
+                           "127.0.0.10", "fe80::1:21", "inetpub", "CORP\\"):
+            assert not occurs(identifier, text), f"{identifier} in the {fmt} report"
+    evidence = red["clients"][0]["causes"][0]["evidence"]
+    assert evidence[-2]["file"] == "u_ex261204.log" and evidence[-2]["line"] == 17
+    assert "HTTP/mp-" in red["fix_script"] and "setspn -D" in red["fix_script"]

@@ -37,14 +37,17 @@ _AT_PRINCIPAL = re.compile(r"(?<![\w.$-])([A-Za-z0-9._-]+\$?)@([A-Za-z0-9-]+(?:\
 _DOTTED = re.compile(rf"(?<![{_B}.])[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+(?![{_B}])")
 _SITE_SRV = re.compile(r"(_mssms_mp_)([A-Za-z0-9]{3})(?![A-Za-z0-9])", re.I)
 
-# Fields of the document (at any depth) whose value is an identifier of the given kind.
-ADDRESS_FIELDS = frozenset({"client_ip", "ip", "src", "dst", "kdc", "sources", "address", "addresses"})
-HOST_FIELDS = frozenset({"hostname", "netbios", "computer"})
-FQDN_FIELDS = frozenset({"fqdn", "host", "dns_name"})
+# Fields of the document (at any depth) whose value is an identifier of the given kind. Addresses need
+# no list: they are found by pattern in every string. Context sources (logs, DC events, directory) may
+# add fields; those named here are collected, and all their text is rewritten in any case.
+HOST_FIELDS = frozenset({"hostname", "netbios", "computer", "computer_name", "workstation", "dc", "dc_name",
+                         "s_computername", "server_name"})
+FQDN_FIELDS = frozenset({"fqdn", "host", "dns_name", "dnshostname"})
 MP_FIELDS = frozenset({"mp_name"})
-DOMAIN_FIELDS = frozenset({"realm", "domain", "realms", "domains", "crealm", "srealm"})
-PRINCIPAL_FIELDS = frozenset({"account", "cname", "principal", "user", "accounts", "principals"})
-SPN_FIELDS = frozenset({"sname", "spn", "spns"})
+DOMAIN_FIELDS = frozenset({"realm", "domain", "realms", "domains", "crealm", "srealm", "target_domain"})
+PRINCIPAL_FIELDS = frozenset({"account", "cname", "principal", "user", "accounts", "principals", "target_user",
+                              "user_name", "username", "cs_username", "samaccountname", "sam_account_name"})
+SPN_FIELDS = frozenset({"sname", "spn", "spns", "service_principal_name"})
 
 
 def resolve_key(given: str | None) -> tuple[bytes, str]:
@@ -235,7 +238,8 @@ class Redactor:
         elif isinstance(node, list):
             for v in node:
                 self._walk_fields(v, field)
-        elif isinstance(node, str) and field is not None and node:
+        elif isinstance(node, str) and field is not None and node and " " not in node.strip():
+            field = field.lower().replace("-", "_")
             if field in HOST_FIELDS:
                 self.add_host(node.split(".")[0])
                 if "." in node:
@@ -255,7 +259,8 @@ class Redactor:
         if self._pattern is None:
             keys = sorted(self.table, key=len, reverse=True)
             alternation = "|".join(re.escape(k) for k in keys) or r"(?!x)x"
-            self._pattern = re.compile(rf"(?<![{_B}])(?:{alternation})(?![A-Za-z0-9]|-[A-Za-z0-9])", re.I)
+            # a name inside a longer hyphenated word (`dc01-Security.evtx`) is replaced too
+            self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.I)
         return self._pattern
 
     def text(self, value: str) -> str:
