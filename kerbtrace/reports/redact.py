@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 KEY_ENV = "KERBTRACE_REDACT_KEY"
 TOP_LABEL = "example"  # the last label of every domain: the real TLD can be telling on its own
@@ -35,6 +36,7 @@ _GUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-
 _DOMAIN_ACCOUNT = re.compile(r"(?<![\w\\])([A-Za-z][A-Za-z0-9-]{0,14})\\([A-Za-z0-9._-]+\$?)")
 _AT_PRINCIPAL = re.compile(r"(?<![\w.$-])([A-Za-z0-9._-]+\$?)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)")
 _DOTTED = re.compile(rf"(?<![{_B}.])[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+(?![{_B}])")
+_NAME_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 _SITE_SRV = re.compile(r"(_mssms_mp_)([A-Za-z0-9]{3})(?![A-Za-z0-9])", re.I)
 
 # Fields of the document (at any depth) whose value is an identifier of the given kind. Addresses need
@@ -121,6 +123,7 @@ class Redactor:
         self.domains: set[str] = set()
         self.netbios: dict[str, str] = {}  # NetBIOS domain name (lower case) -> pseudonym
         self._pattern: re.Pattern[str] | None = None
+        self._done: dict[str, str] = {}  # text -> rewritten text (reports repeat the same texts many times)
 
     # -- collecting --------------------------------------------------------------------------------
     def add_domain(self, name: str) -> str:
@@ -204,7 +207,7 @@ class Redactor:
             if isinstance(mp, dict) and isinstance(mp.get("name"), str):
                 self.add_host(mp["name"], "mp")  # first: an MP's label is `mp-…` everywhere
         self._walk_fields(doc, None)
-        strings = list(_strings(doc))
+        strings = set(_strings(doc))  # a fleet repeats its texts: each distinct one is scanned once
         for text in strings:
             for m in _DOMAIN_ACCOUNT.finditer(text):
                 self.add_netbios_domain(m.group(1))
@@ -228,6 +231,7 @@ class Redactor:
                             self.add_host(m.group(0))
                         break
         self._pattern = None
+        self._done.clear()
 
     def _walk_fields(self, node: object, field: str | None) -> None:
         if isinstance(node, dict):
@@ -256,14 +260,42 @@ class Redactor:
 
     # -- rewriting ---------------------------------------------------------------------------------
     def _names(self) -> re.Pattern[str]:
+        """Identifiers with characters a name token has not (rare): one alternation, longest first."""
         if self._pattern is None:
-            keys = sorted(self.table, key=len, reverse=True)
+            keys = sorted((k for k in self.table if not _NAME_TOKEN.fullmatch(k)), key=len, reverse=True)
             alternation = "|".join(re.escape(k) for k in keys) or r"(?!x)x"
-            # a name inside a longer hyphenated word (`dc01-Security.evtx`) is replaced too
             self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.I)
         return self._pattern
 
+    def _token(self, m: re.Match[str]) -> str:
+        """Known names inside one token of name characters, leftmost-longest, at label boundaries: a name
+        inside a longer hyphenated word (`dc01-Security.evtx`) is replaced too. Dictionary look-ups, so the
+        cost does not grow with the number of names (a regex alternation of 100k names would)."""
+        token = m.group(0)
+        low = token.lower()
+        cuts = [i for i, ch in enumerate(token) if ch in "._-"]
+        starts, ends = [0] + [i + 1 for i in cuts], sorted(set(cuts + [len(token)]), reverse=True)
+        out, pos = [], 0
+        for start in starts:
+            if start < pos:
+                continue
+            for end in ends:
+                if end <= start:
+                    break
+                pseudo = self.table.get(low[start:end])
+                if pseudo is not None:
+                    out.append(token[pos:start] + _same_case(token[start:end], pseudo))
+                    pos = end
+                    break
+        return "".join(out) + token[pos:] if out else token
+
     def text(self, value: str) -> str:
+        done = self._done.get(value)
+        if done is None:
+            done = self._done[value] = self._rewrite(value)
+        return done
+
+    def _rewrite(self, value: str) -> str:
         value = _IPV4.sub(self._address, value)
         value = _IPV6.sub(self._address, value)
         value = _GUID.sub(lambda m: _same_case(m.group(0), self.names.guid(m.group(0))), value)
@@ -272,6 +304,7 @@ class Redactor:
         value = _DOMAIN_ACCOUNT.sub(self._netbios, value)
         if value.lower() in self.netbios:
             return _same_case(value, self.netbios[value.lower()])
+        value = _NAME_TOKEN.sub(self._token, value)
         return self._names().sub(lambda m: _same_case(m.group(0), self.table[m.group(0).lower()]), value)
 
     def _netbios(self, m: re.Match[str]) -> str:
@@ -339,6 +372,7 @@ def _strings(node: object) -> Iterable[str]:
         yield node
 
 
+@lru_cache(maxsize=65536)
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
