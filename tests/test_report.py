@@ -47,6 +47,8 @@ def test_format_follows_the_suffix(tmp_path: Path):
         out = tmp_path / name
         assert main(["report", str(CAPTURES / "ok_same_realm.pcapng"), "--no-progress", "-o", str(out)]) == 0
         assert (tmp_path / name).read_text().startswith(first)
+    out = run("report", str(CAPTURES / "ok_same_realm.pcapng"), "--format", "md", "-o", "-")
+    assert out.returncode == 0 and out.stdout.startswith("# ConfigMgr client approval") and "```text" in out.stdout
 
 
 def test_html_is_self_contained_and_shows_every_client():
