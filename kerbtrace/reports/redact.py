@@ -11,7 +11,9 @@ so nobody can confirm a guess without the key, and the same key gives the same p
 report. The structure stays readable: names are pseudonymised label by label (a child realm stays a
 child of its parent), an MP's host label reads `mp-…`, a computer account keeps its `$`, an SPN its
 service class. Every address is replaced, loopback included (the lab captures use 127.0.0.0/8);
-only 0.0.0.0, 255.255.255.255 and :: are kept, as they name no host.
+only 0.0.0.0, 255.255.255.255 and :: are kept, as they name no host. A NetBIOS domain name is replaced
+before a backslash (`CORP\\WK01$`) or as a whole field, not as a bare word of prose (`OTHER`, `CHILD`).
+The site code of an `_mssms_mp_<site>` SRV name is replaced too.
 """
 
 from __future__ import annotations
