@@ -1,4 +1,4 @@
-"""Command line: `kerbtrace analyze CAPTURE...`."""
+"""Command line: `kerbtrace analyze CAPTURE...`, `kerbtrace report INPUT... -o FILE`, `kerbtrace explain CODE`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,41 @@ exit status:
 """
 
 
+REPORT_DESCRIPTION = """\
+Write the escalation report: one self-contained HTML file (or Markdown, or the kerbtrace/1 JSON) with
+the verdict of every client, its findings with fixes, codes, references and evidence, a ladder
+diagram of its exchange, the Wireshark filter that shows it, and the capture facts. Takes the
+inputs and context options of analyze, or one kerbtrace/1 JSON document written earlier (so a report
+can be made where the capture cannot be copied).
+"""
+
+REPORT_EPILOG = """\
+examples:
+  kerbtrace report mp01.pcapng -o case.html
+  kerbtrace report run.json -o case.md                    from analyze --json run.json
+  kerbtrace report mp01.pcapng --redact -o case.html      pseudonyms with a random key
+  kerbtrace report mp01.pcapng --redact-key "$K" --format json -o case.json
+
+--redact replaces host names, FQDNs, addresses, realms and domains, accounts, SPN hosts and client
+GUIDs everywhere in the report by HMAC-SHA256 pseudonyms (a child realm stays a child of its parent, an
+MP reads mp-..., a computer account keeps its $). Tickets, authenticators, PACs, NTLM responses and
+keys are never in any report, redacted or not.
+
+exit status: as analyze (0 all approved, 1 some not approved, 2 an input unreadable or the report
+could not be written)
+"""
+
+
+def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_text: str) -> None:
+    """The inputs and context options of an analysis, defined once for `analyze` and `report`."""
+    parser.add_argument("captures", nargs="+", metavar=metavar, help=help_text)
+    parser.add_argument("--mp-name", action="append", default=[], metavar="FQDN",
+                        help="name of an MP, to recognise clients that failed to resolve it (repeatable); "
+                             "MPs seen in the capture are known already")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
+                        "not a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kerbtrace", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,16 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="explain client approval from capture files",
                              description=DESCRIPTION, epilog=ANALYZE_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    analyze.add_argument("captures", nargs="+", metavar="CAPTURE",
-                         help="pcap, pcapng or NetMon .cap file (gzip-compressed files too)")
+    add_analysis_arguments(analyze, "CAPTURE", "pcap, pcapng or NetMon .cap file (gzip-compressed files too)")
     analyze.add_argument("--json", metavar="OUT", help="also write the kerbtrace/1 JSON document to OUT "
                          "('-' for standard output, which then carries only the JSON)")
     analyze.add_argument("-v", "--verbose", action="store_true", help="show every client's timeline and all findings")
-    analyze.add_argument("--mp-name", action="append", default=[], metavar="FQDN",
-                         help="name of an MP, to recognise clients that failed to resolve it (repeatable); "
-                              "MPs seen in the capture are known already")
-    analyze.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
-                         "not a terminal)")
+    report = sub.add_parser("report", help="write the escalation report (HTML, Markdown or JSON)",
+                            description=REPORT_DESCRIPTION, epilog=REPORT_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_analysis_arguments(report, "INPUT", "capture file(s) as for analyze, or one kerbtrace/1 JSON document "
+                           "written earlier by analyze --json or report --format json")
+    report.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the report ('-' for "
+                        "standard output)")
+    report.add_argument("--format", choices=("html", "md", "json"), help="html (one self-contained file), md "
+                        "(Markdown) or json (the kerbtrace/1 document); default from the suffix of FILE, else html")
+    report.add_argument("--redact", action="store_true", help="replace every host name, address, realm, account, "
+                        "SPN host and client GUID by a keyed pseudonym")
+    report.add_argument("--redact-key", metavar="K", help="the pseudonyms' key (implies --redact): the same key "
+                        "gives the same pseudonyms in every report; default: $KERBTRACE_REDACT_KEY, else random")
     explain = sub.add_parser("explain", help="name and explain an error, status or event code",
                              description=EXPLAIN_DESCRIPTION, epilog=EXPLAIN_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,17 +152,45 @@ def main(argv: list[str] | None = None) -> int:
         from kerbtrace.explain import run
 
         return run(args.code, args.json, sys.stdout, sys.stderr)
-    if args.command != "analyze":
+    if args.command not in ("analyze", "report"):
         parser.print_help()
         return EXIT_UNUSABLE
-    from kerbtrace.analysis import analyze
     from kerbtrace.collector import RelaxedCollector
 
     with RelaxedCollector() as collector:
-        result = analyze(args.captures, progress=False if args.no_progress else None,
-                         mp_names=tuple(args.mp_name))
+        if args.command == "report":
+            return _escalation(args, collector)
+        result = _analyze(args)
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
+
+
+def _analyze(args: argparse.Namespace):
+    """The analysis `analyze` and `report` both run, from the arguments `add_analysis_arguments` defines."""
+    from kerbtrace.analysis import analyze
+
+    return analyze(args.captures, progress=False if args.no_progress else None, mp_names=tuple(args.mp_name))
+
+
+def _escalation(args: argparse.Namespace, collector) -> int:
+    from kerbtrace.reports import escalation
+    from kerbtrace.reports.json_report import to_json
+
+    try:
+        if escalation.documents_given(args.captures):
+            doc = escalation.read_document(args.captures[0])
+        else:
+            doc = to_json(_analyze(args))
+            collector.tick()
+        escalation.write(doc, args.output, escalation.output_format(args.format, args.output),
+                         redact_it=args.redact, key=args.redact_key)
+    except escalation.ReportError as exc:
+        print(f"kerbtrace: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    status, errors = escalation.exit_status(doc)
+    for line in errors:
+        print(f"kerbtrace: {line}", file=sys.stderr)
+    return status
 
 
 def _report(args: argparse.Namespace, result) -> int:
