@@ -154,7 +154,7 @@ def test_new_document_fields_are_rendered_when_present():
         assert "full view" in text
     assert '<pre id="fix-script-text">' in html and "```powershell" in md
     # and absent fields are simply absent
-    plain = render(document("user_lockout.pcapng"), "html")
+    plain = render(document("ok_same_realm.pcapng"), "html")
     assert 'id="fix-script"' not in plain and 'id="fleet"' not in plain
 
 
