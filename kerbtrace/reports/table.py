@@ -88,7 +88,9 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _tag(analysis: Analysis, index: int) -> str:
+def _tag(analysis: Analysis, index: int | None) -> str:
+    if index is None:
+        return "[DC log] " if analysis.inputs else ""
     return f"[{index + 1}] " if len(analysis.inputs) > 1 else ""
 
 
