@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from kerbtrace import __version__
+from kerbtrace.context.options import CONTEXT_EPILOG, ContextError, add_context_arguments, load_context
 
 EXIT_ALL_APPROVED = 0
 EXIT_NOT_APPROVED = 1
@@ -25,7 +26,7 @@ prove it. Reads Wireshark pcap/pcapng (also .gz) and Network Monitor .cap files.
 """
 
 ANALYZE_EPILOG = """\
-examples:
+examples (a capture alone):
   kerbtrace analyze mp01.pcapng                 table of clients, with causes and fixes
   kerbtrace analyze client.cap mp01.pcapng -v   several captures, with each client's timeline
   kerbtrace analyze mp01.pcapng --json report.json
@@ -38,10 +39,12 @@ Without -v the first 50 clients that were not approved are explained in full; --
 Capture on the client and on the MP together, from before the registration starts
 (restart the SMS Agent Host service while capturing), to see the whole exchange.
 
+""" + CONTEXT_EPILOG + """
 exit status:
   0  every client found was approved
   1  at least one client was not approved, or the capture does not show the outcome
-  2  an input could not be read (not a capture, unreadable file); the others are still analysed
+  2  an input could not be read (not a capture, unreadable file; the others are still analysed), or a log,
+     events, directory or keytab file given beside the captures cannot be used (nothing is analysed)
   3  every input was read, but none holds a ConfigMgr client registration
 """
 
@@ -85,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="explain client approval from capture files",
                              description=DESCRIPTION, epilog=ANALYZE_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    analyze.add_argument("captures", nargs="+", metavar="CAPTURE",
-                         help="pcap, pcapng or NetMon .cap file (gzip-compressed files too)")
+    analyze.add_argument("captures", nargs="*", metavar="CAPTURE",
+                         help="pcap, pcapng or NetMon .cap file (gzip-compressed files too); none when logs or DC "
+                              "events are given: their own per-client verdicts")
     analyze.add_argument("--json", metavar="OUT", help="also write the kerbtrace/1 JSON document to OUT "
                          "('-' for standard output, which then carries only the JSON)")
     analyze.add_argument("-v", "--verbose", action="store_true", help="show every client's timeline and all findings")
@@ -95,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "MPs seen in the capture are known already")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                          "not a terminal)")
+    add_context_arguments(analyze)
     explain = sub.add_parser("explain", help="name and explain an error, status or event code",
                              description=EXPLAIN_DESCRIPTION, epilog=EXPLAIN_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,17 +118,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "analyze":
         parser.print_help()
         return EXIT_UNUSABLE
-    from kerbtrace.analysis import analyze
+    from kerbtrace.analysis import analyze, analyze_beside
     from kerbtrace.collector import RelaxedCollector
 
+    try:
+        loaded = load_context(args)
+    except ContextError as exc:
+        print(f"kerbtrace: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if not args.captures and not (loaded.beside.logs or loaded.beside.dc_events):
+        parser.error("analyze needs a CAPTURE, or logs (--iis-log, --mp-log, --client-log, --logs) or --events")
     with RelaxedCollector() as collector:
-        result = analyze(args.captures, progress=False if args.no_progress else None,
-                         mp_names=tuple(args.mp_name))
+        if args.captures:
+            result = analyze(args.captures, progress=False if args.no_progress else None,
+                             mp_names=tuple(args.mp_name), beside=loaded.beside)
+        else:
+            result = analyze_beside(loaded.beside)
+        add_context_warnings(result.diag, loaded.all_warnings())
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
 
 
+def add_context_warnings(diag, warnings: list[str]) -> None:
+    """The context's warnings (file:line in each message) into the run's diagnostics, of no capture."""
+    diag.current_input = None
+    for warning in warnings:
+        diag.warn(None, warning, "context")
+
+
 def _report(args: argparse.Namespace, result) -> int:
+    from kerbtrace.context.options import write_fix_script
     from kerbtrace.reports.json_report import write_json
     from kerbtrace.reports.table import render
 
@@ -132,6 +156,12 @@ def _report(args: argparse.Namespace, result) -> int:
             where = f"[{number}] " if len(result.inputs) > 1 else ""
             message = i.error if i.path in i.error else f"{i.path}: {i.error}"
             print(f"kerbtrace: {where}{message}", file=sys.stderr)
+    if getattr(args, "fix_script", None):
+        try:
+            print(f"kerbtrace: {write_fix_script(result, args.fix_script)}", file=sys.stderr)
+        except ContextError as exc:
+            print(f"kerbtrace: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
     if args.json == "-":
         write_json(result, sys.stdout)
     else:
@@ -143,10 +173,11 @@ def _report(args: argparse.Namespace, result) -> int:
                 print(f"kerbtrace: cannot write {args.json}: {exc}", file=sys.stderr)
                 return EXIT_UNUSABLE
         sys.stdout.write(render(result, verbose=args.verbose))
-    if not result.usable:
+    if result.inputs and not result.usable:
         return EXIT_UNUSABLE
-    if not result.clients:
+    verdicts = [r.verdict for r in result.clients] or [v.verdict for v in result.log_clients]
+    if not verdicts:
         return EXIT_NO_REGISTRATION
-    if any(r.verdict != "approved" for r in result.clients):
+    if any(v != "approved" for v in verdicts):
         return EXIT_NOT_APPROVED
     return EXIT_ALL_APPROVED
