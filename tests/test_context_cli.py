@@ -271,3 +271,10 @@ def test_fix_script_without_fix_commands_writes_nothing_and_says_so(tmp_path):
     out = run("analyze", str(CAPTURES / "ok_same_realm.pcapng"), "--fix-script", str(script))
     assert out.returncode == 0
     assert not script.exists() and f"no fix script written to {script}" in out.stderr
+
+
+def test_an_unreachable_directory_exits_two_before_reading_the_capture():
+    out = run("analyze", str(CAPTURES / "ok_same_realm.pcapng"), "--directory", "ldap://127.0.0.1:1",
+              "--ldap-bind", "anonymous", "--ldap-timeout", "2")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("kerbtrace: ldap://127.0.0.1:1") and out.stdout == ""
