@@ -134,16 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                              mp_names=tuple(args.mp_name), beside=loaded.beside)
         else:
             result = analyze_beside(loaded.beside)
-        add_context_warnings(result.diag, loaded.all_warnings())
+        loaded.warn_into(result.diag)
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
-
-
-def add_context_warnings(diag, warnings: list[str]) -> None:
-    """The context's warnings (file:line in each message) into the run's diagnostics, of no capture."""
-    diag.current_input = None
-    for warning in warnings:
-        diag.warn(None, warning, "context")
 
 
 def _report(args: argparse.Namespace, result) -> int:

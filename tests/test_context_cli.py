@@ -10,6 +10,7 @@ Inputs, kept apart:
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -278,3 +279,21 @@ def test_an_unreachable_directory_exits_two_before_reading_the_capture():
               "--ldap-bind", "anonymous", "--ldap-timeout", "2")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith("kerbtrace: ldap://127.0.0.1:1") and out.stdout == ""
+
+
+@pytest.mark.skipif(shutil.which("ktutil") is None, reason="MIT ktutil (krb5-user) writes the keytab")
+def test_a_keytab_is_loaded_once_named_in_the_json_and_its_key_never_shown(tmp_path):
+    keytab = tmp_path / "mp01.keytab"
+    script = (f"addent -password -p HTTP/mp01.corp.lab@CORP.LAB -k 3 -e aes256-cts-hmac-sha1-96\nN0t-the-lab's!\n"
+              f"wkt {keytab}\nquit\n")
+    subprocess.run(["ktutil"], input=script, text=True, capture_output=True, check=True)
+    from impacket.krb5.keytab import Keytab as ImpacketKeytab
+
+    [entry] = ImpacketKeytab(keytab.read_bytes()).entries
+    key = bytes(entry.main_part["keyblock"]["keyvalue"]["data"])
+    out = run("analyze", str(CAPTURES / "spn_on_other_account.pcapng"), "--keytab", str(keytab), "--json", "-", "-v")
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["context"]["keytab"] == {"file": str(keytab), "principals": ["HTTP/mp01.corp.lab@CORP.LAB"]}
+    for form in (key.hex(), key.hex().upper(), base64.b64encode(key).decode()):
+        assert form not in out.stdout + out.stderr

@@ -16,6 +16,7 @@ from kerbtrace.context.directory import DirectoryError, mp_spns
 from kerbtrace.context.directory.options import add_directory_arguments, directory_from_args
 from kerbtrace.context.logs import load_log_context, recognise
 from kerbtrace.context.logs.load import LogContext
+from kerbtrace.diagnostics import Diagnostics
 
 CONTEXT_EPILOG = """\
 beside the capture (each optional; kerbtrace joins them to the capture's clients by address, name and time,
@@ -46,10 +47,11 @@ class LoadedContext:
         directory = self.beside.directory
         return self.warnings + (list(directory.problems) if directory is not None else [])
 
-    @property
-    def given(self) -> bool:
-        b = self.beside
-        return any(x is not None for x in (b.directory, b.keytab, b.logs, b.dc_events))
+    def warn_into(self, diag: Diagnostics) -> None:
+        """The warnings (file:line in each message) into the run's diagnostics, as of no capture file."""
+        diag.current_input = None
+        for warning in self.all_warnings():
+            diag.warn(None, warning, "context")
 
 
 def add_context_arguments(parser: argparse.ArgumentParser) -> None:
