@@ -43,8 +43,7 @@ Capture on the client and on the MP together, from before the registration start
 exit status:
   0  every client found was approved
   1  at least one client was not approved, or the capture does not show the outcome
-  2  an input could not be read (not a capture, unreadable file; the others are still analysed), or a log,
-     events, directory or keytab file given beside the captures cannot be used (nothing is analysed)
+  2  an input could not be read (the others are still analysed), or a log/events/directory/keytab file is unusable
   3  every input was read, but none holds a ConfigMgr client registration
 """
 
@@ -94,9 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", metavar="OUT", help="also write the kerbtrace/1 JSON document to OUT "
                          "('-' for standard output, which then carries only the JSON)")
     analyze.add_argument("-v", "--verbose", action="store_true", help="show every client's timeline and all findings")
-    analyze.add_argument("--mp-name", action="append", default=[], metavar="FQDN",
-                         help="name of an MP, to recognise clients that failed to resolve it (repeatable); "
-                              "MPs seen in the capture are known already")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                          "not a terminal)")
     add_context_arguments(analyze)

@@ -55,7 +55,11 @@ class LoadedContext:
 
 
 def add_context_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options for logs, DC events, directory facts, the MP's keytab and the fix script."""
+    """The options every command that reads captures shares: the MPs' names, logs, DC events, directory
+    facts, the MP's keytab and the fix script."""
+    parser.add_argument("--mp-name", action="append", default=[], metavar="FQDN",
+                        help="name of an MP, to recognise clients that failed to resolve it, and whose SPNs a "
+                             "--directory is asked for first (repeatable); MPs seen in the capture are known already")
     logs = parser.add_argument_group("logs and DC events beside the capture")
     logs.add_argument("--iis-log", action="append", default=[], metavar="FILE",
                       help="the MP's IIS log (W3C, u_ex*.log; any #Fields: order, IIS 6 and 7+) (repeatable)")
