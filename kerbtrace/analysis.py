@@ -140,8 +140,10 @@ class Session:
         out = []
         mp_side = [r for r in results if r.view.get("label") == "mp_side"]
         if mp_side:
+            where = ("the DC's security log given beside it speaks for those it logged" if self.context.beside.dc_events
+                     else "capture on the client or a DC, or read the DC's security log (--events)")
             out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
-                       "be seen (capture on the client or a DC, or read the DC's security log)")
+                       f"be seen in the capture ({where})")
         kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
         if kdc_side:
             out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "

@@ -119,6 +119,7 @@ def test_mp_side_capture_plus_dc_events_gives_the_specific_cause(tmp_path, name,
     hedge = next(f for f in client.findings if f.code == "no_ticket_kdc_not_visible")
     assert hedge.severity == "info" and cause in hedge.summary  # kept, as a note the DC's log settles
     assert "unexplained" not in [f.code for f in client.findings]
+    assert any("the DC's security log given beside it" in n for n in result.inputs[0].notes)
     doc = to_json(result)
     assert doc["clients"][0]["causes"][0]["code"] == cause
     assert doc["context"]["dc_events"]["joins"] == [{"input": 0, "offset_seconds": None, "clients_matched": 1}]
