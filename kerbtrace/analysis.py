@@ -233,7 +233,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
             summary.error = "no packet could be read from this file"  # nothing analysed: not "all approved"
         done.extend(session.finish(done))
     done.sort(key=lambda r: (r.client.first_time, r.client.ip))
-    joined = _join_beside(done, session.inventory.records, beside, diag)
+    joined = join_context(done, session.inventory.records, beside, diag)
     summary.legs = session.correlator.legs
     summary.notes = session.notes(done)
     lockouts = lockout_sources(session.lockouts.principals.values())
@@ -241,7 +241,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
     return summary, done, session.inventory.records, fleet, joined
 
 
-def _join_beside(done: list[ClientResult], kerberos: list[KerberosRecord], beside: Beside | None,
+def join_context(done: list[ClientResult], kerberos: list[KerberosRecord], beside: Beside | None,
                  diag: Diagnostics) -> FileBeside:
     """After every client of the file was evaluated: join the logs and DC events to them, and let what
     they say settle each client's findings (`checks.verdict.settle`)."""
