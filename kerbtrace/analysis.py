@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kerbtrace.checks import Context, Finding, evaluate, late_findings
-from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources
+from kerbtrace.checks import Context, Evidence, Finding, evaluate, late_findings, settle
+from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources, merge_lockouts
 from kerbtrace.collector import RelaxedCollector
 from kerbtrace.constants import Verdict
 from kerbtrace.context import Beside
+from kerbtrace.context.joined import FileBeside, join_beside
+from kerbtrace.context.logs import LogVerdict, log_verdicts
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.events import Event, KerberosEvent
 from kerbtrace.exchanges.client import ClientExchange
@@ -50,6 +52,8 @@ class ClientResult:
     verdict: Verdict
     findings: list[Finding]
     input: int = 0  # index of the capture file in Analysis.inputs (frame numbers are per file)
+    #: Log lines and DC events beside the capture that support no finding of this client.
+    context: list[Evidence] = field(default_factory=list)
 
     @property
     def primary(self) -> Finding | None:
@@ -67,6 +71,9 @@ class Analysis:
     kerberos: list[KerberosRecord] = field(default_factory=list)
     fleet: list[FleetFinding] = field(default_factory=list)  # findings across clients (checks/fleet.py)
     diag: Diagnostics = field(default_factory=Diagnostics)
+    beside: Beside | None = None  # what the run was given beside the captures
+    joins: list[FileBeside] = field(default_factory=list)  # per capture file: how the logs and DC events joined
+    log_clients: list[LogVerdict] = field(default_factory=list)  # a run without captures: the logs' verdicts
 
     @property
     def usable(self) -> bool:
@@ -133,8 +140,10 @@ class Session:
         out = []
         mp_side = [r for r in results if r.view.get("label") == "mp_side"]
         if mp_side:
+            where = ("the DC's security log given beside it speaks for those it logged" if self.context.beside.dc_events
+                     else "capture on the client or a DC, or read the DC's security log (--events)")
             out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
-                       "be seen (capture on the client or a DC, or read the DC's security log)")
+                       f"be seen in the capture ({where})")
         kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
         if kdc_side:
             out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "
@@ -159,12 +168,13 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
 
     `beside` is what the run was given besides the captures (directory facts, keytab, logs, DC events);
     the checks consult it through their Context."""
-    result = Analysis()
+    result = Analysis(beside=beside)
     show = sys.stderr.isatty() if progress is None else progress
     for index, path in enumerate(paths):
         result.diag.current_input = index
-        summary, clients, kerberos, fleet = _analyze_file(path, result.diag, show, mp_names, beside)
+        summary, clients, kerberos, fleet, joined = _analyze_file(path, result.diag, show, mp_names, beside)
         result.inputs.append(summary)
+        result.joins.append(joined)
         for client in clients:
             client.input = index
         for record in kerberos:
@@ -174,17 +184,29 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
         result.clients.extend(clients)
         result.kerberos.extend(kerberos)
         result.fleet.extend(fleet)
+    if beside is not None and beside.dc_events is not None:
+        result.fleet = merge_lockouts(result.fleet, beside.dc_events.lockout_sources())
+    return result
+
+
+def analyze_beside(beside: Beside) -> Analysis:
+    """A run without captures: per-client verdicts from the logs alone, lockout sources from the DC's log."""
+    result = Analysis(beside=beside)
+    if beside.logs is not None:
+        result.log_clients = log_verdicts(beside.logs)
+    if beside.dc_events is not None:
+        result.fleet = merge_lockouts([], beside.dc_events.lockout_sources())
     return result
 
 
 def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...], beside: Beside | None = None
-                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord], list[FleetFinding]]:
+                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord], list[FleetFinding], FileBeside]:
     summary = InputSummary(path, None)
     try:
         capture = open_capture(path, diag)
     except (CaptureError, OSError) as exc:
         summary.error = str(exc)
-        return summary, [], [], []
+        return summary, [], [], [], FileBeside([])
     summary.format = capture.format
     session = Session(diag, mp_names=mp_names, beside=beside)
     bar = _Progress(Path(path).name, capture.size) if show else None
@@ -211,11 +233,26 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
             summary.error = "no packet could be read from this file"  # nothing analysed: not "all approved"
         done.extend(session.finish(done))
     done.sort(key=lambda r: (r.client.first_time, r.client.ip))
+    joined = join_context(done, session.inventory.records, beside, diag)
     summary.legs = session.correlator.legs
     summary.notes = session.notes(done)
     lockouts = lockout_sources(session.lockouts.principals.values())
     fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
-    return summary, done, session.inventory.records, fleet
+    return summary, done, session.inventory.records, fleet, joined
+
+
+def join_context(done: list[ClientResult], kerberos: list[KerberosRecord], beside: Beside | None,
+                 diag: Diagnostics) -> FileBeside:
+    """After every client of the file was evaluated: join the logs and DC events to them, and let what
+    they say settle each client's findings (`checks.verdict.settle`)."""
+    if beside is None or (beside.logs is None and beside.dc_events is None):
+        return FileBeside([])
+    joined = _guarded(diag, None, join_beside, [r.client for r in done], kerberos, beside)
+    if joined is None:
+        return FileBeside([])
+    for r, mine in zip(done, joined.clients, strict=True):
+        r.findings, r.context = settle(r.verdict, r.findings, mine.statements, mine.log_evidence, mine.dc_evidence)
+    return joined
 
 
 def _read(capture, feed, diag: Diagnostics, tick) -> None:

@@ -6,6 +6,13 @@ import argparse
 import sys
 
 from kerbtrace import __version__
+from kerbtrace.context.options import (
+    CONTEXT_EPILOG,
+    ContextError,
+    LoadedContext,
+    add_context_arguments,
+    load_context,
+)
 
 EXIT_ALL_APPROVED = 0
 EXIT_NOT_APPROVED = 1
@@ -25,7 +32,7 @@ prove it. Reads Wireshark pcap/pcapng (also .gz) and Network Monitor .cap files.
 """
 
 ANALYZE_EPILOG = """\
-examples:
+examples (a capture alone):
   kerbtrace analyze mp01.pcapng                 table of clients, with causes and fixes
   kerbtrace analyze client.cap mp01.pcapng -v   several captures, with each client's timeline
   kerbtrace analyze mp01.pcapng --json report.json
@@ -38,10 +45,11 @@ Without -v the first 50 clients that were not approved are explained in full; --
 Capture on the client and on the MP together, from before the registration starts
 (restart the SMS Agent Host service while capturing), to see the whole exchange.
 
+""" + CONTEXT_EPILOG + """
 exit status:
   0  every client found was approved
   1  at least one client was not approved, or the capture does not show the outcome
-  2  an input could not be read (not a capture, unreadable file); the others are still analysed
+  2  an input could not be read (the others are still analysed), or a log/events/directory/keytab file is unusable
   3  every input was read, but none holds a ConfigMgr client registration
 """
 
@@ -104,12 +112,11 @@ could not be written)
 
 def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_text: str) -> None:
     """The inputs and context options of an analysis, defined once for `analyze` and `report`."""
-    parser.add_argument("captures", nargs="+", metavar=metavar, help=help_text)
-    parser.add_argument("--mp-name", action="append", default=[], metavar="FQDN",
-                        help="name of an MP, to recognise clients that failed to resolve it (repeatable); "
-                             "MPs seen in the capture are known already")
+    parser.add_argument("captures", nargs="*", metavar=metavar,
+                        help=help_text + "; none when logs or DC events are given: their own per-client verdicts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                         "not a terminal)")
+    add_context_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,22 +164,35 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNUSABLE
     from kerbtrace.collector import RelaxedCollector
 
+    try:
+        loaded = load_context(args)
+    except ContextError as exc:
+        print(f"kerbtrace: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if not args.captures and not (loaded.beside.logs or loaded.beside.dc_events):
+        parser.error("analyze needs a CAPTURE, or logs (--iis-log, --mp-log, --client-log, --logs) or --events")
     with RelaxedCollector() as collector:
         if args.command == "report":
-            return _escalation(args, collector)
-        result = _analyze(args)
+            return _escalation(args, loaded, collector)
+        result = _analyze(args, loaded)
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
 
 
-def _analyze(args: argparse.Namespace):
+def _analyze(args: argparse.Namespace, loaded: LoadedContext):
     """The analysis `analyze` and `report` both run, from the arguments `add_analysis_arguments` defines."""
-    from kerbtrace.analysis import analyze
+    from kerbtrace.analysis import analyze, analyze_beside
 
-    return analyze(args.captures, progress=False if args.no_progress else None, mp_names=tuple(args.mp_name))
+    if args.captures:
+        result = analyze(args.captures, progress=False if args.no_progress else None,
+                         mp_names=tuple(args.mp_name), beside=loaded.beside)
+    else:
+        result = analyze_beside(loaded.beside)
+    loaded.warn_into(result.diag)
+    return result
 
 
-def _escalation(args: argparse.Namespace, collector) -> int:
+def _escalation(args: argparse.Namespace, loaded: LoadedContext, collector) -> int:
     from kerbtrace.reports import escalation
     from kerbtrace.reports.json_report import to_json
 
@@ -180,7 +200,7 @@ def _escalation(args: argparse.Namespace, collector) -> int:
         if escalation.documents_given(args.captures):
             doc = escalation.read_document(args.captures[0])
         else:
-            doc = to_json(_analyze(args))
+            doc = to_json(_analyze(args, loaded))
             collector.tick()
         escalation.write(doc, args.output, escalation.output_format(args.format, args.output),
                          redact_it=args.redact, key=args.redact_key)
@@ -194,6 +214,7 @@ def _escalation(args: argparse.Namespace, collector) -> int:
 
 
 def _report(args: argparse.Namespace, result) -> int:
+    from kerbtrace.context.options import write_fix_script
     from kerbtrace.reports.json_report import write_json
     from kerbtrace.reports.table import render
 
@@ -202,6 +223,12 @@ def _report(args: argparse.Namespace, result) -> int:
             where = f"[{number}] " if len(result.inputs) > 1 else ""
             message = i.error if i.path in i.error else f"{i.path}: {i.error}"
             print(f"kerbtrace: {where}{message}", file=sys.stderr)
+    if getattr(args, "fix_script", None):
+        try:
+            print(f"kerbtrace: {write_fix_script(result, args.fix_script)}", file=sys.stderr)
+        except ContextError as exc:
+            print(f"kerbtrace: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
     if args.json == "-":
         write_json(result, sys.stdout)
     else:
@@ -213,10 +240,11 @@ def _report(args: argparse.Namespace, result) -> int:
                 print(f"kerbtrace: cannot write {args.json}: {exc}", file=sys.stderr)
                 return EXIT_UNUSABLE
         sys.stdout.write(render(result, verbose=args.verbose))
-    if not result.usable:
+    if result.inputs and not result.usable:
         return EXIT_UNUSABLE
-    if not result.clients:
+    verdicts = [r.verdict for r in result.clients] or [v.verdict for v in result.log_clients]
+    if not verdicts:
         return EXIT_NO_REGISTRATION
-    if any(r.verdict != "approved" for r in result.clients):
+    if any(v != "approved" for v in verdicts):
         return EXIT_NOT_APPROVED
     return EXIT_ALL_APPROVED

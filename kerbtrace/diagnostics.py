@@ -16,7 +16,7 @@ class Warning_:
     frame: int | None
     message: str
     kind: str = "input"
-    input: int = 0  # which capture file (frame numbers are per file)
+    input: int | None = 0  # which capture file (frame numbers are per file); None: a context file's
 
 
 @dataclass(slots=True)
@@ -25,7 +25,7 @@ class Diagnostics:
     warnings: list[Warning_] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     fatal: str | None = None
-    current_input: int = 0  # set by the run before each file
+    current_input: int | None = 0  # set by the run before each file (None while context files are read)
     def warn(self, frame: int | None, message: str, kind: str = "input") -> None:
         """Record a problem with the input; `kind` groups messages for the summary."""
         if frame is not None and message.startswith(f"frame {frame}: "):

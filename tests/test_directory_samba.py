@@ -235,3 +235,31 @@ def test_command_line_options_reach_the_dc(dc):
     assert out["lookups"]["HTTP/mp01"] == {"status": "ok", "owners": ["MP01$"]}
     assert [a["locked"] for a in out["accounts"] if a["sam"] == "locked-user"] == [True]
     assert samba_dc.ADMIN_PASSWORD not in res.stdout + res.stderr
+
+
+def test_analyze_options_ask_the_dc_for_an_spn_the_first_time_a_check_does(dc):
+    """`kerbtrace analyze --directory`: the MPs named by --mp-name are asked for up front (an unreachable DC
+    fails before any capture is read); any other SPN or account is asked for once, when first looked up."""
+    code = (
+        "import json\n"
+        "from kerbtrace.cli import build_parser\n"
+        "from kerbtrace.context.options import load_context\n"
+        f"args = build_parser().parse_args(['analyze', 'x.pcapng', '--directory', 'ldaps://dc1.corp.lab', "
+        f"'--ldap-ca-file', {dc.ca_file!r}, '--ldap-user', 'CORP\\\\Administrator', '--mp-name', 'mp01.corp.lab'])\n"
+        "d = load_context(args).beside.directory\n"
+        "first = (d.queries, sorted(d.searched_spns))\n"
+        "dup = d.is_duplicate('HTTP/mp02.corp.lab'); again = d.is_duplicate('HTTP/mp02.corp.lab')\n"
+        "missing = d.is_missing('HTTP/mp03.corp.lab')\n"
+        "locked = d.account('locked-user').locked\n"
+        "print(json.dumps({'type': type(d).__name__, 'first': first, 'dup': [dup, again], 'missing': missing,\n"
+        "                  'locked': locked, 'queries': d.queries, 'problems': d.problems}))\n"
+    )
+    res = dc.python(code, env={"KERBTRACE_LDAP_PASSWORD": samba_dc.ADMIN_PASSWORD})
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert out["type"] == "OnlineDirectory"
+    assert out["first"][0] == 0 and "http/mp01.corp.lab" in out["first"][1]  # asked up front, not lazily
+    assert "http/mp02.corp.lab" not in out["first"][1]
+    assert out["dup"] == [True, True] and out["missing"] is True and out["locked"] is True
+    assert out["queries"] == 3 and out["problems"] == []  # mp02, mp03, locked-user: each asked once
+    assert samba_dc.ADMIN_PASSWORD not in res.stdout + res.stderr

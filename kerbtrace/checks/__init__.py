@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.fleet import FLEET_CODES
-from kerbtrace.checks.verdict import CAUSE_CODES, CHECKS, UNEXPLAINED, evaluate, late_findings, order, verdict_of
+from kerbtrace.checks.verdict import (
+                                     CAUSE_CODES,
+                                     CHECKS,
+                                     UNEXPLAINED,
+                                     evaluate,
+                                     late_findings,
+                                     order,
+                                     settle,
+                                     verdict_of,
+)
 
 __all__ = ["CAUSE_CODES", "CHECKS", "FLEET_CODES", "UNEXPLAINED", "Context", "Evidence", "Finding", "evaluate",
-           "late_findings", "order", "verdict_of"]
+           "late_findings", "order", "settle", "verdict_of"]

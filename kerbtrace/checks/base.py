@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kerbtrace.constants import Severity
 from kerbtrace.context import Beside
@@ -64,6 +65,19 @@ class Finding:
         if self.candidates:
             out["candidates"] = list(self.candidates)
         return out
+
+
+class Statement(Protocol):
+    """What a source beside the capture says of one client's cause (`context.dc_join.DcStatement`): the
+    cause by the checks' code, in words, with its codes and evidence; `failure` False for a confirmation."""
+
+    cause: str
+    text: str
+    codes: list[str]
+    evidence: list[Evidence]
+
+    @property
+    def failure(self) -> bool: ...
 
 
 @dataclass(slots=True)

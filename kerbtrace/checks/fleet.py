@@ -22,6 +22,9 @@ COMMON_CAUSE = "fleet_common_cause"
 FLEET_CODES = (LOCKOUT_SOURCES, COMMON_CAUSE)
 MIN_CLIENTS = 3  # clients failing the same way before the fault is named at the MP / principal
 MAX_LISTED = 50
+_LOCKOUT_FIX = ("Update the password where each source stores it (client connection account, application pool, "
+                "service, scheduled task, mapped drive) or stop the stale process, then unlock the account; the "
+                "DCs' 4740 events name the lockout source as the DC saw it.")
 
 
 @dataclass(slots=True)
@@ -30,7 +33,7 @@ class FleetFinding:
     severity: str
     summary: str
     fix: str = ""
-    input: int = 0
+    input: int | None = 0  # the capture file; None for a finding from the DC's log alone
     subject: str = ""  # the principal or the MP the finding is about
     cause: str | None = None  # fleet_common_cause: the clients' shared primary cause
     sources: list[dict] = field(default_factory=list)  # lockout_sources: {"address", "failures", "revoked", "frames"}
@@ -68,14 +71,48 @@ def lockout_sources(principals: Iterable[PrincipalFailures], input_index: int = 
             LOCKOUT_SOURCES, Severity.ERROR,
             f"The {kind} {entry.principal} failed pre-authentication {entry.failures} time(s) from "
             f"{len(failing)} address(es): {listed}{more}{locked}. Each of these still uses an old password.",
-            fix="Update the password where each source stores it (client connection account, application pool, "
-                "service, scheduled task, mapped drive) or stop the stale process, then unlock the account; the "
-                "DCs' 4740 events name the lockout source as the DC saw it.",
+            fix=_LOCKOUT_FIX,
             input=input_index, subject=entry.principal,
             sources=[{"address": s.address, "failures": s.failures, "revoked": s.revoked, "frames": list(s.frames)}
                      for s in failing[:MAX_LISTED]],
             evidence=[Evidence(s.frames[0], f"KDC_ERR_PREAUTH_FAILED for {entry.principal} to {s.address}")
                       for s in failing[:MAX_LISTED] if s.frames]))
+    return out
+
+
+def merge_lockouts(fleet: list[FleetFinding], dc_sources: Iterable) -> list[FleetFinding]:
+    """The DC's lockout sources (`context.dc_join.LockoutSource`) joined to the capture's: a principal the
+    capture already names gets the DC's addresses and events added; another one that failed from two or more
+    addresses, or a user account the DC locked, becomes a finding of its own (`input` None: the DC's log is
+    not one capture's). One computer failing for its own account is that client's cause, not the fleet's."""
+    out = list(fleet)
+    by_principal = {f.subject.lower().split("@")[0]: f for f in out if f.code == LOCKOUT_SOURCES}
+    for source in dc_sources:
+        key = source.principal.lower().split("@")[0].split("\\")[-1]
+        addresses = [{"address": a, "failures": n, "revoked": 0, "frames": [], "origin": "dc_event"}
+                     for a, n in source.addresses[:MAX_LISTED]]
+        known = by_principal.get(key)
+        if known is not None:
+            seen = {s["address"] for s in known.sources}
+            known.sources += [a for a in addresses if a["address"] not in seen]
+            known.evidence += source.evidence
+            known.summary += (f" The DC's log shows {source.failures} failed pre-authentication(s) for it from "
+                              + ", ".join(f"{a} ({n})" for a, n in source.addresses[:10]) + ".")
+            continue
+        if len(source.addresses) < 2 and (is_computer_account(source.principal) or not source.locked):
+            continue
+        kind = "computer account" if is_computer_account(source.principal) else "user account"
+        listed = ", ".join(f"{a} ({n})" for a, n in source.addresses[:10])
+        more = f" and {len(source.addresses) - 10} more" if len(source.addresses) > 10 else ""
+        locked = "; the DC then refused it (locked out)" if source.locked else ""
+        finding = FleetFinding(
+            LOCKOUT_SOURCES, Severity.ERROR,
+            f"The DC's log shows the {kind} {source.principal} failing pre-authentication {source.failures} time(s) "
+            f"from {len(source.addresses)} address(es): {listed}{more}{locked}. Each of these still uses an old "
+            "password.",
+            fix=_LOCKOUT_FIX, input=None, subject=source.principal, sources=addresses, evidence=list(source.evidence))
+        out.append(finding)
+        by_principal[key] = finding
     return out
 
 
@@ -117,4 +154,5 @@ def common_cause(results: Iterable, input_index: int = 0, reported: Iterable[str
     return out
 
 
-__all__ = ["COMMON_CAUSE", "FLEET_CODES", "LOCKOUT_SOURCES", "FleetFinding", "common_cause", "lockout_sources"]
+__all__ = ["COMMON_CAUSE", "FLEET_CODES", "LOCKOUT_SOURCES", "FleetFinding", "common_cause", "lockout_sources",
+           "merge_lockouts"]

@@ -8,6 +8,7 @@ limits: a big PAC from many group memberships). Authentication may have worked; 
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.codes import iis_code
 from kerbtrace.constants import Severity
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -18,18 +19,14 @@ REFERENCES = (
     'KB 2020943: HTTP 400 "Request header too long" with large Kerberos tickets',
 )
 
+#: Advice beyond the IIS status table's own fix (`codes.iis_code`), for the statuses where the MP's case
+#: needs more words than IIS's.
 ADVICE = {
     400: "IIS rejected the request as malformed. With Kerberos this is usually a ticket too large for the HTTP "
          "header limits (large PAC): raise MaxFieldLength/MaxRequestBytes under HKLM\\SYSTEM\\CurrentControlSet\\"
          "Services\\HTTP\\Parameters on the MP, or reduce the computer's group memberships.",
     403: "Access was refused: an HTTPS MP requires a client certificate (403.7), or IP/URL rules block the client; "
          "check the MP's IIS logs (sc-substatus) and the site's client communication settings.",
-    404: "The MP does not serve this path: check that the management point role is installed and healthy "
-         "(mpcontrol.log) and that the client talks to an MP, not another web server.",
-    500: "The MP failed to process the request: check mpcontrol.log, MP_RegistrationManager.log, the IIS logs "
-         "(sc-substatus/sc-win32-status) and the CCM application pools on the MP.",
-    503: "The MP's application pool is stopped or overloaded: check the CCM application pools in IIS and the "
-         "MP's event log; mpcontrol.log shows its health checks.",
 }
 
 
@@ -37,13 +34,16 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     leg = client.final_leg
     if leg is None or leg.status is None or leg.status in (200, 401) or leg.status < 400:
         return None
-    fix = ADVICE.get(leg.status, ADVICE[500] if leg.status >= 500 else ADVICE[403])
+    info = iis_code(leg.status, 0)  # a capture shows no IIS sub-status: the status's general entry
+    listed = not info.name.startswith("HTTP ")
+    fix = ADVICE.get(leg.status) or info.fix or ADVICE[500 if leg.status >= 500 else 403]
     how = f" after a {leg.mech.upper() if leg.mech == 'ntlm' else leg.mech.capitalize()} authentication" \
         if leg.mech else ""
     return Finding(
         CODE, Severity.ERROR,
-        f"The MP answered the registration request{how} with HTTP {leg.status}: it did not process the "
-        "registration, so the client is not approved.",
-        fix=fix,
+        f"The MP answered the registration request{how} with HTTP {leg.status}"
+        + (f" ({info.name}: {info.meaning})" if listed else "")
+        + ": it did not process the registration, so the client is not approved.",
+        fix=fix, codes=[f"HTTP {leg.status} ({info.name})"] if listed else [],
         evidence=[Evidence(leg.request_frame, f"{leg.method} {leg.uri}"),
                   Evidence(leg.response_frame or leg.request_frame, f"HTTP {leg.status}")])

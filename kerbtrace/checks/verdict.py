@@ -9,6 +9,7 @@ severity the verdict changes is a new one.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from types import ModuleType
 
 from kerbtrace.checks import (
@@ -32,8 +33,9 @@ from kerbtrace.checks import (
     spn_wrong_account,
     trust_broken,
 )
-from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.base import Context, Evidence, Finding, Statement
 from kerbtrace.checks.common import approved, exchange_steps
+from kerbtrace.codes import krb_error
 from kerbtrace.constants import Severity, Verdict
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -137,6 +139,71 @@ def late_findings(client: ClientExchange, verdict: str, findings: list[Finding],
     return order(verdict, kept + added)
 
 
+#: A cause as the DC's log names it -> the check that stands for it (the lab names a lockout account_revoked).
+_DC_CAUSES = {"account_locked": account_revoked.CODE}
+_MODULES = {m.CODE: m for m in CHECKS}
+
+
+def settle(verdict: str, findings: list[Finding], statements: Sequence[Statement] = (),
+           lines: Sequence[Evidence] = (), events: Sequence[Evidence] = ()) -> tuple[list[Finding], list[Evidence]]:
+    """The final findings once what lies beside the capture has spoken, and the evidence that supports no
+    finding (it goes to the client's context).
+
+    `lines`: the log lines joined to the client (IIS, MP, client logs): they show how the MP saw this
+    registration, so they go with the primary cause of a client that was not approved (else context).
+    `events`: the DC events matched to the client; those no statement uses are context.
+
+    A cause the DC states joins the finding of the same code (its events become evidence there), or becomes
+    a finding of its own: a client the capture could only hedge for (`no_ticket_kdc_not_visible`, seen from
+    the MP) then gets the DC's specific cause as its primary one, and the hedge stays as a secondary note.
+    An approved client keeps its verdict; what the DC says of it is context."""
+    out = list(findings)
+    context: list[Evidence] = []
+    settled: set[str] = set()
+    for statement in statements:
+        code = _DC_CAUSES.get(statement.cause, statement.cause)
+        if not statement.failure or code not in _MODULES or verdict == Verdict.APPROVED:
+            context.extend(statement.evidence)
+            continue
+        at = next((i for i, f in enumerate(out) if f.code == code), None)
+        if at is not None:
+            known = {(e.file, e.line, e.text) for e in out[at].evidence}
+            extra = [e for e in statement.evidence if (e.file, e.line, e.text) not in known]
+            out[at] = dataclasses.replace(out[at], evidence=[*out[at].evidence, *extra],
+                                          codes=list(dict.fromkeys([*out[at].codes, *statement.codes])))
+        else:
+            out.append(Finding(code, Severity.ERROR, statement.text, fix=_dc_fix(code), codes=list(statement.codes),
+                               evidence=list(statement.evidence), references=list(_MODULES[code].REFERENCES)))
+        settled.add(code)
+    used = {(e.file, e.line) for s in statements for e in s.evidence}
+    context.extend(e for e in events if (e.file, e.line) not in used)
+    if settled:
+        out = _settled(out, settled)
+    ordered = order(verdict, out)  # the exchange's steps stay with the capture's own cause (now secondary)
+    if lines and ordered and verdict != Verdict.APPROVED:
+        ordered[0] = dataclasses.replace(ordered[0], evidence=[*ordered[0].evidence, *lines])
+    elif lines:
+        context.extend(lines)
+    return ordered, context
+
+
+def _settled(findings: list[Finding], settled: set[str]) -> list[Finding]:
+    """A cause the DC settled explains the client: no `unexplained`, and a hedge it settles is a note."""
+    out = [f for f in findings if f.code != UNEXPLAINED]
+    out = [dataclasses.replace(f, severity=Severity.INFO, summary=f"{f.summary} (The DC's log settles it: "
+                               f"{', '.join(sorted(settled & set(f.candidates)))}.)")
+           if f.candidates and settled & set(f.candidates) else f for f in out]
+    return out
+
+
+def _dc_fix(code: str) -> str:
+    """The usual fix of the Kerberos result the DC logged for `code` (from the shared code table)."""
+    from kerbtrace.context.dc_join import CAUSE_BY_CODE  # here: the DC join itself imports the checks' types
+
+    number = next((n for n, cause in CAUSE_BY_CODE.items() if cause == code), None)
+    return krb_error(number).fix if number is not None else ""
+
+
 def _unexplained(client: ClientExchange, verdict: Verdict) -> Finding:
     leg = client.final_leg
     evidence = [Evidence(leg.response_frame or leg.request_frame, f"last answer: HTTP {leg.status}")] if leg else []
@@ -151,4 +218,4 @@ def _unexplained(client: ClientExchange, verdict: Verdict) -> Finding:
                    evidence=evidence)
 
 
-__all__ = ["CAUSE_CODES", "CHECKS", "UNEXPLAINED", "evaluate", "late_findings", "order", "verdict_of"]
+__all__ = ["CAUSE_CODES", "CHECKS", "UNEXPLAINED", "evaluate", "late_findings", "order", "settle", "verdict_of"]

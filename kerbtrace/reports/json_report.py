@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import IO
 
@@ -23,6 +24,7 @@ def client_json(result: ClientResult) -> dict:
         "view": dict(c.view),
         "auth": c.auth,
         "causes": [f.as_json() for f in result.findings],
+        "context": [e.as_json() for e in result.context],
         "timeline": [{"frame": e.frame, "time": iso(e.time), "src": e.src, "dst": e.dst, "event": e.event,
                       "detail": e.detail} for e in c.timeline],
     }
@@ -32,6 +34,39 @@ def kerberos_json(k) -> dict:
     return {"input": k.input, "frame": k.frame, "time": iso(k.time), "src": k.src, "dst": k.dst,
             "transport": k.transport, "msg_type": k.msg_type, "error_code": k.error_code, "realm": k.realm,
             "sname": k.sname, "cname": k.cname}
+
+
+def log_client_json(verdict) -> dict:
+    """A client as the logs alone describe it (a run without captures)."""
+    return {"input": None, "source": "logs", **verdict.as_json()}
+
+
+def context_json(analysis: Analysis) -> dict:
+    """What the run was given beside the captures, and how each part joined each capture file."""
+    beside = analysis.beside
+    out: dict = {"logs": [], "dc_events": None, "directory": None, "keytab": None}
+    if beside is None:
+        return out
+    joined = list(enumerate(analysis.joins))
+    if beside.logs is not None:
+        out["logs"] = [{"input": i, **f.as_json()} for i, j in joined for f in j.logs]
+        if not analysis.inputs:
+            out["logs"] = [{"input": None, "file": f.path, "source": f.source, "offset_seconds": None,
+                            "offset_pairs": 0, "matched": None, "unmatched": None, "records": len(f.records)}
+                           for f in beside.logs.files]
+    if beside.dc_events is not None:
+        log = beside.dc_events
+        out["dc_events"] = {"files": list(log.files), "records": log.records, "events": len(log.events),
+                            "dropped": log.dropped,
+                            "joins": [{"input": i, "offset_seconds": j.dc_offset, "clients_matched": j.dc_clients}
+                                      for i, j in joined if j.dc_given]}
+    if beside.directory is not None:
+        d = beside.directory
+        out["directory"] = {"sources": list(d.sources), "problems": len(d.problems),
+                            "online": type(d).__name__ == "OnlineDirectory"}
+    if beside.keytab is not None:
+        out["keytab"] = {"file": beside.keytab.path, "principals": beside.keytab.principals}
+    return out
 
 
 def to_json_header(analysis: Analysis) -> dict:
@@ -46,9 +81,10 @@ def to_json_header(analysis: Analysis) -> dict:
 def to_json(analysis: Analysis) -> dict:
     """The whole document as one dict (for callers that want it in memory)."""
     return {**to_json_header(analysis),
-            "clients": [client_json(r) for r in analysis.clients],
+            "clients": [client_json(r) for r in analysis.clients] + [log_client_json(v) for v in analysis.log_clients],
             "fleet": [f.as_json() for f in analysis.fleet],
             "kerberos": [kerberos_json(k) for k in analysis.kerberos],
+            "context": context_json(analysis),
             "warnings": analysis.diag.as_json()}
 
 
@@ -58,9 +94,11 @@ def write_json(analysis: Analysis, out: IO[str]) -> None:
     encode = json.JSONEncoder(separators=(",", ":")).encode
     doc = to_json_header(analysis)
     out.write('{"schema":' + encode(doc["schema"]) + ',"inputs":' + encode(doc["inputs"]))
-    _write_list(out, "clients", (client_json(r) for r in analysis.clients), encode)
+    _write_list(out, "clients", itertools.chain((client_json(r) for r in analysis.clients),
+                                                (log_client_json(v) for v in analysis.log_clients)), encode)
     _write_list(out, "fleet", (f.as_json() for f in analysis.fleet), encode)
     _write_list(out, "kerberos", (kerberos_json(k) for k in analysis.kerberos), encode)
+    out.write(',"context":' + encode(context_json(analysis)))
     out.write(',"warnings":' + encode(analysis.diag.as_json()) + "}\n")
 
 

@@ -14,6 +14,7 @@ MAX_FRAMES_SHOWN = 6
 #: Without -v, the first this many clients that were not approved are explained in full; the table
 #: still lists every client, and the JSON report explains them all.
 MAX_EXPLAINED = 50
+MAX_CONTEXT_SHOWN = 5  # log lines and DC events beside a client's findings, without -v
 
 
 def _frames(result: ClientResult) -> str:
@@ -25,9 +26,10 @@ def _frames(result: ClientResult) -> str:
     return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
 
 
-def _input_tag(analysis: Analysis, index: int) -> str:
-    """With several inputs, "[N] " for the input at `index` (numbered from 1, as in the header); else ""."""
-    return f"[{index + 1}] " if len(analysis.inputs) > 1 else ""
+def _input_tag(analysis: Analysis, index: int | None) -> str:
+    """With several inputs, "[N] " for the input at `index` (numbered from 1, as in the header); else "" (also
+    for what belongs to no capture: a context file's warning, a lockout from the DC's log alone)."""
+    return f"[{index + 1}] " if len(analysis.inputs) > 1 and index is not None else ""
 
 
 def render(analysis: Analysis, verbose: bool = False) -> str:
@@ -44,8 +46,12 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
             header.append(f"{tag}{i.path}: not analysed (the error is on stderr)")
         else:
             header.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
+    if not analysis.inputs:
+        header.append("no capture: per-client verdicts from the logs alone (what each log saw, not the exchange)")
     parts = ["\n".join(header)]
-    if rows:
+    if analysis.log_clients:
+        parts += _log_clients(analysis)
+    elif rows:
         parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
                                              "evidence frames"], disable_numparse=True))
     else:
@@ -58,11 +64,14 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         summary += " — causes: " + ", ".join(f"{code} {n}" for code, n in causes.most_common())
     summary += f"; {len(analysis.kerberos)} Kerberos messages; {len(analysis.diag.warnings)} warning(s)"
     parts.append(summary)
-    notes = [f"{_tag(analysis, k)}{n}" for k, i in enumerate(analysis.inputs) for n in i.notes]
+    beside = _beside_lines(analysis)
+    if beside:
+        parts.append("Beside the capture:\n" + "\n".join(f"  {line}" for line in beside))
+    notes = [f"{_input_tag(analysis, k)}{n}" for k, i in enumerate(analysis.inputs) for n in i.notes]
     if notes:
         parts.append("View:\n" + "\n".join(f"  {n}" for n in notes))
     if analysis.fleet:
-        parts.append("Across clients:\n" + "\n".join(_wrap(f"{_tag(analysis, f.input)}[{f.severity}] {f.code}: "
+        parts.append("Across clients:\n" + "\n".join(_wrap(f"{_input_tag(analysis, f.input)}[{f.severity}] {f.code}: "
                                                                f"{f.summary}", "  ", "      ")
                                                          for f in analysis.fleet))
     explained = 0
@@ -87,9 +96,6 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         parts.append("Warnings:\n" + "\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
-
-def _tag(analysis: Analysis, index: int) -> str:
-    return f"[{index + 1}] " if len(analysis.inputs) > 1 else ""
 
 
 def _wrap(text: str, first: str, rest: str) -> str:
@@ -118,8 +124,49 @@ def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
             lines.append(_wrap(f"see: {'; '.join(f.references)}", "      ", "        "))
         for e in f.evidence:
             lines.append(f"      {e.locator()}: {e.text}")
+    if r.context:
+        shown = r.context if verbose else r.context[:MAX_CONTEXT_SHOWN]
+        lines.append("  beside the capture:")
+        lines += [f"      {e.locator()}: {e.text}" for e in shown]
+        if len(shown) < len(r.context):
+            lines.append(f"      … {len(r.context) - len(shown)} more (-v or --json)")
     if verbose:
         lines.append("  timeline:")
         for e in c.timeline:
             lines.append(f"    {e.frame:>7}  {e.src} -> {e.dst}  {e.event}  {e.detail}")
     return "\n".join(lines)
+
+
+def _beside_lines(analysis: Analysis) -> list[str]:
+    """A line per log file and per DC log join: how many entries matched, and the clock offset estimated."""
+    out = []
+    for index, joined in enumerate(analysis.joins):
+        tag = _input_tag(analysis, index)
+        for f in joined.logs:
+            clock = (f"clock {f.offset:+.1f} s from the capture's ({f.pairs} matching pair(s))" if f.offset is not None
+                     else "clock offset unknown (nothing matched)")
+            out.append(f"{tag}{f.path} ({f.source}): {f.matched} entries matched, {f.unmatched} not; {clock}")
+        if joined.dc_given:
+            clock = (f"clock {joined.dc_offset:+.1f} s from the capture's" if joined.dc_offset is not None
+                     else "clock offset unknown (no KDC reply in the capture to pair with)")
+            out.append(f"{tag}DC events: {joined.dc_clients} client(s) with events; {clock}")
+    return out
+
+
+def _log_clients(analysis: Analysis) -> list[str]:
+    """A run without captures: the table of the logs' clients, and each one not approved with its evidence."""
+    rows = [[v.key, v.ip or "", v.account or "", v.mp or "", v.verdict, v.auth or "", ",".join(v.sources)]
+            for v in analysis.log_clients]
+    counts = Counter(v.verdict for v in analysis.log_clients)
+    headers = ["client", "ip", "account", "MP", "verdict", "auth", "logs"]
+    parts = [tabulate(rows, headers=headers, disable_numparse=True),
+             f"{len(rows)} client(s) in the logs: {counts['approved']} approved, "
+             f"{counts['not_approved']} not approved, {counts['inconclusive']} inconclusive"]
+    for v in analysis.log_clients:
+        if v.verdict == "approved":
+            continue
+        lines = [f"{v.key} — {v.verdict} (from the logs)"]
+        lines += [_wrap(reason, "  ", "    ") for reason in v.reasons]
+        lines += [f"      {e.locator()}: {e.text}" for e in v.evidence[-MAX_CONTEXT_SHOWN:]]
+        parts.append("\n".join(lines))
+    return parts

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from kerbtrace.context.directory import DirectoryFacts, load_directory
+from kerbtrace.context.directory import DirectoryFacts, load_directory, query_ldap
 from kerbtrace.context.directory.ldap_source import BIND_MODES, PASSWORD_ENV, USER_ENV
+from kerbtrace.context.directory.online import online_directory
 
 
 def add_directory_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,11 @@ def add_directory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def directory_from_args(args: argparse.Namespace, spns: Iterable[str] = (), accounts: Iterable[str] = ()
                         ) -> DirectoryFacts | None:
-    """The facts the options ask for, or None when no directory option was given. Raises DirectoryError."""
+    """The facts the options ask for, or None when no directory option was given. Raises DirectoryError.
+
+    With `--directory` the DC is asked for `spns` and `accounts` now (an unreachable DC is an error
+    before any capture is read) and, through `OnlineDirectory`, for any other SPN or account a check
+    asks about later."""
     if not (args.directory or args.spn_file or args.trusts_file):
         return None
     ldap_options = {}
@@ -39,5 +44,13 @@ def directory_from_args(args: argparse.Namespace, spns: Iterable[str] = (), acco
         ldap_options = {"user": args.ldap_user, "bind": args.ldap_bind, "ca_file": args.ldap_ca_file,
                         "tls_verify": not args.ldap_no_verify, "start_tls": args.ldap_start_tls,
                         "timeout": args.ldap_timeout}
-    return load_directory(args.directory, args.spn_file, args.trusts_file, spns=spns, accounts=accounts,
-                          **ldap_options)
+    facts = load_directory(args.directory, args.spn_file, args.trusts_file, spns=spns, accounts=accounts,
+                           **ldap_options)
+    if not args.directory:
+        return facts
+    uri = args.directory
+
+    def fetch(more_spns: Iterable[str], more_accounts: Iterable[str]) -> DirectoryFacts:
+        return query_ldap(uri, more_spns, more_accounts, **ldap_options)
+
+    return online_directory(facts, fetch)

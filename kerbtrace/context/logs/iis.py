@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import time as _time
 
-from kerbtrace.codes import iis_win32_status
+from kerbtrace.codes import iis_status
 from kerbtrace.context.logs.reader import read_lines
 from kerbtrace.context.logs.records import LogFile, LogRecord
 
@@ -21,24 +21,6 @@ MAX_RECORDS = 100_000  # per file (about 1.3 KB each held): past this the rest o
 KEEP = frozenset({"date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-username", "c-ip", "cs(user-agent)",
                   "sc-status", "sc-substatus", "sc-win32-status", "time-taken", "sc-bytes", "cs-host"})
 
-# IIS status.substatus (IIS documentation); kept small here, the shared code tables may take it over.
-_SUBSTATUS = {
-    (200, 0): "OK",
-    (401, 1): "logon failed",
-    (401, 2): "logon failed due to server configuration",
-    (401, 3): "unauthorized due to ACL on resource",
-    (401, 4): "authorization failed by filter",
-    (401, 5): "authorization failed by ISAPI/CGI application",
-    (401, 7): "access denied by URL authorization policy",
-    (403, 7): "client certificate required",
-    (403, 13): "client certificate revoked",
-    (403, 16): "client certificate untrusted or invalid",
-    (403, 17): "client certificate expired or not yet valid",
-    (404, 0): "not found",
-    (500, 19): "configuration data is invalid",
-}
-SEC_E_NO_CREDENTIALS = 0x8009030E
-ERROR_ACCESS_DENIED = 5
 
 
 def _int(value: str | None) -> int | None:
@@ -58,35 +40,34 @@ def status_of(record: LogRecord) -> tuple[int | None, int | None, int | None]:
 
 def leg_kind(record: LogRecord) -> str:
     """challenge | continue | success | failure | other: what one request on the registration endpoint
-    did. 401.2 (with 5 on IIS 7+, 2148074254 on IIS 6) is the normal challenge to the anonymous first
-    request; 401.1 with 2148074254 (SEC_E_NO_CREDENTIALS) is a handshake leg still in progress."""
+    did, as `codes.iis_status` classifies it. 401.2 (with 5 on IIS 7+, 2148074254 on IIS 6) is the normal
+    challenge to the anonymous first request; 401.1 with 2148074254 (SEC_E_NO_CREDENTIALS) is a handshake
+    leg still in progress."""
     status, sub, win32 = status_of(record)
     if status is None:
         return "other"
     if 200 <= status < 300:
         return "success"
-    if status == 401 and sub == 2 and win32 in (ERROR_ACCESS_DENIED, SEC_E_NO_CREDENTIALS, None):
-        return "challenge"
-    if status == 401 and sub == 1 and win32 == SEC_E_NO_CREDENTIALS:
-        return "continue"
-    return "failure"
+    return {"challenge": "challenge", "handshake": "continue"}.get(iis_status(status, sub or 0, win32).outcome,
+                                                                   "failure")
 
 
 def describe_status(record: LogRecord) -> str:
-    """`401.1 logon failed; sc-win32-status 2148074252 = SEC_E_LOGON_DENIED (0x8009030C): …`"""
+    """`401.1 Logon failed; sc-win32-status 2148074252 = SEC_E_LOGON_DENIED (0x8009030C): …`"""
     status, sub, win32 = status_of(record)
     if status is None:
         return "no sc-status"
+    decoded = iis_status(status, sub or 0, win32)
     code = f"{status}.{sub}" if sub is not None else str(status)
-    words = _SUBSTATUS.get((status, sub or 0), "")
+    words = decoded.code.name if not decoded.code.name.startswith("HTTP ") else ""
     out = f"{code} {words}".strip()
     kind = leg_kind(record)
     if kind == "challenge":
         out += " — the normal challenge to the anonymous first request, not a failure"
     elif kind == "continue":
         out += " — a handshake leg in progress (a multi-leg exchange such as NTLM)"
-    if win32:
-        info = iis_win32_status(win32)
+    if win32 and decoded.win32_info is not None:
+        info = decoded.win32_info
         out += f"; sc-win32-status {win32} = {info.label()}: {info.meaning}"
     return out
 
