@@ -1,0 +1,58 @@
+"""The exact commands a finding gives for its fix (`Finding.fix_commands`), written once here.
+
+Accounts are named as setspn takes them, ``DOMAIN\\name``: the NetBIOS domain is read from the account's
+DN (its first ``DC=`` label, which is the NetBIOS name unless the domain was given another at its
+creation) or, without directory facts, from the first label of the realm. kerbtrace never runs them.
+"""
+
+from __future__ import annotations
+
+from kerbtrace.context.directory.model import Account
+
+#: On the client, as an administrator: forget the SYSTEM logon session's tickets and cached failures
+#: (a failed TGS lookup is cached for 15 minutes), then register again.
+PURGE_CLIENT_TICKETS = "klist -li 0x3e7 purge"
+RESTART_CLIENT = "Restart-Service -Name CcmExec"
+LIST_DUPLICATE_SPNS = "setspn -X -F"
+
+
+def domain_of(account: Account) -> str | None:
+    """The NetBIOS domain guessed from the DN (``CN=svc-web,CN=Users,DC=corp,DC=lab`` -> ``CORP``)."""
+    for rdn in account.dn.split(","):
+        key, _, value = rdn.strip().partition("=")
+        if key.upper() == "DC" and value:
+            return value.upper()
+    return None
+
+
+def qualified(account: Account) -> str:
+    """``CORP\\svc-web``: the account as setspn names it."""
+    domain = domain_of(account)
+    return f"{domain}\\{account.name}" if domain else account.name
+
+
+def computer_account(host: str, realm: str | None) -> str:
+    """The computer account of a host named by its DNS name, when the directory does not say:
+    ``mp01.corp.lab`` in CORP.LAB -> ``CORP\\MP01$``."""
+    short = host.split(".", 1)[0].upper()
+    domain = (realm or host.partition(".")[2]).split(".", 1)[0].upper()
+    return f"{domain}\\{short}$" if domain else f"{short}$"
+
+
+def setspn_query(spn: str) -> str:
+    return f"setspn -Q {spn}"
+
+
+def setspn_delete(spn: str, account: str) -> str:
+    return f"setspn -D {spn} {account}"
+
+
+def setspn_add(spn: str, account: str) -> str:
+    """``setspn -S``: adds only after checking the forest for a duplicate."""
+    return f"setspn -S {spn} {account}"
+
+
+def host_spns(host: str) -> tuple[str, str]:
+    """HOST/<fqdn> and HOST/<short>: the SPNs a computer account needs to serve HTTP through sPNMappings."""
+    host = host.lower().rstrip(".")
+    return f"HOST/{host}", f"HOST/{host.split('.', 1)[0].upper()}"
