@@ -7,6 +7,8 @@ creation) or, without directory facts, from the first label of the realm. kerbtr
 
 from __future__ import annotations
 
+import re
+
 from kerbtrace.context.directory.model import Account
 
 #: On the client, as an administrator: forget the SYSTEM logon session's tickets and cached failures
@@ -14,6 +16,16 @@ from kerbtrace.context.directory.model import Account
 PURGE_CLIENT_TICKETS = "klist -li 0x3e7 purge"
 RESTART_CLIENT = "Restart-Service -Name CcmExec"
 LIST_DUPLICATE_SPNS = "setspn -X -F"
+#: Commands that run on the client itself (the fix script wraps them in Invoke-Command per client).
+CLIENT_COMMANDS = frozenset({PURGE_CLIENT_TICKETS, RESTART_CLIENT})
+#: Names come from the wire and from pasted files: only characters SPNs and account names use pass into a
+#: command, so a crafted name can never add a command or a pipe to the script.
+_UNSAFE = re.compile(r"[^\w.$\\/:@-]")
+
+
+def safe(value: str) -> str:
+    """`value` with every character an SPN, host or account name does not use removed."""
+    return _UNSAFE.sub("", value)
 
 
 def domain_of(account: Account) -> str | None:
@@ -28,7 +40,7 @@ def domain_of(account: Account) -> str | None:
 def qualified(account: Account) -> str:
     """``CORP\\svc-web``: the account as setspn names it."""
     domain = domain_of(account)
-    return f"{domain}\\{account.name}" if domain else account.name
+    return safe(f"{domain}\\{account.name}" if domain else account.name)
 
 
 def computer_account(host: str, realm: str | None) -> str:
@@ -36,23 +48,23 @@ def computer_account(host: str, realm: str | None) -> str:
     ``mp01.corp.lab`` in CORP.LAB -> ``CORP\\MP01$``."""
     short = host.split(".", 1)[0].upper()
     domain = (realm or host.partition(".")[2]).split(".", 1)[0].upper()
-    return f"{domain}\\{short}$" if domain else f"{short}$"
+    return safe(f"{domain}\\{short}$" if domain else f"{short}$")
 
 
 def setspn_query(spn: str) -> str:
-    return f"setspn -Q {spn}"
+    return f"setspn -Q {safe(spn)}"
 
 
 def setspn_delete(spn: str, account: str) -> str:
-    return f"setspn -D {spn} {account}"
+    return f"setspn -D {safe(spn)} {safe(account)}"
 
 
 def setspn_add(spn: str, account: str) -> str:
     """``setspn -S``: adds only after checking the forest for a duplicate."""
-    return f"setspn -S {spn} {account}"
+    return f"setspn -S {safe(spn)} {safe(account)}"
 
 
 def host_spns(host: str) -> tuple[str, str]:
     """HOST/<fqdn> and HOST/<short>: the SPNs a computer account needs to serve HTTP through sPNMappings."""
-    host = host.lower().rstrip(".")
+    host = safe(host.lower().rstrip("."))
     return f"HOST/{host}", f"HOST/{host.split('.', 1)[0].upper()}"

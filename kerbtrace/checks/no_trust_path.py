@@ -7,6 +7,7 @@ a referral TGT, and the client cannot be auto-approved.
 
 from __future__ import annotations
 
+from kerbtrace.checks import fixes
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import directory_evidence
 from kerbtrace.checks.common import (
@@ -68,7 +69,7 @@ GENERIC_FIX = ("Use a two-way forest trust between the forests (Kerberos is supp
 
 def _trust(ctx: Context, client_realm: str, mp_realm: str, evidence: list[Evidence]) -> tuple[str, str, list[str]]:
     """(what the directory says of the trust, the fix, its commands), from trust_to(client realm)."""
-    mine, theirs = mp_realm.lower(), client_realm.lower()
+    mine, theirs = fixes.safe(mp_realm.lower()), fixes.safe(client_realm.lower())
     verify = ["nltest /domain_trusts /v", f"netdom trust {mine} /domain:{theirs} /verify"]
     facts = ctx.beside.directory
     if facts is None or not client_realm:

@@ -31,6 +31,7 @@ from kerbtrace.checks import (
     spn_duplicate,
     spn_missing,
     spn_wrong_account,
+    ticket_key_mismatch,
     trust_broken,
 )
 from kerbtrace.checks.base import Context, Evidence, Finding
@@ -54,6 +55,7 @@ CHECKS: tuple[ModuleType, ...] = (
     spn_missing,
     etype_unsupported,
     spn_wrong_account,
+    ticket_key_mismatch,
     duplicate_guid,
     no_ticket_kdc_not_visible,
     ntlm_fallback,
