@@ -7,7 +7,7 @@ reasoning; evidence taken from the context names its source (``directory``, ``ke
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence
-from kerbtrace.context.directory.model import COMPUTER, USER, Account, DirectoryFacts, SpnLookup, split_spn
+from kerbtrace.context.directory.model import COMPUTER, USER, Account, DirectoryFacts, SpnLookup, Trust, split_spn
 from kerbtrace.context.keytab import TicketProof
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
@@ -26,8 +26,15 @@ def lookup(ctx: Context, spn: str | None) -> SpnLookup | None:
     return facts.lookup(spn) if facts is not None and spn else None
 
 
-def directory_evidence(ctx: Context, text: str) -> Evidence:
-    """A fact from the directory, as evidence naming where it was read."""
+def directory_evidence(ctx: Context, text: str, *records: Account | Trust) -> Evidence:
+    """A fact from the directory, as evidence naming where it was read: the file and line of the first
+    account or trust it is about, else the sources the facts came from."""
+    for record in records:
+        if record.source:
+            where, _, line = record.source.rpartition(" line ")
+            if where and line.isdigit():
+                return Evidence(None, text, source="directory", file=where, line=int(line))
+            return Evidence(None, text, source="directory", file=record.source)
     facts = ctx.beside.directory
     where = ", ".join(facts.sources) if facts is not None and facts.sources else None
     return Evidence(None, text, source="directory", file=where)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from kerbtrace.context.directory.model import Account
+from kerbtrace.context.directory.model import COMPUTER, Account
 
 #: On the client, as an administrator: forget the SYSTEM logon session's tickets and cached failures
 #: (a failed TGS lookup is cached for 15 minutes), then register again.
@@ -40,7 +40,10 @@ def domain_of(account: Account) -> str | None:
 def qualified(account: Account) -> str:
     """``CORP\\svc-web``: the account as setspn names it."""
     domain = domain_of(account)
-    return safe(f"{domain}\\{account.name}" if domain else account.name)
+    name = account.name
+    if account.kind == COMPUTER and not name.endswith("$"):
+        name += "$"  # setspn -X/-Q name a computer by its CN
+    return safe(f"{domain}\\{name}" if domain else name)
 
 
 def computer_account(host: str, realm: str | None) -> str:

@@ -85,7 +85,7 @@ def _trust(ctx: Context, client_realm: str, mp_realm: str, evidence: list[Eviden
                 "these clients manually, or use PKI/HTTPS.", ["nltest /domain_trusts /v"])
     attrs = ", ".join(trust.attribute_names) or "none"
     evidence.append(directory_evidence(ctx, f"trust with {trust.name}: {trust.kind} (type {trust.type_name}, "
-                                            f"direction {trust.direction_name}, attributes {attrs})"))
+                                            f"direction {trust.direction_name}, attributes {attrs})", trust))
     if trust.kind == "external":
         return (f" The directory shows an external trust with {trust.name}: an external trust does not route "
                 "host SPNs (no name-suffix routing), so Kerberos to the MP cannot work across it and the client "

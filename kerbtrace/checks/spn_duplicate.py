@@ -39,7 +39,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                                       f"{krb_error(error.error_code or 7).name} for {spn}".strip())]
     text = found.describe() if found is not None and found.status == "duplicate" else \
         f"setspn -X lists {spn} among the duplicate SPNs."
-    evidence.append(directory_evidence(ctx, text))
+    evidence.append(directory_evidence(ctx, text, *holders))
     for leg in ntlm_legs(client)[:1]:
         evidence.append(Evidence(leg.request_frame, "client fell back to NTLM"))
     mp = mp_computer(ctx.beside.directory, client)

@@ -49,7 +49,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     mp_account = fixes.qualified(mp) if mp is not None else fixes.computer_account(host or "mp", mp_realm)
     commands = [fixes.setspn_query(error.sname or ""), f"setspn -L {mp_account}", fixes.LIST_DUPLICATE_SPNS]
     if found is not None and status != "unknown":
-        evidence.append(directory_evidence(ctx, found.describe()))
+        evidence.append(directory_evidence(ctx, found.describe(), *found.owners, *found.port_variants))
         if status == "missing":
             what = "(the directory confirms that no account holds it, nor HOST/<mp> through sPNMappings)"
             commands = [fixes.setspn_add(s, mp_account) for s in fixes.host_spns(host)]

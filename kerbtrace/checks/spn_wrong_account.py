@@ -104,7 +104,7 @@ def _from_directory(client: ClientExchange, ctx: Context, spn: str, evidence: li
                                                                                client.mp_realm)
     if found is None or facts is None or found.status in ("missing", "unknown"):
         return "", GENERIC_FIX, [fixes.setspn_query(spn), fixes.LIST_DUPLICATE_SPNS]
-    evidence.append(directory_evidence(ctx, found.describe()))
+    evidence.append(directory_evidence(ctx, found.describe(), *found.owners))
     owners = found.owners
     pool = nlb_application_pool(facts, spn, found.direct)
     if pool is not None:
@@ -134,7 +134,7 @@ def _from_directory(client: ClientExchange, ctx: Context, spn: str, evidence: li
             "another account (the source names it by DN only: whether it is a user it does not say)" if unknown else
             "another account")
     seed = " (a web service moved to a user account)" if users else ""
-    why = (f" The directory confirms it: {spn} is registered on {kind}{seed}, "
+    why = (f" The directory confirms it: {spn} is registered on {kind}{seed}: "
            + "; ".join(a.describe() for a in others) + ".")
     commands = []
     host = spn.split("/", 1)[1].split(":")[0]

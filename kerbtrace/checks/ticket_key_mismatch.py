@@ -53,7 +53,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         if not problems:
             return None
         evidence.append(directory_evidence(ctx, f"{owner.describe()}: kvno {owner.kvno}, supported etypes "
-                                                f"{', '.join(owner.etype_names or ()) or 'not set'}"))
+                                                f"{', '.join(owner.etype_names or ()) or 'not set'}", owner))
         mp = mp_computer(ctx.beside.directory, client)
         target = fixes.qualified(mp or owner)
         return Finding(
