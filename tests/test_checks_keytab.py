@@ -152,3 +152,25 @@ def test_clock_skew_is_exact_with_the_keytab(monkeypatch):
     assert finding.fix_commands == ["w32tm /query /source", "w32tm /resync /rediscover"]
     plain = analyze([str(DATA / "clock_skew.pcapng")]).clients[0].findings[0]
     assert "authenticator time" not in plain.summary and "SentTime" in plain.summary
+
+
+def test_a_rejected_ticket_the_keytab_opens_clears_the_spn(monkeypatch):
+    """The approved client's real AP-REQ, as if the MP had answered 401 with KRB_AP_ERR_MODIFIED: the MP's own
+    key opens it, so the finding no longer blames the SPN's owner but the MP's use of its key."""
+    import dataclasses
+
+    from kerbtrace.checks import evaluate
+    from kerbtrace.decoders.kerberos import KerberosMessage
+    from kerbtrace.exchanges.client import ClientExchange
+
+    _, legs = run("ok_same_realm", monkeypatch)
+    leg = dataclasses.replace(legs[-1], status=401, reply=None)
+    modified = KerberosMessage(30, error_code=41)
+    leg.response_tokens = [dataclasses.replace(legs[-1].token, kerberos=modified, ap_req_der=None)]
+    exchange = ClientExchange(leg.client_ip, mp_ip=leg.mp_ip, mp_name="mp01.corp.lab")
+    exchange.legs = [leg]
+    _, findings = evaluate(exchange, Context(beside=Beside(keytab=keytab("ok_same_realm"))))
+    finding = next(f for f in findings if f.code == "spn_wrong_account")
+    assert "The MP's keytab opens the ticket (issued to WK01$@CORP.LAB)" in finding.summary
+    assert "registered on another account" not in finding.summary
+    assert finding.fix_commands[0] == "Test-ComputerSecureChannel -Repair"

@@ -2,7 +2,11 @@
 
 Typical cause: HTTP/<mp fqdn> is registered on a user account (a web service running as that user),
 so the KDC encrypts the ticket with that account's key while IIS on the MP decrypts with the MP's
-computer key. Also a duplicate SPN or a stale MP machine password.
+computer key. Also a duplicate SPN or a stale MP machine password. With directory facts the finding
+names the account holding the SPN and whether it is a user, and gives the `setspn -D` that removes it;
+an NLB MP's application pool user holding HTTP/<NLB name> on purpose is said, not flagged (rule in
+docs/directory.md). With the MP's keytab a ticket that no key opens proves another account's key; one
+that opens shows the SPN is right and the MP's IIS is at fault.
 """
 
 from __future__ import annotations
