@@ -158,8 +158,12 @@ def test_fix_script_is_commented_grouped_and_deduplicated():
     at = lines.index("# setspn -D HTTP/mp01.corp.lab CORP\\svc-web")
     before = " ".join(x.lstrip("#").strip() for x in lines[:at])  # wrapped comment lines, joined again
     assert "export.ldf:20: HTTP/mp01.corp.lab is registered on the user account svc-web" in before
-    client_lines = [x for x in lines if x.startswith("# Invoke-Command -ComputerName ")]
-    assert client_lines and all("klist -li 0x3e7 purge" in x for x in client_lines)
+    # client-side commands run on the clients named, once per block
+    purge = [x for x in lines if x.startswith("# Invoke-Command -ComputerName ") and "klist -li 0x3e7 purge" in x]
+    assert "# Invoke-Command -ComputerName wk02.corp.lab -ScriptBlock { klist -li 0x3e7 purge; " \
+           "Restart-Service -Name CcmExec }" in purge
+    assert "# Invoke-Command -ComputerName lap01.child.corp.lab,lap02.child.corp.lab -ScriptBlock " \
+           "{ w32tm /query /source; w32tm /resync /rediscover }" in lines
 
 
 def test_fix_script_is_none_without_commands():

@@ -173,4 +173,5 @@ def test_a_rejected_ticket_the_keytab_opens_clears_the_spn(monkeypatch):
     finding = next(f for f in findings if f.code == "spn_wrong_account")
     assert "The MP's keytab opens the ticket (issued to WK01$@CORP.LAB)" in finding.summary
     assert "registered on another account" not in finding.summary
-    assert finding.fix_commands[0] == "Test-ComputerSecureChannel -Repair"
+    assert finding.fix_commands[0] == \
+        "Invoke-Command -ComputerName mp01.corp.lab -ScriptBlock { Test-ComputerSecureChannel -Repair }"

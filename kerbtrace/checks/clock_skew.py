@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from kerbtrace.checks import fixes
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
@@ -116,7 +117,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         evidence=[Evidence(frame, f"{label} from {who}")]
         + ([Evidence(mine[1], f"client clock {mine[0]:+.0f} s in its CCM SentTime")] if mine else [])
         + ([keytab_evidence(ctx, exact[1], exact[2])] if exact else []),
-        fix_commands=["w32tm /query /source", "w32tm /resync /rediscover"])
+        fix_commands=[fixes.CHECK_TIME_SOURCE, fixes.RESYNC_TIME])
 
 
 def authenticator_offset(client: ClientExchange, ctx: Context) -> tuple[float, AuthLeg, TicketProof] | None:

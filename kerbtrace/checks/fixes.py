@@ -16,8 +16,11 @@ from kerbtrace.context.directory.model import COMPUTER, Account
 PURGE_CLIENT_TICKETS = "klist -li 0x3e7 purge"
 RESTART_CLIENT = "Restart-Service -Name CcmExec"
 LIST_DUPLICATE_SPNS = "setspn -X -F"
+REPAIR_SECURE_CHANNEL = "Test-ComputerSecureChannel -Repair"
+CHECK_TIME_SOURCE = "w32tm /query /source"
+RESYNC_TIME = "w32tm /resync /rediscover"
 #: Commands that run on the client itself (the fix script wraps them in Invoke-Command per client).
-CLIENT_COMMANDS = frozenset({PURGE_CLIENT_TICKETS, RESTART_CLIENT})
+CLIENT_COMMANDS = frozenset({PURGE_CLIENT_TICKETS, RESTART_CLIENT, CHECK_TIME_SOURCE, RESYNC_TIME})
 #: Names come from the wire and from pasted files: only characters SPNs and account names use pass into a
 #: command, so a crafted name can never add a command or a pipe to the script.
 _UNSAFE = re.compile(r"[^\w.$\\/:@-]")
@@ -52,6 +55,16 @@ def computer_account(host: str, realm: str | None) -> str:
     short = host.split(".", 1)[0].upper()
     domain = (realm or host.partition(".")[2]).split(".", 1)[0].upper()
     return safe(f"{domain}\\{short}$" if domain else f"{short}$")
+
+
+def on_computer(host: str, *commands: str) -> str:
+    """Commands to run on one named computer (the MP), from the admin's console."""
+    return f"Invoke-Command -ComputerName {safe(host)} -ScriptBlock {{ {'; '.join(commands)} }}"
+
+
+def account_identity(name: str) -> str:
+    """A sAMAccountName for the AD cmdlets' -Identity, quoted (a computer's ends in $): ``'WK07$'``."""
+    return "'" + safe(name.split("@", 1)[0].split("\\")[-1]) + "'"
 
 
 def setspn_query(spn: str) -> str:

@@ -86,7 +86,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         fix = ("On the MP: repair the secure channel (machine password) and check that Windows Authentication of "
                "the CCM_System_WindowsAuth application uses the machine account (useAppPoolCredentials false) "
                "unless an NLB application pool identity holds the SPN.")
-        commands = ["Test-ComputerSecureChannel -Repair"]
+        commands = [fixes.on_computer(client.mp_name or client.mp_ip or "MP", fixes.REPAIR_SECURE_CHANNEL)]
     claim = (f": the SPN is {certainty} registered on another account (a user account running a web service, or a "
              "duplicate), so the ticket is encrypted with a key the MP's computer account does not have.")
     if why.startswith(EXPECTED) or (proof is not None and proof.opened):
@@ -131,7 +131,7 @@ def _from_directory(client: ClientExchange, ctx: Context, spn: str, evidence: li
         why = (f" The directory shows it on the MP's own computer account{kvno}: the MP holds an older key than "
                "the KDC (its machine password changed without it, or the MP was restored or cloned).")
         return why, "On the MP: repair the secure channel, then restart IIS.", [
-            "Test-ComputerSecureChannel -Repair", "iisreset"]
+            fixes.on_computer(client.mp_name or client.mp_ip or "MP", fixes.REPAIR_SECURE_CHANNEL, "iisreset")]
     users = [a for a in others if a.kind == USER]
     unknown = all(a.kind == UNKNOWN for a in others)
     kind = ("a user account" if users else

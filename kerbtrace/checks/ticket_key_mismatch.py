@@ -63,7 +63,8 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                 "its keys match the directory's; if the kvno belongs to another account, find it with "
                 "`setspn -Q` and remove the SPN there.",
             evidence=evidence,
-            fix_commands=[fixes.setspn_query(sname), f"setspn -L {target}", "Test-ComputerSecureChannel -Repair"])
+            fix_commands=[fixes.setspn_query(sname), f"setspn -L {target}",
+                          fixes.on_computer(client.mp_name or client.mp_ip or "MP", fixes.REPAIR_SECURE_CHANNEL)])
     if found is not None and found.status != "unknown":
         return None  # the facts name no single owner: spn_missing / spn_duplicate say so
     if etype != RC4 or not any(e in offered for e in AES):
