@@ -199,3 +199,18 @@ def test_rc4_ticket_where_aes_was_offered_is_flagged_without_facts():
     assert flagged and flagged[0].severity == "warning" and "although the client offered AES" in flagged[0].summary
     _, findings = evaluate(client_with([leg(20, 401), leg(30, 200, KERBEROS)], [tgs(18)]), Context())
     assert "ticket_key_mismatch" not in [f.code for f in findings]
+
+
+@pytest.mark.parametrize(("scenario", "state", "command", "line"), [
+    ("account_disabled", "WK07$: disabled (directory)", "Enable-ADAccount -Identity 'WK07$'", 2),
+    ("account_locked", "WK06$: locked out (directory)", "Unlock-ADAccount -Identity 'WK06$'", 7),
+])
+def test_account_revoked_says_which_state_from_the_directory(scenario, state, command, line):
+    """The lab's MIT KDC answers KDC_ERR_CLIENT_REVOKED without the NTSTATUS a Windows DC adds: the capture
+    alone cannot tell disabled from locked out, the directory can."""
+    plain = primary(analyze([str(CAPTURES / f"{scenario}.pcapng")]))[1]
+    assert "the KDC sent no NTSTATUS that says which" in plain.summary
+    _, finding, _ = primary(run(scenario, CHECKS / "client_accounts.ldf"))
+    assert finding.code == "account_revoked" and state in finding.summary
+    assert finding.fix_commands[0] == command
+    assert [e.line for e in finding.evidence if e.source == "directory"] == [line]

@@ -1,8 +1,9 @@
 """Checks with directory facts read over LDAPS from a real Samba AD DC (tests/samba_dc.py) whose directory
-mirrors the lab's: HTTP/mp01.corp.lab on the user svc-web (the MP of spn_on_other_account), HTTP/mp04.corp.lab
-(the MP of spn_missing) on both MP04$ and the user svc-b, and an external trust with other.lab (the client
-realm of no_trust_path). The captures are the lab's; the facts are what kerbtrace's LDAP source reads from
-the DC, so owner, duplicate and trust type come from a real directory.
+mirrors the lab's: HTTP/mp01.corp.lab on the user svc-web (the MP of spn_on_other_account),
+HTTP/mp04.corp.lab (the MP of spn_missing) on both MP04$ and the user svc-b, an external trust with
+other.lab (the client realm of no_trust_path), and WK07$ disabled (the client of account_disabled). The
+captures are the lab's; the facts are what kerbtrace's LDAP source reads from the DC, so owner,
+duplicate, trust type and account state come from a real directory.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.conftest import CAPTURES
 
 BASE = "DC=corp,DC=lab"
 SPNS = [*mp_spns("mp01.corp.lab"), *mp_spns("mp04.corp.lab")]
-ACCOUNTS = ["MP01$", "MP04$", "svc-web", "svc-b"]
+ACCOUNTS = ["MP01$", "MP04$", "svc-web", "svc-b", "WK07$"]
 OTHER_TRUST = (f"dn: CN=other.lab,CN=System,{BASE}\nobjectClass: trustedDomain\ntrustPartner: other.lab\n"
                "flatName: OTHER\ntrustType: 2\ntrustDirection: 3\ntrustAttributes: 0\n"
                "securityIdentifier: S-1-5-21-1222222222-333333333-444444444\n")
@@ -60,6 +61,7 @@ def _mirror_the_lab(dc: samba_dc.SambaDC) -> None:
     dc.ldb_modify(f"dn: CN=MP04,CN=Computers,{BASE}\nchangetype: modify\nadd: servicePrincipalName\n"
                   "servicePrincipalName: HTTP/mp04.corp.lab\n", url=partition)
     dc.ldb_modify(OTHER_TRUST, add=True)
+    dc.tool("computer", "create", "WK07")  # samba-tool creates it disabled: the client of account_disabled
 
 
 def primary(facts: DirectoryFacts, scenario: str):
@@ -95,3 +97,10 @@ def test_no_trust_path_says_external_trust(facts):
     assert verdict == "not_approved" and findings[0].code == "no_trust_path"
     assert "external trust with other.lab" in findings[0].summary
     assert "netdom trust corp.lab /domain:other.lab /verify" in findings[0].fix_commands
+
+
+def test_account_revoked_reads_disabled_from_the_dc(facts):
+    verdict, findings = primary(facts, "account_disabled")
+    assert verdict == "not_approved" and findings[0].code == "account_revoked"
+    assert "WK07$: disabled (directory)" in findings[0].summary
+    assert findings[0].fix_commands == ["Enable-ADAccount -Identity 'WK07$'"]
