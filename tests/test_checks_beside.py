@@ -214,3 +214,19 @@ def test_account_revoked_says_which_state_from_the_directory(scenario, state, co
     assert finding.code == "account_revoked" and state in finding.summary
     assert finding.fix_commands[0] == command
     assert [e.line for e in finding.evidence if e.source == "directory"] == [line]
+
+
+def test_rc4_heuristic_on_real_windows_tickets():
+    """Real Windows KDCs: the kerberoasting capture (ired.team's lab, an HTTP SPN on a service account) got an
+    RC4 ticket although the client offered AES — flagged; the OTRF captures' HTTP tickets for computers (WEC)
+    are AES — not flagged. The HTTP hosts are passed as MPs, as --mp-name does, so the checks look at them."""
+    from tests.conftest import real_capture
+
+    roast = analyze([str(real_capture("suri__kerberoast.pcap"))], mp_names=("dc-mantvydas.offense.local",))
+    found = [f for r in roast.clients for f in r.findings if f.code == "ticket_key_mismatch"]
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert "HTTP/dc-mantvydas.offense.local (rc4-hmac, kvno 2) although the client offered AES" in found[0].summary
+    for name, host in (("otrf__NEWYORK.cap", "WEC.dmevals.local"),
+                       ("otrf__purplesharp_ad_playbook_I_2020-10-22042947.cap", "WEC.theshire.local")):
+        result = analyze([str(real_capture(name))], mp_names=(host,))
+        assert result.clients and not [f for r in result.clients for f in r.findings if f.code == "ticket_key_mismatch"]
