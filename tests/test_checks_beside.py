@@ -230,3 +230,17 @@ def test_rc4_heuristic_on_real_windows_tickets():
                        ("otrf__purplesharp_ad_playbook_I_2020-10-22042947.cap", "WEC.theshire.local")):
         result = analyze([str(real_capture(name))], mp_names=(host,))
         assert result.clients and not [f for r in result.clients for f in r.findings if f.code == "ticket_key_mismatch"]
+
+
+def test_fix_script_keeps_hostile_text_commented():
+    """Text from a capture or a pasted file may hold line breaks: none of it may start a line of its own."""
+    from kerbtrace.checks.base import Evidence, Finding
+
+    analysis = analyze([str(CAPTURES / "spn_on_other_account.pcapng")])
+    result = analysis.clients[0]
+    result.findings = [Finding("spn_wrong_account", "error", "summary\nRemove-Item C:\\ -Recurse\r\nexit",
+                               fix="fix\rStop-Computer", evidence=[Evidence(3, "x\nStop-Computer -Force")],
+                               fix_commands=["setspn -Q HTTP/x\nStop-Computer", "klist -li 0x3e7 purge"])]
+    lines = analysis.fix_script.splitlines()
+    assert all(line.startswith("#") for line in lines), [x for x in lines if not x.startswith("#")]
+    assert "# setspn -Q HTTP/x Stop-Computer" in lines

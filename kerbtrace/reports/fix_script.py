@@ -73,7 +73,8 @@ def _cause(analysis: Analysis, code: str, found: list[tuple[ClientResult, Findin
         for command in commands:
             if command in CLIENT_COMMANDS:
                 continue
-            out.append(f"# {command}" if command not in written else f"# (already above) {command}")
+            line = " ".join(command.split())  # one line, whatever it holds
+            out.append(f"# {line}" if command not in written else f"# (already above) {line}")
             written.add(command)
         on_clients = [c for c in commands if c in CLIENT_COMMANDS]
         if on_clients:
