@@ -76,6 +76,13 @@ class Analysis:
     log_clients: list[LogVerdict] = field(default_factory=list)  # a run without captures: the logs' verdicts
 
     @property
+    def fix_script(self) -> str | None:
+        """The findings' fix commands as one commented PowerShell script (None: no finding has one)."""
+        from kerbtrace.reports.fix_script import fix_script  # a report of this result: imported when asked
+
+        return fix_script(self)
+
+    @property
     def usable(self) -> bool:
         """Every input could be read (a script must notice a file that was not analysed)."""
         return bool(self.inputs) and all(i.error is None for i in self.inputs)

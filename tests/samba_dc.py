@@ -111,8 +111,9 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def start() -> SambaDC:
-    netns = f"kt-samba-{os.getpid()}"
+def start(name: str = "kt-samba") -> SambaDC:
+    """A provisioned, populated DC; `name` prefixes its namespace, so test modules can each run their own."""
+    netns = f"{name}-{os.getpid()}"
     workdir = Path(tempfile.mkdtemp(prefix="kt-samba-"))
     subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
     dc: SambaDC | None = None

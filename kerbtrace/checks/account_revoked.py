@@ -6,12 +6,15 @@ and KDC_ERR_POLICY (12) for logon restrictions, all on the AS exchange of the re
 the computer account, or a user account the client registers with (a client connection account, an
 NLB MP's application pool). Computer accounts are never locked out in AD (MS-ADTS 3.1.1.4.5.17): a
 lockout means a user identity. Failed pre-authentications followed by CLIENT_REVOKED are a lockout
-happening in the capture. Without a TGT the client gets no ticket for the MP.
+happening in the capture. Without a TGT the client gets no ticket for the MP. When the KDC does not say
+which (MIT and Samba send no NTSTATUS), directory facts on the account (disabled, locked out) do.
 """
 
 from __future__ import annotations
 
+from kerbtrace.checks import fixes
 from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.beside import directory_evidence
 from kerbtrace.checks.common import (
     account_of,
     is_computer_account,
@@ -22,6 +25,7 @@ from kerbtrace.checks.common import (
 )
 from kerbtrace.codes import krb_error, ntstatus
 from kerbtrace.constants import KrbError, Severity
+from kerbtrace.context.directory.model import Account
 from kerbtrace.exchanges.client import ClientExchange
 
 CODE = "account_revoked"
@@ -69,6 +73,10 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
                 "says which)")
     else:
         what = krb_error(rep.error_code or 0).meaning.rstrip(".")
+    known, said = _directory_state(ctx, account)
+    if known is not None and state is None:
+        state = said  # the KDC did not say which (MIT, Samba); the directory does
+        what = said
     summary = f"The {realm} KDC {ex.kdc_ip} refused the {kind} {account}: {what}"
     if lockout:
         summary += (f". It was locked out in this capture: {len(failures)} failed pre-authentication(s) came "
@@ -91,4 +99,40 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     evidence = [Evidence(e.frame, f"{krb_error(e.error_code or 0).label()} for {account_of(e) or account}")
                 for e in failures[-3:]]
     evidence.append(Evidence(ex.frame, f"{codes[-1] if len(codes) > 1 else codes[0]} for {account}"))
-    return Finding(CODE, Severity.ERROR, summary, fix=fix, codes=codes, evidence=evidence)
+    if known is not None:
+        text = known.describe() if said.endswith("(directory)") else f"{known.describe()}: {said}"
+        evidence.append(directory_evidence(ctx, text, known))
+    return Finding(CODE, Severity.ERROR, summary, fix=fix, codes=codes, evidence=evidence,
+                   fix_commands=_commands(account, computer, state or ("locked out" if lockout else None),
+                                          client.fqdn or client.hostname or client.ip))
+
+
+def _directory_state(ctx: Context, account: str) -> tuple[Account | None, str]:
+    """The account in the directory facts and its state in words ("disabled", "locked out", ...)."""
+    facts = ctx.beside.directory
+    known = facts.account(account) if facts is not None else None
+    if known is None:
+        return None, ""
+    states = [w for w, on in (("disabled", known.disabled), ("locked out", known.locked)) if on]
+    if states:
+        return known, " and ".join(states) + " (directory)"
+    if known.disabled is False and known.locked is False:
+        return known, ("enabled and not locked out in the directory now: expired, or changed since the capture "
+                       "(the facts may be newer)")
+    return known, "its state is not in the directory facts"
+
+
+def _commands(account: str, computer: bool, state: str | None, host: str) -> list[str]:
+    """The AD cmdlets that undo the state (RSAT ActiveDirectory module), else the query that shows it."""
+    who = fixes.account_identity(account)
+    kind = "Computer" if computer else "User"
+    if state and state.startswith("disabled"):
+        return [f"Enable-ADAccount -Identity {who}"]
+    if state and state.startswith("locked out"):
+        return [f"Unlock-ADAccount -Identity {who}",
+                f"Get-ADUser -Identity {who} -Properties LockedOut,BadLogonCount,LastBadPasswordAttempt"
+                if not computer else f"Get-ADComputer -Identity {who} -Properties LockedOut,BadLogonCount"]
+    if state == "expired":
+        return [f"Clear-ADAccountExpiration -Identity {who}"]
+    query = f"Get-AD{kind} -Identity {who} -Properties Enabled,LockedOut,AccountExpirationDate,PasswordExpired"
+    return [query] + ([fixes.on_computer(host, fixes.REPAIR_SECURE_CHANNEL)] if computer else [])

@@ -57,11 +57,14 @@ class Finding:
     evidence: list[Evidence] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # KB articles / docs, from the cause's module
     candidates: list[str] = field(default_factory=list)  # a hedged cause: the causes it may stand for
+    #: The exact commands that fix (or first verify) the cause, in the order to run them, for the admin and
+    #: for the fix script (`kerbtrace.reports.fix_script`); never run by kerbtrace.
+    fix_commands: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         out = {"code": self.code, "severity": self.severity, "summary": self.summary, "fix": self.fix,
-               "references": list(self.references), "codes": list(self.codes),
-               "evidence": [e.as_json() for e in self.evidence]}
+               "fix_commands": list(self.fix_commands), "references": list(self.references),
+               "codes": list(self.codes), "evidence": [e.as_json() for e in self.evidence]}
         if self.candidates:
             out["candidates"] = list(self.candidates)
         return out

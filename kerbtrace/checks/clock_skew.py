@@ -3,7 +3,8 @@
 KRB_AP_ERR_SKEW (37), KRB_AP_ERR_TKT_NYV (33) or KRB_AP_ERR_TKT_EXPIRED (32). The offsets are
 measured from the cleartext clocks the capture holds, each against the capture's own clock: the
 client's from the SentTime of its CCM message, the MP's and KDCs' from the stime of their errors and
-the MP's HTTP Date header, and client against server directly from ctime/stime when present.
+the MP's HTTP Date header, and client against server directly from ctime/stime when present. With the
+MP's keytab the client's clock is read exactly, from the authenticator of the AP-REQ it presented.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from kerbtrace.checks import fixes
 from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
 from kerbtrace.constants import KDC_REPLIES, KrbMsg, Severity
-from kerbtrace.exchanges.client import ClientExchange
+from kerbtrace.context.keytab import TicketProof
+from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
 CODE = "clock_skew"
 #: Where an engineer reads more (shown with the fix).
@@ -69,8 +73,13 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None  # an expired TGT is renewed silently by the client
     measures: list[str] = []
     offsets: dict[str, float] = {}
+    exact = authenticator_offset(client, ctx)
+    if exact is not None:  # the client's own clock, read inside the AP-REQ the MP's keytab opens
+        offsets["the client's"] = exact[0]
+        measures.append(f"client {_secs(exact[0])} (authenticator time in the AP-REQ, opened with the MP's keytab, "
+                        f"frame {exact[1].request_frame})")
     mine = client_offset(client)
-    if mine is not None:
+    if mine is not None and exact is None:
         offsets["the client's"] = mine[0]
         measures.append(f"client {_secs(mine[0])} (SentTime of its CCM message, frame {mine[1]})")
     if err.stime is not None:
@@ -106,4 +115,16 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
             "machine time integration. Tolerance is 5 minutes (Kerberos policy MaxClockSkew).",
         codes=codes,
         evidence=[Evidence(frame, f"{label} from {who}")]
-        + ([Evidence(mine[1], f"client clock {mine[0]:+.0f} s in its CCM SentTime")] if mine else []))
+        + ([Evidence(mine[1], f"client clock {mine[0]:+.0f} s in its CCM SentTime")] if mine else [])
+        + ([keytab_evidence(ctx, exact[1], exact[2])] if exact else []),
+        fix_commands=[fixes.CHECK_TIME_SOURCE, fixes.RESYNC_TIME])
+
+
+def authenticator_offset(client: ClientExchange, ctx: Context) -> tuple[float, AuthLeg, TicketProof] | None:
+    """The client's clock minus the capture clock, exactly: the ctime of the last AP-REQ the MP's keytab
+    opens against the capture time of its frame."""
+    for leg in reversed(client.legs):
+        proof = keytab_proof(ctx, leg) if leg.ap_req is not None else None
+        if proof is not None and proof.opened and proof.authenticator_time is not None:
+            return proof.authenticator_time - leg.request_time, leg, proof
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
+from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import approved, referrals, ticket_for_mp
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -29,6 +30,9 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     auth_leg = next((x for x in client.legs if x.ap_req is not None and x.status == 200), None)
     if auth_leg is not None:
         evidence.append(Evidence(auth_leg.request_frame, "CCM_POST with Authorization: Negotiate (Kerberos AP-REQ)"))
+        proof = keytab_proof(ctx, auth_leg)
+        if proof is not None:  # who the ticket names, as the MP's own key reads it
+            evidence.append(keytab_evidence(ctx, auth_leg, proof))
     text = f"MP answered HTTP {leg.status}"
     if leg.reply is not None:
         text += f" with ApprovalStatus={leg.reply.approval_status}"

@@ -29,8 +29,10 @@ from kerbtrace.checks import (
     ok,
     preauth_failed,
     registration_encrypted,
+    spn_duplicate,
     spn_missing,
     spn_wrong_account,
+    ticket_key_mismatch,
     trust_broken,
 )
 from kerbtrace.checks.base import Context, Evidence, Finding, Statement
@@ -51,9 +53,11 @@ CHECKS: tuple[ModuleType, ...] = (
     clock_skew,
     trust_broken,
     no_trust_path,
+    spn_duplicate,
     spn_missing,
     etype_unsupported,
     spn_wrong_account,
+    ticket_key_mismatch,
     duplicate_guid,
     no_ticket_kdc_not_visible,
     ntlm_fallback,

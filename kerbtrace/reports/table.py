@@ -120,6 +120,9 @@ def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
             lines.append(_wrap(f"candidates: {', '.join(f.candidates)}", "      ", "        "))
         if f.fix:
             lines.append(_wrap(f"fix: {f.fix}", "      ", "        "))
+        if f.fix_commands and f.severity != "info":
+            lines.append("      commands (kerbtrace runs none; --fix-script writes them as a script):")
+            lines += [f"        {command}" for command in f.fix_commands]
         if f.references and f.severity != "info":
             lines.append(_wrap(f"see: {'; '.join(f.references)}", "      ", "        "))
         for e in f.evidence:
