@@ -85,6 +85,7 @@ def to_json(analysis: Analysis) -> dict:
             "fleet": [f.as_json() for f in analysis.fleet],
             "kerberos": [kerberos_json(k) for k in analysis.kerberos],
             "context": context_json(analysis),
+            **_fix_script(analysis),
             "warnings": analysis.diag.as_json()}
 
 
@@ -99,7 +100,15 @@ def write_json(analysis: Analysis, out: IO[str]) -> None:
     _write_list(out, "fleet", (f.as_json() for f in analysis.fleet), encode)
     _write_list(out, "kerberos", (kerberos_json(k) for k in analysis.kerberos), encode)
     out.write(',"context":' + encode(context_json(analysis)))
+    for key, value in _fix_script(analysis).items():
+        out.write(f',"{key}":' + encode(value))
     out.write(',"warnings":' + encode(analysis.diag.as_json()) + "}\n")
+
+
+def _fix_script(analysis: Analysis) -> dict:
+    """The run's fix script (PowerShell text, every command commented) when a finding has fix commands."""
+    script = analysis.fix_script
+    return {"fix_script": script} if script else {}
 
 
 def _write_list(out: IO[str], name: str, items, encode) -> None:
