@@ -203,7 +203,8 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
             with capture:
                 # libpcap and numpy skip what cannot matter, where they read the file exactly as we do
                 frames = prefilter.records(capture, Pipeline.udp_ports, Pipeline.tcp_ports,
-                                           due=session.network.next_sweep, every=PROGRESS_EVERY) or capture
+                                           due=session.network.next_sweep, every=PROGRESS_EVERY,
+                                           streams=session.network.skip_streams) or capture
                 _read(frames, session.feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")

@@ -46,6 +46,7 @@ BATCH = 8192
 ENABLED = os.environ.get("KERBTRACE_PREFILTER", "1") != "0"
 
 _ETHERNET = 1
+MAX_SKIPPED_SYNS = 1 << 18
 _HTTP_TOKEN = np.zeros(256, dtype=bool)
 _HTTP_TOKEN[list(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")] = True
 _MAX_METHOD = 32  # decoders/http.py: a request line's method is at most this long
@@ -71,6 +72,8 @@ class Prefilter:
         self.udp = _port_table(udp_ports)
         self.tcp = _port_table(tcp_ports)
         self.connections = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections to keep
+        self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
+        self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
 
     # -- per batch -------------------------------------------------------------------------------------
     def _fields(self, data: np.ndarray, meta: np.ndarray):
@@ -88,19 +91,24 @@ class Prefilter:
             return data[o + k].astype(np.int64) << 8 | data[o + k + 1]
 
         iplen = word(16)
+        # 0: segmentation offload, the frame holds the packet; longer than the frame: cut by the snap length,
+        # read as far as captured (a segment of an ignored connection cut short is dropped without a word)
+        end = np.where(iplen == 0, caplen, np.minimum(14 + iplen, caplen))
         simple = (long_enough & (at(12) == 8) & (at(13) == 0) & (at(14) == 0x45) & ((at(20) & 0x3F) == 0)
-                  & (at(21) == 0) & (iplen >= 28) & (14 + iplen <= caplen))
+                  & (at(21) == 0) & ((iplen == 0) | (iplen >= 28)))
         proto = at(23)
         sport, dport = word(34), word(36)
         thl = (at(46) >> 4).astype(np.int64) * 4
         tcp = simple & (proto == 6)
-        simple &= ~tcp | ((thl >= 20) & (34 + thl <= 14 + iplen))  # a bad TCP header goes to the analysis
+        simple &= ~tcp | ((thl >= 20) & (34 + thl <= end))  # a bad TCP header goes to the analysis
         start = off + 34 + thl
-        plen = np.where(tcp & simple, 14 + iplen - 34 - thl, 0)
+        plen = np.where(tcp & simple, end - 34 - thl, 0)
         a = (word(26) << 32 | word(28) << 16 | sport).astype(np.uint64)
         b = (word(30) << 32 | word(32) << 16 | dport).astype(np.uint64)
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = lo * _HASH ^ hi  # collisions only keep a connection more: harmless
+        self._syn = (at(47) & 0x12) == 0x02
+        self._seq = word(38) << 16 | word(40)
         return simple, proto, sport, dport, start, plen, key
 
     def learn(self, data: np.ndarray, meta: np.ndarray) -> None:
@@ -122,8 +130,9 @@ class Prefilter:
         if len(found):
             self.connections = np.union1d(self.connections, found)
 
-    def keep(self, data: np.ndarray, meta: np.ndarray) -> np.ndarray:
-        """Second pass: indices (in the batch) of the records the analysis must see."""
+    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Second pass: indices (in the batch) of the records the analysis must see, and for each record
+        how many TCP stream numbers the skipped connections took before it (one more entry: the batch's total)."""
         simple, proto, sport, dport, _start, _plen, key = self._fields(data, meta)
         udp = proto == 17
         tcp = proto == 6
@@ -132,7 +141,31 @@ class Prefilter:
         tcp_wanted = tcp & (self.tcp[sport] | self.tcp[dport])
         if len(self.connections):
             tcp_wanted |= tcp & np.isin(key, self.connections)
-        return np.flatnonzero(wanted | tcp_wanted)
+        keep = wanted | tcp_wanted
+        return np.flatnonzero(keep), self._streams(simple & tcp & ~keep, key)
+
+    def _streams(self, skipped: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """Stream numbers the reassembler would have given the skipped connections (Wireshark's tcp.stream:
+        one per connection in order of first appearance, and one more for a SYN with a new initial sequence
+        on the same addresses and ports), counted before each record of the batch."""
+        opens = np.zeros(len(key) + 1, dtype=np.int64)
+        idx = np.flatnonzero(skipped)
+        if len(idx):
+            keys, first = np.unique(key[idx], return_index=True)
+            new = ~np.isin(keys, self.skipped, assume_unique=True)
+            opens[idx[first[new]] + 1] = 1
+            self.skipped = np.union1d(self.skipped, keys[new])
+            isn = self.isn
+            syn = idx[self._syn[idx]]
+            for j, k, seq in zip(*(a.tolist() for a in (syn, key[syn], self._seq[syn])), strict=True):
+                before = isn.get(k)
+                if before is not None and before != seq:
+                    opens[j + 1] = 1
+                isn[k] = seq
+            if len(isn) > MAX_SKIPPED_SYNS:  # a SYN flood: forget the oldest half (their retries count once more)
+                for k in list(isn)[:len(isn) // 2]:
+                    del isn[k]
+        return np.cumsum(opens)
 
 
 def _batches(path: str) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
@@ -175,7 +208,7 @@ def _clock(capture: Capture) -> str | None:
 
 
 def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int], *,
-            due: Callable[[], float] | None = None, every: int = 0
+            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None
             ) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
     or None when this file must be read by the pure-Python reader. Reads the file twice (libpcap is fast
@@ -200,12 +233,14 @@ def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int]
     except pcapy.PcapError:
         return None  # the pure-Python reader reads what it can and says where the file is damaged
     capture._iterated = True
-    return _second_pass(capture, flt, linktype, clock, due or (lambda: float("inf")), every)
+    return _second_pass(capture, flt, linktype, clock, due or (lambda: float("inf")), every,
+                        streams or (lambda n: None))
 
 
 def _second_pass(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Callable[[], float],
-                 every: int) -> Iterator[tuple[int, float, int, bytes]]:
+                 every: int, streams: Callable[[int], None]) -> Iterator[tuple[int, float, int, bytes]]:
     frame = 0
+    given = 0  # stream numbers taken by skipped connections in earlier batches and handed over
     try:
         for blob, data, meta in _batches(capture.path):
             times = _times(clock, meta)
@@ -214,10 +249,12 @@ def _second_pass(capture: Capture, flt: Prefilter, linktype: int, clock: str, du
             n = len(meta)
             wanted = np.ones(n, dtype=bool)
             keep = np.arange(n)
+            opened = np.zeros(n + 1, dtype=np.int64)
             if linktype == _ETHERNET:
-                keep = flt.keep(data, meta)
+                keep, opened = flt.keep(data, meta)
                 wanted[:] = False
                 wanted[keep] = True
+            owed = opened.tolist()
             if every:  # the caller's tick follows these frame numbers: they come through, empty if skipped
                 keep = np.union1d(keep, np.arange(every - frame % every - 1, n, every))
             latest = np.maximum.accumulate(times)
@@ -228,9 +265,14 @@ def _second_pass(capture: Capture, flt: Prefilter, linktype: int, clock: str, du
                 if i > cur:
                     yield from _due(frame, times, latest, cur, i, due, linktype)
                 cur = i + 1
+                if owed[i] != given:
+                    streams(owed[i] - given)
+                    given = owed[i]
                 yield frame + i + 1, _time(clock, sec, usec), linktype, blob[off:off + caplen] if real else b""
             if n > cur:
                 yield from _due(frame, times, latest, cur, n, due, linktype)
+            streams(owed[n] - given)
+            given = 0
             frame += n
             capture.packets = frame
             capture.end = float(times[-1])
