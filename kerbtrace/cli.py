@@ -95,12 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
                               "MPs seen in the capture are known already")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                          "not a terminal)")
+    analyze.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                         help="read up to N capture files at the same time, one process each (default: the "
+                              "machine's cores); the report is the same for any N")
     explain = sub.add_parser("explain", help="name and explain an error, status or event code",
                              description=EXPLAIN_DESCRIPTION, epilog=EXPLAIN_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     explain.add_argument("code", nargs="+", metavar="CODE", help="the code, in any notation below")
     explain.add_argument("--json", action="store_true", help="print the kerbtrace-explain/1 JSON document")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "analyze":
         parser.print_help()
         return EXIT_UNUSABLE
-    from kerbtrace.analysis import analyze
     from kerbtrace.collector import RelaxedCollector
+    from kerbtrace.parallel import analyze_files
 
     with RelaxedCollector() as collector:
-        result = analyze(args.captures, progress=False if args.no_progress else None,
-                         mp_names=tuple(args.mp_name))
+        result = analyze_files(args.captures, jobs=args.jobs, progress=False if args.no_progress else None,
+                               mp_names=tuple(args.mp_name))
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
 
