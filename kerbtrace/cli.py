@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                              description=DESCRIPTION, epilog=ANALYZE_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     analyze.add_argument("captures", nargs="+", metavar="CAPTURE",
-                         help="pcap, pcapng or NetMon .cap file (gzip-compressed files too)")
+                         help="pcap, pcapng or NetMon .cap file (gzip-compressed files too); a directory or a "
+                              "quoted glob pattern stands for its capture files, read in time order")
     analyze.add_argument("--json", metavar="OUT", help="also write the kerbtrace/1 JSON document to OUT "
                          "('-' for standard output, which then carries only the JSON)")
     analyze.add_argument("-v", "--verbose", action="store_true", help="show every client's timeline and all findings")
@@ -128,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNUSABLE
     from kerbtrace.collector import RelaxedCollector
     from kerbtrace.parallel import analyze_files
+    from kerbtrace.sources.inputs import expand_inputs
 
     with RelaxedCollector() as collector:
-        result = analyze_files(args.captures, jobs=args.jobs, progress=False if args.no_progress else None,
-                               mp_names=tuple(args.mp_name))
+        result = analyze_files(expand_inputs(args.captures), jobs=args.jobs,
+                               progress=False if args.no_progress else None, mp_names=tuple(args.mp_name))
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
 
