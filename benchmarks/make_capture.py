@@ -130,7 +130,11 @@ def _normalise(ip: bytes, remap: dict[bytes, bytes], mtu: int = 1500) -> list[by
     body = ip[ihl:]
     if ip[9] == 17 and not (ip[6] << 8 | ip[7]) & 0x3FFF and len(body) >= 8:
         sport, dport = struct.unpack_from("!HH", body)
-        return _udp_fragments(src, dst, sport, dport, body[8:], ident, mtu)
+        payload = body[8:]
+        if 53 in (sport, dport):  # A records name the servers where they now are (length 4, then the address)
+            for old, new in remap.items():
+                payload = payload.replace(b"\x00\x04" + old, b"\x00\x04" + new)
+        return _udp_fragments(src, dst, sport, dport, payload, ident, mtu)
     if ip[9] != 6 or len(body) < 20:
         return [_ipv4(src, dst, ip[9], body, ident, ip[6] << 8 | ip[7])]
     doff = (body[12] >> 4) * 4
