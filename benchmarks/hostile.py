@@ -154,15 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             if name == "none":
                 reference = found
             same = sum(1 for ip, v in reference.items() if found.get(ip) == v)
-            rows.append([name, f"{packets:,}", f"{size:,.0f}", f"{m['wall']:.1f}", f"{m['rss_mb']:,.0f}",
+            rows.append([name, f"{packets:,}", f"{size:,.0f}", f"{m['wall']:.1f}", f"{m['cpu']:.1f}", f"{m['rss_mb']:,.0f}",
                          f"{same}/{len(reference)}" if ok else f"exit {m['rc']}", load()])
             path.unlink()
-            print(tabulate([rows[-1]], headers=["attack", "packets", "MB", "wall s", "peak RSS MB",
+            print(tabulate([rows[-1]], headers=["attack", "packets", "MB", "wall s", "CPU s", "peak RSS MB",
                                                 "base clients same verdict", "load"]), flush=True)
     print()
-    print(tabulate(rows, headers=["attack", "packets", "MB", "wall s", "peak RSS MB", "base clients same verdict",
+    print(tabulate(rows, headers=["attack", "packets", "MB", "wall s", "CPU s", "peak RSS MB", "base clients same verdict",
                                   "load"]))
-    return 0 if all(r[5].split("/")[0] == r[5].split("/")[-1] for r in rows) else 1
+    return 0 if all(r[6].split("/")[0] == r[6].split("/")[-1] for r in rows) else 1
 
 
 def _from_client(ip: bytes) -> bool:

@@ -41,7 +41,9 @@ def measure(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
     err.seek(0)
     tail = err.read()[-2000:].decode("utf-8", "replace")
     err.close()
-    return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
+    # CPU seconds of the child: far steadier than wall time when others share the machine's cores
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rc": proc.returncode,
+            "rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
 
 
 def count_packets(path: Path) -> int:
@@ -92,7 +94,8 @@ KERBTRACE_OK = (0, 1)
 
 def row(name: str, m: dict, packets: int, ok_codes: tuple[int, ...] = (0,)) -> list:
     ok = "ok" if m["rc"] in ok_codes else f"exit {m['rc']}"
-    return [name, f"{m['wall']:.1f}", f"{packets / m['wall']:,.0f}" if m["wall"] else "-", f"{m['rss_mb']:,.0f}", ok]
+    return [name, f"{m['wall']:.1f}", f"{m.get('cpu', 0):.1f}", f"{packets / m['wall']:,.0f}" if m["wall"] else "-",
+            f"{m['rss_mb']:,.0f}", ok]
 
 
 # The mixes every run measures: (name, background mix, share of packets in registrations or None for the
@@ -208,7 +211,7 @@ def measure_capture(capture: Path, args, tmp: str, jobs: int, use_jobs: bool) ->
         m = measure(dpkt_baseline(capture))
         runs["struct"] = m
         rows.append(row("plain struct loop over records", m, packets) + [load()])
-    print(tabulate(rows, headers=["tool", "wall s", "packets/s", "peak RSS MB", "status", "load after"]))
+    print(tabulate(rows, headers=["tool", "wall s", "CPU s", "packets/s", "peak RSS MB", "status", "load after"]))
     for name, m in runs.items():
         if "verdicts" in m:
             print(f"{name}: {m['verdicts']}")
@@ -224,10 +227,11 @@ def summary(results: dict[str, dict]) -> None:
             if not name.startswith("kerbtrace"):
                 continue
             ratio = f"{t['wall'] / m['wall']:.1f}x" if t and m["wall"] else "-"
-            rows.append([mix, name, f"{m['wall']:.1f}", f"{res['packets'] / m['wall']:,.0f}",
-                         f"{m['rss_mb']:,.0f}", ratio, "yes" if m.get("match") else "NO"])
-    print("\n" + tabulate(rows, headers=["mix", "run", "wall s", "packets/s", "peak RSS MB", "tshark/kerbtrace",
-                                        "verdicts = truth"]))
+            cpu_ratio = f"{t['cpu'] / m['cpu']:.1f}x" if t and m["cpu"] else "-"
+            rows.append([mix, name, f"{m['wall']:.1f}", f"{m['cpu']:.1f}", f"{res['packets'] / m['wall']:,.0f}",
+                         f"{m['rss_mb']:,.0f}", ratio, cpu_ratio, "yes" if m.get("match") else "NO"])
+    print("\n" + tabulate(rows, headers=["mix", "run", "wall s", "CPU s", "packets/s", "peak RSS MB",
+                                        "tshark/kerbtrace wall", "CPU", "verdicts = truth"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{capture.name} ({load()})")
                 print(tabulate([row("kerbtrace, first half", half_m, packets // 2, KERBTRACE_OK),
                                 row("kerbtrace, whole capture", full_m, packets, KERBTRACE_OK)],
-                               headers=["run", "wall s", "packets/s", "peak RSS MB", "status"]))
+                               headers=["run", "wall s", "CPU s", "packets/s", "peak RSS MB", "status"]))
                 growth = full_m["rss_mb"] / half_m["rss_mb"] if half_m["rss_mb"] else float("nan")
                 print(f"peak RSS whole/half = {growth:.2f} (1.0 = flat; 2.0 = grows with capture size)")
                 ok = ok and full_m["rc"] in KERBTRACE_OK and half_m["rc"] in KERBTRACE_OK
