@@ -38,6 +38,7 @@ from run import KERBTRACE_OK, kerbtrace_cmd, load, measure  # noqa: E402
 OUT = make_capture.DEFAULT_OUT.parent
 MP = bytes([10, 0, 0, 10])  # the lab MP (127.0.0.10) as the generator moves it onto the LAN
 Packet = tuple[float, bytes, bytes]  # time, Ethernet header, IPv4 packet
+HEADERS = ["attack", "packets", "MB", "wall s", "CPU s", "peak RSS MB", "base clients same verdict", "load"]
 
 
 def _tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes,
@@ -154,14 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == "none":
                 reference = found
             same = sum(1 for ip, v in reference.items() if found.get(ip) == v)
-            rows.append([name, f"{packets:,}", f"{size:,.0f}", f"{m['wall']:.1f}", f"{m['cpu']:.1f}", f"{m['rss_mb']:,.0f}",
-                         f"{same}/{len(reference)}" if ok else f"exit {m['rc']}", load()])
+            rows.append([name, f"{packets:,}", f"{size:,.0f}", f"{m['wall']:.1f}", f"{m['cpu']:.1f}",
+                         f"{m['rss_mb']:,.0f}", f"{same}/{len(reference)}" if ok else f"exit {m['rc']}", load()])
             path.unlink()
-            print(tabulate([rows[-1]], headers=["attack", "packets", "MB", "wall s", "CPU s", "peak RSS MB",
-                                                "base clients same verdict", "load"]), flush=True)
+            print(tabulate([rows[-1]], headers=HEADERS), flush=True)
     print()
-    print(tabulate(rows, headers=["attack", "packets", "MB", "wall s", "CPU s", "peak RSS MB", "base clients same verdict",
-                                  "load"]))
+    print(tabulate(rows, headers=HEADERS))
     return 0 if all(r[6].split("/")[0] == r[6].split("/")[-1] for r in rows) else 1
 
 
