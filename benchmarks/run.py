@@ -30,20 +30,38 @@ REPO = Path(__file__).resolve().parents[1]
 TSHARK_FIELDS = ["-e", "frame.number", "-e", "kerberos.msg_type", "-e", "http.request.method"]
 
 
+_TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+_RSS_MARK = "benchmark-peak-rss-kb="
+
+
 def measure(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
-    """Run cmd to completion; wall seconds, exit status, peak RSS (MB) of the child and its stderr tail."""
+    """Run cmd to completion; wall seconds, CPU seconds, exit status, peak RSS (MB) of the child and its
+    stderr tail.
+
+    The peak RSS comes from GNU time when it is installed: a child forked from this process starts with
+    this process's resident size as its peak (ru_maxrss survives fork and exec), so the number would be at
+    least this script's size; time's own small process forks the command instead."""
     err = tempfile.TemporaryFile()
+    wrapped = [_TIME, "-f", _RSS_MARK + "%M", *cmd] if _TIME else cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=REPO)
+    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=REPO)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     err.seek(0)
-    tail = err.read()[-2000:].decode("utf-8", "replace")
+    text = err.read().decode("utf-8", "replace")
     err.close()
+    rss_mb = usage.ru_maxrss / 1024
+    if _TIME:
+        head, _, mark = text.rstrip("\n").rpartition(_RSS_MARK)
+        if mark.strip().isdigit():
+            rss_mb, text = int(mark) / 1024, head
+        first = text.splitlines()[-1:] if text.strip() else []
+        if first and first[0].startswith("Command exited with non-zero status"):
+            text = "\n".join(text.splitlines()[:-1])
     # CPU seconds of the child: far steadier than wall time when others share the machine's cores
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rc": proc.returncode,
-            "rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rc": proc.returncode, "rss_mb": rss_mb,
+            "stderr": text[-2000:]}
 
 
 def count_packets(path: Path) -> int:
@@ -146,10 +164,13 @@ def ensure_capture(path: Path, size_mb: float, mix: str = "mp", client_share: fl
         return
     print(f"generating {path} ({size_mb:.0f} MB, mix {mix}"
           + (f", {client_share:.0%} registrations" if client_share else "") + ") ...", flush=True)
-    s = make_capture.generate(path, size_mb, 10000 if size_mb >= 1000 else max(1, int(10 * size_mb)), mix=mix,
-                              client_share=client_share)
-    print(f"  {s['packets']:,} packets, {s['clients']:,} clients ({100 * s['client_packet_share']:.1f} % of "
-          f"packets) in {s['generation_s']} s", flush=True)
+    # In a child process: a parent that grew while generating would hand its peak RSS on to the children
+    # measured later (ru_maxrss survives fork and exec).
+    cmd = [sys.executable, str(Path(make_capture.__file__)), "--out", str(path), "--size-mb", str(size_mb),
+           "--clients", str(10000 if size_mb >= 1000 else max(1, int(10 * size_mb))), "--mix", mix]
+    if client_share:
+        cmd += ["--client-share", str(client_share)]
+    subprocess.run(cmd, check=True)
 
 
 def first_half(capture: Path, packets: int) -> Path:
