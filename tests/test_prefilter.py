@@ -88,3 +88,15 @@ def test_same_document_over_progress_ticks_and_idle_sweeps(tmp_path, monkeypatch
     assert s["packets"] > 2 * (1 << 16)
     fast, slow = _document(out, monkeypatch, True), _document(out, monkeypatch, False)
     assert fast["clients"] and fast == slow
+
+
+@pytest.mark.parametrize("cut", [37, 5000])
+def test_damaged_file_read_by_python_with_its_warning(cut, tmp_path, monkeypatch):
+    """A file cut short: libpcap refuses it, so the pure-Python reader reads it and names the frame."""
+    src = next(p for p in real_capture_files() if p.suffix == ".pcap" and p.stat().st_size > 20000)
+    out = tmp_path / "cut.pcap"
+    out.write_bytes(src.read_bytes()[:-cut])
+    assert not _fast(out)
+    doc = _document(out, monkeypatch, True)
+    assert doc == _document(out, monkeypatch, False)
+    assert any("cut short" in w["message"] for w in doc["warnings"]), doc["warnings"]
