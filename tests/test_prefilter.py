@@ -25,6 +25,12 @@ import make_capture  # noqa: E402
 pytestmark = pytest.mark.skipif(prefilter.pcapy is None, reason="pcapy-ng is not installed (pip install pcapy-ng)")
 
 
+@pytest.fixture(autouse=True)
+def _prefilter_on(monkeypatch):
+    """The prefilter is opt-in (KERBTRACE_PREFILTER=1): on for these tests, whatever the environment."""
+    monkeypatch.setattr(prefilter, "ENABLED", True)
+
+
 def _document(path: Path, monkeypatch, enabled: bool) -> dict:
     monkeypatch.setattr(prefilter, "ENABLED", enabled)
     doc = json.loads(json.dumps(to_json(analyze([str(path)], progress=False))))
