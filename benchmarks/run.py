@@ -34,7 +34,7 @@ _TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/tim
 _RSS_MARK = "benchmark-peak-rss-kb="
 
 
-def measure(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
+def measure(cmd: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None) -> dict:
     """Run cmd to completion; wall seconds, CPU seconds, exit status, peak RSS (MB) of the child and its
     stderr tail.
 
@@ -44,7 +44,7 @@ def measure(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
     err = tempfile.TemporaryFile()
     wrapped = [_TIME, "-f", _RSS_MARK + "%M", *cmd] if _TIME else cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=REPO)
+    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=REPO, env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -206,12 +206,14 @@ def measure_capture(capture: Path, args, tmp: str, jobs: int, use_jobs: bool) ->
     truth = truth_of(capture)
     runs: dict[str, dict] = {}
     rows = []
-    variants = [("kerbtrace, 1 process", ["--jobs", "1"] if use_jobs else [])]
+    one = ["--jobs", "1"] if use_jobs else []
+    variants = [("kerbtrace, 1 process", one, {}),
+                ("kerbtrace, 1 process, prefilter", one, {"KERBTRACE_PREFILTER": "1"})]
     if use_jobs and jobs > 1 and PARTITIONS_ONE_CAPTURE:
-        variants.append((f"kerbtrace, {jobs} processes", ["--jobs", str(jobs)]))
-    for name, extra in variants:
+        variants.append((f"kerbtrace, {jobs} processes", ["--jobs", str(jobs)], {}))
+    for name, extra, env in variants:
         out = Path(tmp) / f"{capture.stem}-{len(runs)}.json"
-        m = measure(kerbtrace_cmd(capture, out) + ["--no-progress", *extra])
+        m = measure(kerbtrace_cmd(capture, out) + ["--no-progress", *extra], env=env)
         m["load"] = load()
         runs[name] = m
         if m["rc"] not in KERBTRACE_OK:
