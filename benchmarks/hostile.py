@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller attacks (100 k SYNs, a 64 MiB body)")
     ap.add_argument("--body-mb", type=int, default=None, help="body bytes actually sent on big-body (MiB)")
+    ap.add_argument("--attack", action="append", help="only this attack (repeatable; the base runs always)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     base_path = OUT / "hostile-base.pcap"
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     reference: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, make in attacks.items():
+            if args.attack and name != "none" and name not in args.attack:
+                continue
             path = Path(tmp) / f"{name}.pcap"
             packets = write(base, make(), path)
             size = path.stat().st_size / 1e6
