@@ -22,7 +22,7 @@ from tests.conftest import CAPTURES, REPO, real_capture_files
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_capture  # noqa: E402
 
-pytestmark = pytest.mark.skipif(prefilter.pcapy is None, reason="pcapy-ng is not installed (pip install pcapy-ng)")
+pytestmark = pytest.mark.skipif(not prefilter.available(), reason="pcapy-ng or numpy is not installed")
 
 
 @pytest.fixture(autouse=True)

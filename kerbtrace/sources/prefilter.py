@@ -33,8 +33,6 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from kerbtrace.sources import pcapng
 
 if TYPE_CHECKING:
@@ -49,16 +47,31 @@ ENABLED = os.environ.get("KERBTRACE_PREFILTER", "0") == "1"
 
 _ETHERNET = 1
 MAX_SKIPPED_SYNS = 1 << 18
-_HTTP_TOKEN = np.zeros(256, dtype=bool)
-_HTTP_TOKEN[list(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")] = True
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _MAX_METHOD = 32  # decoders/http.py: a request line's method is at most this long
 _WINDOW = _MAX_METHOD + 1
-_HASH = np.uint64(0x9E3779B97F4A7C15)
 
-try:  # an optional speed-up: without the binding every capture is read by the pure-Python readers
-    import pcapy
-except ImportError:  # pragma: no cover - pcapy-ng is a declared dependency
-    pcapy = None
+# numpy and pcapy-ng are imported on first use (0.1 s that a run without the prefilter does not pay).
+np = None
+pcapy = None
+_HTTP_TOKEN = None
+_HASH = None
+
+
+def available() -> bool:
+    """numpy and pcapy-ng import (loading them now); False without the binding."""
+    global np, pcapy, _HTTP_TOKEN, _HASH  # noqa: PLW0603 - loaded once, on first use
+    if pcapy is None:
+        try:
+            import numpy
+            import pcapy as binding
+        except ImportError:  # pragma: no cover - both are declared dependencies
+            return False
+        np, pcapy = numpy, binding
+        _HTTP_TOKEN = np.zeros(256, dtype=bool)
+        _HTTP_TOKEN[list(_TOKEN_CHARS)] = True
+        _HASH = np.uint64(0x9E3779B97F4A7C15)
+    return True
 
 
 def _port_table(ports: Iterable[int]) -> np.ndarray:
@@ -219,7 +232,7 @@ def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int]
     So that the analysis runs exactly as over every record, a skipped record comes through with empty data
     when `due()` (the capture time of the connection table's next housekeeping) has come, and when its
     frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once."""
-    if pcapy is None or not ENABLED:
+    if not ENABLED or not available():
         return None
     clock = _clock(capture)
     if clock is None:
