@@ -10,16 +10,12 @@ all this needs.
 
 from __future__ import annotations
 
-from kerbtrace.analysis import Analysis, analyze
-from kerbtrace.parallel import merge
+from kerbtrace.analysis import Analysis
+from kerbtrace.parallel import analyze_one, merge
 
 
 def analyze_on_cluster(paths: list[str], client, **options) -> Analysis:
     """`analyze(paths, **options)` with each file read by a worker of the Dask `client`
     (`dask.distributed.Client`); the paths must be readable on the workers (shared storage)."""
-    futures = client.map(_one, paths, options=options, pure=False)
+    futures = client.map(analyze_one, paths, options=options, pure=False)
     return merge(client.gather(futures))
-
-
-def _one(path: str, options: dict) -> Analysis:
-    return analyze([path], progress=False, **options)

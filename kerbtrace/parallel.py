@@ -32,11 +32,12 @@ def analyze_files(paths: list[str], *, jobs: int | None = None, progress: bool |
         return analyze(paths, progress=progress, **options)
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
-        parts = list(pool.map(_one, paths, [options] * len(paths)))
+        parts = list(pool.map(analyze_one, paths, [options] * len(paths)))
     return merge(parts)
 
 
-def _one(path: str, options: dict) -> Analysis:
+def analyze_one(path: str, options: dict) -> Analysis:
+    """One file's result, to be merged with the others' (the task a worker process runs)."""
     return analyze([path], progress=False, **options)
 
 
