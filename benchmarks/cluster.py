@@ -19,8 +19,7 @@ from tabulate import tabulate
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kerbtrace.analysis import analyze  # noqa: E402
-from kerbtrace.parallel import analyze_files, merge  # noqa: E402
+from kerbtrace.parallel import analyze_files, analyze_one, merge  # noqa: E402
 from kerbtrace.reports.json_report import to_json  # noqa: E402
 
 WORKERS = 2
@@ -32,10 +31,6 @@ def _doc(result) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
-def _one(path: str):
-    return analyze([path], progress=False)
-
-
 def with_dask(paths: list[str]) -> tuple[float, float, str]:
     from distributed import Client, LocalCluster
 
@@ -45,7 +40,7 @@ def with_dask(paths: list[str]) -> tuple[float, float, str]:
         client.wait_for_workers(WORKERS)
         started = time.perf_counter() - t0
         t1 = time.perf_counter()
-        result = merge(client.gather(client.map(_one, paths, pure=False)))
+        result = merge(client.gather(client.map(analyze_one, paths, options={}, pure=False)))
         return started, time.perf_counter() - t1, _doc(result)
 
 
@@ -55,11 +50,11 @@ def with_ray(paths: list[str]) -> tuple[float, float, str]:
     t0 = time.perf_counter()
     ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
-        remote = ray.remote(_one)
-        ray.get([remote.remote(p) for p in paths[:WORKERS]])  # workers up (Ray starts them lazily)
+        remote = ray.remote(analyze_one)
+        ray.get([remote.remote(p, {}) for p in paths[:WORKERS]])  # workers up (Ray starts them lazily)
         started = time.perf_counter() - t0
         t1 = time.perf_counter()
-        result = merge(ray.get([remote.remote(p) for p in paths]))
+        result = merge(ray.get([remote.remote(p, {}) for p in paths]))
         return started, time.perf_counter() - t1, _doc(result)
     finally:
         ray.shutdown()
