@@ -20,6 +20,7 @@ import random
 import struct
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ NEWYORK_CAPTURES = (REPO / "captures" / "real" / "otrf__NEWYORK.cap",
                     REPO.parent / "shared" / "real-captures" / "otrf__NEWYORK.cap")
 DEFAULT_OUT = REPO / "benchmarks" / "out" / "mp-1g.pcap"
 
+UNLISTED = "unlisted"  # truth of a client the report must not list (it does not register)
 MP_IP = bytes([10, 0, 0, 4])  # NEWYORK (DC and web server in the public capture) plays DC and MP
 MP_PORT = 80
 _MAC_CLIENT = b"\x00\x15\x5d\x01\x02\x03"
@@ -75,6 +77,7 @@ class Template:
     name: str
     clients: list[bytes]
     packets: list[TemplatePacket] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)  # expected verdict per client (the truth)
 
     @property
     def nbytes(self) -> int:
@@ -127,7 +130,11 @@ def _normalise(ip: bytes, remap: dict[bytes, bytes], mtu: int = 1500) -> list[by
     body = ip[ihl:]
     if ip[9] == 17 and not (ip[6] << 8 | ip[7]) & 0x3FFF and len(body) >= 8:
         sport, dport = struct.unpack_from("!HH", body)
-        return _udp_fragments(src, dst, sport, dport, body[8:], ident, mtu)
+        payload = body[8:]
+        if 53 in (sport, dport):  # A records name the servers where they now are (length 4, then the address)
+            for old, new in remap.items():
+                payload = payload.replace(b"\x00\x04" + old, b"\x00\x04" + new)
+        return _udp_fragments(src, dst, sport, dport, payload, ident, mtu)
     if ip[9] != 6 or len(body) < 20:
         return [_ipv4(src, dst, ip[9], body, ident, ip[6] << 8 | ip[7])]
     doff = (body[12] >> 4) * 4
@@ -230,23 +237,27 @@ def newyork_templates() -> list[Template]:
     t = udp_pkts[-1].dt + 0.002
     udp_pkts += [TemplatePacket(t + p.dt, p.ip, p.src_client, p.dst_client) for p in legs([auth200])]
     udp = Template("win-tgs-udp-fragmented", [client], udp_pkts)
+    for tpl in (tcp, udp, cold):
+        tpl.verdicts = [UNLISTED]  # WinRM, not a ConfigMgr registration: no client in the report
     return [tcp, udp, cold]
 
 
-def _lab_clients(path: Path, pkts: list[tuple[int, float, bytes]]) -> list[bytes]:
-    """Registering clients: from the scenario's JSON sidecar, else whoever first talks to port 88/80."""
+def _lab_clients(path: Path, pkts: list[tuple[int, float, bytes]]) -> tuple[list[bytes], list[str]]:
+    """Registering clients and their expected verdicts: from the scenario's JSON sidecar, else whoever first
+    talks to port 88/80 (verdict unknown, "?")."""
     meta = path.with_suffix(".json")
     if meta.exists():
         try:
             clients = json.loads(meta.read_text())["clients"]
-            return [bytes(int(x) for x in c["client_ip"].split(".")) for c in clients]
+            return ([bytes(int(x) for x in c["client_ip"].split(".")) for c in clients],
+                    [str(c.get("verdict", "?")) for c in clients])
         except (ValueError, KeyError, TypeError):
             pass
     for _, _, ip in pkts:
         p = _ports(ip)
         if p and p[2] in (88, 80):
-            return [ip[12:16]]
-    return []
+            return [ip[12:16]], ["?"]
+    return [], []
 
 
 def lab_templates(files: list[Path]) -> list[Template]:
@@ -258,7 +269,7 @@ def lab_templates(files: list[Path]) -> list[Template]:
         except (OSError, ValueError, struct.error, IndexError) as exc:
             print(f"skipping template {path.name}: {exc}", file=sys.stderr)
             continue
-        clients = _lab_clients(path, pkts)
+        clients, verdicts = _lab_clients(path, pkts)
         mine = [(ts, ip) for _, ts, ip in pkts if ip[12:16] in clients or ip[16:20] in clients]
         if not clients or not mine:
             print(f"skipping template {path.name}: no registering client found", file=sys.stderr)
@@ -269,7 +280,7 @@ def lab_templates(files: list[Path]) -> list[Template]:
                 if a not in clients and a[0] == 127:
                     remap[a] = bytes([10, 0, a[2], a[3]])
         t0 = mine[0][0]
-        tpl = Template(path.stem, clients)
+        tpl = Template(path.stem, clients, verdicts=verdicts)
         for ts, ip in mine:
             s, d = ip[12:16], ip[16:20]
             si, di = (clients.index(s) if s in clients else -1), (clients.index(d) if d in clients else -1)
@@ -371,7 +382,23 @@ _MIX = [
     ("cldap", 17, 389, 0.05, [("c", (180, 210), 0.5), ("s", (140, 160), 0.5)]),
     ("ntp", 17, 123, 0.08, [("c", (48,), 0.5), ("s", (48,), 0.5)]),
 ]
-_KINDS = [k for k, *_ in _MIX]
+# A branch-office file server's mix, unlike the MP's: SMB and NetBIOS (name service, datagrams, session
+# service) lead, SQL and TLS follow, and DNS is three times as common (18 % of packets with the answers).
+_OFFICE_MIX = [
+    ("smb", 6, 445, 0.34, [("s", (1460,), 0.2), ("c", (117, 150, 190), 0.22), ("s", (100, 140, 220), 0.14),
+                           ("a", (0,), 0.44)]),
+    ("nbss", 6, 139, 0.07, [("s", (1460,), 0.15), ("c", (90, 160), 0.25), ("s", (80, 120), 0.2), ("a", (0,), 0.4)]),
+    ("nbns", 17, 137, 0.07, [("c", (50,), 0.6), ("s", (62,), 0.4)]),
+    ("nbdgm", 17, 138, 0.04, [("c", (201, 229), 1.0)]),
+    ("tds", 6, 1433, 0.18, [("s", (1460,), 0.15), ("c", (200, 350, 500), 0.25), ("s", (60, 120, 240), 0.2),
+                            ("a", (0,), 0.4)]),
+    ("tls", 6, 443, 0.15, [("s", (1460,), 0.12), ("c", (100, 250, 517, 600), 0.2), ("s", (31, 90, 300), 0.25),
+                           ("a", (0,), 0.43)]),
+    ("dns", 17, 53, 0.09, [("q", (0,), 1.0)]),
+    ("ntp", 17, 123, 0.06, [("c", (48,), 0.5), ("s", (48,), 0.5)]),
+]
+MIXES = {"mp": _MIX, "office": _OFFICE_MIX}
+_KINDS = [k for k, *_ in _MIX] + [k for k, *_ in _OFFICE_MIX if k not in {m[0] for m in _MIX}]
 
 
 _SMB2_HDR = b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ16s", 64, 0, 0, 8, 1, 0x1, 0, 1, 0xFEFF, 1, 0x1000, b"\x11" * 16)
@@ -386,6 +413,17 @@ def _pdu_prefix(kind: str, n: int) -> bytes:
         return struct.pack("!I", n - 4) + _SMB2_HDR + body
     if kind == "tls":
         return b"\x17\x03\x03" + struct.pack("!H", n - 5)
+    if kind == "nbss":  # NetBIOS session message carrying the rest
+        return b"\x00\x00" + struct.pack("!H", n - 4)
+    if kind == "nbns":  # name query (or its positive answer) for a 16-byte encoded NetBIOS name
+        flags, counts = (0x0110, (1, 0, 0, 0)) if n == 50 else (0x8500, (0, 1, 0, 0))
+        name = b"\x20" + b"EOEBEMEFCACACACACACACACACACACAAA" + b"\x00"
+        rr = name + b"\x00\x20\x00\x01"
+        if flags & 0x8000:
+            rr += b"\x00\x04\x93\xe0\x00\x06\x00\x00\x0a\x00\x02\x10"
+        return struct.pack("!HHHHHH", n & 0xFFFF, flags, *counts) + rr
+    if kind == "nbdgm":  # direct-group datagram header; the SMB mailslot body is the opaque rest
+        return struct.pack("!BBI4sHHH", 0x11, 0x0A, 1, b"\x0a\x14\x01\x02", 138, n - 14, 0)
     if kind == "ntp":  # NTPv4 client/server header; the timestamps are the opaque rest
         return b"\x23\x02\x06\xec"
     if kind == "tds":
@@ -403,18 +441,19 @@ def _pdu_prefix(kind: str, n: int) -> bytes:
 class Background:
     """Synthetic unrelated traffic with continuous TCP sequence numbers per flow."""
 
-    def __init__(self, rng: random.Random, nflows: int = 3000) -> None:
+    def __init__(self, rng: random.Random, nflows: int = 3000, mix: str = "mp") -> None:
         self.rng = rng
         self.blob = rng.randbytes(1 << 20)
         self.dns = [_dns_pair(rng, i) for i in range(500)]
         self.flows: dict[str, list[Flow]] = {}
         self.plans = {}
-        for kind, proto, port, share, plan in _MIX:
+        table = MIXES[mix]
+        for kind, proto, port, share, plan in table:
             n = max(8, int(nflows * share))
             self.flows[kind] = [self._new_flow(kind, proto, port, i) for i in range(n)]
             self.plans[kind] = ([p for p in plan], [w for *_, w in plan])
-        self.kinds = [k for k, *_ in _MIX]
-        self.kind_w = [m[3] for m in _MIX]
+        self.kinds = [k for k, *_ in table]
+        self.kind_w = [m[3] for m in table]
         self._queue: list[tuple[bytes, bytes]] = []
         self.ident = 0
 
@@ -499,11 +538,38 @@ def client_address(i: int) -> bytes:
     return bytes([10, 100 + i // 62500, (i // 250) % 250, 1 + i % 250])
 
 
+def clients_for_share(variants: list[tuple[Template, float]], size_mb: float, share: float, mix: str,
+                      seed: int = 1) -> int:
+    """How many clients make `share` of the packets of a `size_mb` capture registration traffic.
+
+    With c clients of p packets and b bytes each (weighted over the templates) and background packets of
+    e bytes: c*p = share * (c*p + (T - c*b)/e), so c = share*T / ((1-share)*p*e + share*b)."""
+    total_w = sum(w for _, w in variants)
+    per_client = [(t, w / total_w) for t, w in variants]
+    p = sum(len(t.packets) / len(t.clients) * w * len(t.clients) for t, w in per_client) / \
+        sum(w * len(t.clients) for t, w in per_client)
+    b = sum((t.nbytes + 30 * len(t.packets)) / len(t.clients) * w * len(t.clients) for t, w in per_client) / \
+        sum(w * len(t.clients) for t, w in per_client)
+    e = _background_packet_bytes(seed, mix)
+    return max(1, int(share * size_mb * 1024 * 1024 / ((1 - share) * p * e + share * b)))
+
+
+def _background_packet_bytes(seed: int, mix: str) -> float:
+    """Mean bytes a background packet takes in the file (record header and Ethernet included)."""
+    sample = Background(random.Random(seed + 1), mix=mix)
+    return sum(16 + 14 + len(ip) for _, ip in sample.packets(20000)) / 20000
+
+
 def generate(out: Path, size_mb: float, clients: int, seed: int = 1, duration: float = 900.0,
-             templates: list[Path] | None = None, windows_share: float = 0.25) -> dict:
+             templates: list[Path] | None = None, windows_share: float = 0.25, mix: str = "mp",
+             client_share: float | None = None) -> dict:
+    """Write the capture and its sidecar; `client_share` (e.g. 0.2) sets the number of clients so that this
+    share of the packets belongs to registrations, overriding `clients`."""
     t_start = time.perf_counter()
     rng = random.Random(seed)
     variants = load_templates(templates, windows_share)
+    if client_share:
+        clients = clients_for_share(variants, size_mb, client_share, mix, seed)
     weights = [w for _, w in variants]
     choice: list[int] = []
     placed = 0
@@ -513,9 +579,8 @@ def generate(out: Path, size_mb: float, clients: int, seed: int = 1, duration: f
         placed += len(variants[v][0].clients)
     starts = sorted(rng.uniform(0.0, duration * 0.97) for _ in choice)
     client_bytes = sum(variants[c][0].nbytes for c in choice)
-    bg = Background(rng)
-    sample = Background(random.Random(seed + 1))
-    est = sum(16 + 14 + len(ip) for _, ip in sample.packets(20000)) / 20000
+    bg = Background(rng, mix=mix)
+    est = _background_packet_bytes(seed, mix)
     target = int(size_mb * 1024 * 1024)
     n_bg = max(1000, int((target - client_bytes) / est))
     step = duration / n_bg
@@ -529,12 +594,14 @@ def generate(out: Path, size_mb: float, clients: int, seed: int = 1, duration: f
     next_addr = 0
     client_packets = 0
     per_variant = [0] * len(variants)
+    truth: Counter[str] = Counter()
     t = 0.0
     for eth, ip in bg.packets(n_bg):
         t += step
         while nxt < len(choice) and starts[nxt] <= t:
             tpl = variants[choice[nxt]][0]
             per_variant[choice[nxt]] += len(tpl.clients)
+            truth.update(tpl.verdicts or ["?"] * len(tpl.clients))
             addrs = [client_address(next_addr + k) for k in range(len(tpl.clients))]
             next_addr += len(addrs)
             for ts, pkt, from_client in instantiate(tpl, addrs, nxt * 37, starts[nxt]):
@@ -560,6 +627,8 @@ def generate(out: Path, size_mb: float, clients: int, seed: int = 1, duration: f
         "client_packets": client_packets,
         "client_packet_share": round(client_packets / w.packets, 4),
         "clients_per_template": {variants[i][0].name: per_variant[i] for i in range(len(variants))},
+        "verdicts": dict(sorted(truth.items())),  # the truth: expected verdicts of the clients placed
+        "mix": mix,
         "duration_s": duration,
         "seed": seed,
         "generation_s": round(elapsed, 1),
@@ -578,9 +647,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--templates", type=Path, nargs="*", help="lab captures to replay (default: captures/*)")
     ap.add_argument("--windows-share", type=float, default=0.25,
                     help="share of clients replayed from the public Windows capture when lab captures exist")
+    ap.add_argument("--mix", choices=sorted(MIXES), default="mp", help="unrelated traffic: an MP's or an office's")
+    ap.add_argument("--client-share", type=float, default=None,
+                    help="share of packets that belong to registrations (sets the number of clients)")
     args = ap.parse_args(argv)
     s = generate(args.out, args.size_mb, args.clients, args.seed, args.duration, args.templates,
-                 args.windows_share)
+                 args.windows_share, args.mix, args.client_share)
     print(f"wrote {s['file']}: {s['bytes'] / 1e6:.0f} MB, {s['packets']:,} packets, {s['clients']:,} clients "
           f"({s['client_packets']:,} packets, {100 * s['client_packet_share']:.1f} %) in {s['generation_s']} s; "
           f"clients per template {s['clients_per_template']}")

@@ -1,9 +1,10 @@
-"""The benchmark: kerbtrace vs tshark on one large MP-like capture (wall time, packets/s, peak RSS).
+"""The benchmark: kerbtrace (1 and N processes) vs tshark on MP-like captures of three mixes.
 
-    python benchmarks/run.py [--capture F] [--size-mb N] [--also-dpkt] [--memory-growth]
+    python benchmarks/run.py [--quick] [--mix mp|office|dense] [--jobs N] [--capture F] [--memory-growth]
 
-Generates the capture when missing (``make_capture.py``), then runs each tool as a child process and reads
-the child's peak RSS from ``os.wait4`` (ru_maxrss), so the numbers belong to that process alone.
+Generates each capture when missing (``make_capture.py``; cached in benchmarks/out), then runs each tool as a
+child process and reads the child's peak RSS from ``os.wait4`` (ru_maxrss), so the numbers belong to that
+process alone. The verdicts kerbtrace reports are checked against the generator's truth (its sidecar).
 """
 
 from __future__ import annotations
@@ -29,18 +30,38 @@ REPO = Path(__file__).resolve().parents[1]
 TSHARK_FIELDS = ["-e", "frame.number", "-e", "kerberos.msg_type", "-e", "http.request.method"]
 
 
-def measure(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
-    """Run cmd to completion; wall seconds, exit status, peak RSS (MB) of the child and its stderr tail."""
+_TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+_RSS_MARK = "benchmark-peak-rss-kb="
+
+
+def measure(cmd: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None) -> dict:
+    """Run cmd to completion; wall seconds, CPU seconds, exit status, peak RSS (MB) of the child and its
+    stderr tail.
+
+    The peak RSS comes from GNU time when it is installed: a child forked from this process starts with
+    this process's resident size as its peak (ru_maxrss survives fork and exec), so the number would be at
+    least this script's size; time's own small process forks the command instead."""
     err = tempfile.TemporaryFile()
+    wrapped = [_TIME, "-f", _RSS_MARK + "%M", *cmd] if _TIME else cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=REPO)
+    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=REPO, env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     err.seek(0)
-    tail = err.read()[-2000:].decode("utf-8", "replace")
+    text = err.read().decode("utf-8", "replace")
     err.close()
-    return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024, "stderr": tail}
+    rss_mb = usage.ru_maxrss / 1024
+    if _TIME:
+        head, _, mark = text.rstrip("\n").rpartition(_RSS_MARK)
+        if mark.strip().isdigit():
+            rss_mb, text = int(mark) / 1024, head
+        first = text.splitlines()[-1:] if text.strip() else []
+        if first and first[0].startswith("Command exited with non-zero status"):
+            text = "\n".join(text.splitlines()[:-1])
+    # CPU seconds of the child: far steadier than wall time when others share the machine's cores
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rc": proc.returncode, "rss_mb": rss_mb,
+            "stderr": text[-2000:]}
 
 
 def count_packets(path: Path) -> int:
@@ -91,30 +112,65 @@ KERBTRACE_OK = (0, 1)
 
 def row(name: str, m: dict, packets: int, ok_codes: tuple[int, ...] = (0,)) -> list:
     ok = "ok" if m["rc"] in ok_codes else f"exit {m['rc']}"
-    return [name, f"{m['wall']:.1f}", f"{packets / m['wall']:,.0f}" if m["wall"] else "-", f"{m['rss_mb']:,.0f}", ok]
+    return [name, f"{m['wall']:.1f}", f"{m.get('cpu', 0):.1f}", f"{packets / m['wall']:,.0f}" if m["wall"] else "-",
+            f"{m['rss_mb']:,.0f}", ok]
 
 
-def summarise_report(report: Path, capture: Path) -> str:
-    """Clients and verdicts kerbtrace reported, against the number of clients the generator placed."""
+# The mixes every run measures: (name, background mix, share of packets in registrations or None for the
+# default 10,000 clients per GB).
+MIXES = [("mp", "mp", None), ("office", "office", None), ("dense", "mp", 0.2)]
+# `analyze --jobs N` reads several files at once but one capture with one process: an N-process run of one
+# capture would only measure the same thing twice. Set this when one capture is split across processes.
+PARTITIONS_ONE_CAPTURE = False
+
+
+def report_verdicts(report: Path) -> Counter | str:
+    """Verdicts of the clients kerbtrace reported, or why the report cannot be read."""
     try:
         doc = json.loads(report.read_text(encoding="utf-8"))
-        verdicts = Counter(c.get("verdict", "?") for c in doc.get("clients", []))
+        return Counter(c.get("verdict", "?") for c in doc.get("clients", []))
     except (OSError, ValueError, AttributeError) as exc:
         return f"kerbtrace report unreadable: {exc}"
-    placed = "?"
+
+
+def truth_of(capture: Path) -> Counter | None:
+    """The generator's truth: expected verdicts of the clients it placed (those that do not register are
+    not listed in a report and left out)."""
     meta = capture.with_suffix(capture.suffix + ".json")
-    if meta.exists():
-        placed = json.loads(meta.read_text()).get("clients", "?")
-    return (f"kerbtrace reported {sum(verdicts.values()):,} clients (generator placed {placed}): "
-            + ", ".join(f"{k} {v:,}" for k, v in verdicts.most_common()))
+    if not meta.exists():
+        return None
+    doc = json.loads(meta.read_text())
+    if "verdicts" not in doc:
+        return None
+    return Counter({k: v for k, v in doc["verdicts"].items() if k != make_capture.UNLISTED})
 
 
-def ensure_capture(path: Path, size_mb: float) -> None:
-    if path.exists():
+def compare(found: Counter | str, truth: Counter | None) -> str:
+    if isinstance(found, str):
+        return found
+    got = ", ".join(f"{k} {v:,}" for k, v in sorted(found.items()))
+    if truth is None:
+        return f"{sum(found.values()):,} clients ({got}); no truth for this capture"
+    if found == truth:
+        return f"{sum(found.values()):,} clients = truth ({got})"
+    want = ", ".join(f"{k} {v:,}" for k, v in sorted(truth.items()))
+    return f"{sum(found.values()):,} clients ({got}) != truth {sum(truth.values()):,} ({want})"
+
+
+def ensure_capture(path: Path, size_mb: float, mix: str = "mp", client_share: float | None = None) -> None:
+    """Generate the capture unless it exists with the same recipe (the sidecar records it)."""
+    meta = path.with_suffix(path.suffix + ".json")
+    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("mix") == mix:
         return
-    print(f"generating {path} ({size_mb:.0f} MB) ...", flush=True)
-    s = make_capture.generate(path, size_mb, 10000)
-    print(f"  {s['packets']:,} packets, {s['clients']:,} clients in {s['generation_s']} s", flush=True)
+    print(f"generating {path} ({size_mb:.0f} MB, mix {mix}"
+          + (f", {client_share:.0%} registrations" if client_share else "") + ") ...", flush=True)
+    # In a child process: a parent that grew while generating would hand its peak RSS on to the children
+    # measured later (ru_maxrss survives fork and exec).
+    cmd = [sys.executable, str(Path(make_capture.__file__)), "--out", str(path), "--size-mb", str(size_mb),
+           "--clients", str(10000 if size_mb >= 1000 else max(1, int(10 * size_mb))), "--mix", mix]
+    if client_share:
+        cmd += ["--client-share", str(client_share)]
+    subprocess.run(cmd, check=True)
 
 
 def first_half(capture: Path, packets: int) -> Path:
@@ -125,68 +181,135 @@ def first_half(capture: Path, packets: int) -> Path:
     return half
 
 
+def load() -> str:
+    """The machine's load averages, to note beside each measurement (others may share the cores)."""
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def supports_jobs() -> bool:
+    r = subprocess.run([sys.executable, "-m", "kerbtrace", "analyze", "--help"], capture_output=True, text=True,
+                       cwd=REPO)
+    return "--jobs" in r.stdout
+
+
+def capture_path(name: str, size_mb: float) -> Path:
+    if name == "mp" and size_mb == 1024.0:
+        return make_capture.DEFAULT_OUT  # the file earlier measurements used
+    return make_capture.DEFAULT_OUT.with_name(f"{name}-{size_mb:.0f}m.pcap")
+
+
+def measure_capture(capture: Path, args, tmp: str, jobs: int, use_jobs: bool) -> dict:
+    """kerbtrace with 1 process (and with `jobs` when the CLI has --jobs) and tshark on one capture."""
+    packets = count_packets(capture)
+    size_mb = capture.stat().st_size / 1e6
+    print(f"\ncapture {capture.name}: {size_mb:,.0f} MB, {packets:,} packets ({load()})", flush=True)
+    truth = truth_of(capture)
+    runs: dict[str, dict] = {}
+    rows = []
+    one = ["--jobs", "1"] if use_jobs else []
+    variants = [("kerbtrace, 1 process", one, {}),
+                ("kerbtrace, 1 process, prefilter", one, {"KERBTRACE_PREFILTER": "1"})]
+    if use_jobs and jobs > 1 and PARTITIONS_ONE_CAPTURE:
+        variants.append((f"kerbtrace, {jobs} processes", ["--jobs", str(jobs)], {}))
+    for name, extra, env in variants:
+        out = Path(tmp) / f"{capture.stem}-{len(runs)}.json"
+        m = measure(kerbtrace_cmd(capture, out) + ["--no-progress", *extra], env=env)
+        m["load"] = load()
+        runs[name] = m
+        if m["rc"] not in KERBTRACE_OK:
+            print(f"{name} failed:\n{m['stderr']}")
+            m["verdicts"] = "failed"
+        else:
+            found = report_verdicts(out)
+            m["verdicts"] = compare(found, truth)
+            m["match"] = truth is not None and found == truth
+        rows.append(row(name, m, packets, KERBTRACE_OK) + [m["load"]])
+    if not args.skip_tshark and shutil.which("tshark"):
+        cmd = ["tshark", "-r", str(capture), "-Y", "kerberos || http", "-T", "fields", *TSHARK_FIELDS]
+        m = measure(cmd)
+        m["load"] = load()
+        runs["tshark"] = m
+        rows.append(row("tshark -Y 'kerberos || http' -T fields", m, packets) + [m["load"]])
+    if args.also_dpkt:
+        m = measure(dpkt_baseline(capture))
+        runs["struct"] = m
+        rows.append(row("plain struct loop over records", m, packets) + [load()])
+    print(tabulate(rows, headers=["tool", "wall s", "CPU s", "packets/s", "peak RSS MB", "status", "load after"]))
+    for name, m in runs.items():
+        if "verdicts" in m:
+            print(f"{name}: {m['verdicts']}")
+    return {"packets": packets, "runs": runs}
+
+
+def summary(results: dict[str, dict]) -> None:
+    """One line per mix and kerbtrace run: tshark/kerbtrace, peak RSS, verdicts against the truth."""
+    rows = []
+    for mix, res in results.items():
+        t = res["runs"].get("tshark")
+        for name, m in res["runs"].items():
+            if not name.startswith("kerbtrace"):
+                continue
+            ratio = f"{t['wall'] / m['wall']:.1f}x" if t and m["wall"] else "-"
+            cpu_ratio = f"{t['cpu'] / m['cpu']:.1f}x" if t and m["cpu"] else "-"
+            rows.append([mix, name, f"{m['wall']:.1f}", f"{m['cpu']:.1f}", f"{res['packets'] / m['wall']:,.0f}",
+                         f"{m['rss_mb']:,.0f}", ratio, cpu_ratio, "yes" if m.get("match") else "NO"])
+    print("\n" + tabulate(rows, headers=["mix", "run", "wall s", "CPU s", "packets/s", "peak RSS MB",
+                                        "tshark/kerbtrace wall", "CPU", "verdicts = truth"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--capture", type=Path, default=make_capture.DEFAULT_OUT)
-    ap.add_argument("--size-mb", type=float, default=1024.0)
+    ap.add_argument("--capture", type=Path, default=None, help="measure this capture only (no generation)")
+    ap.add_argument("--quick", action="store_true", help="100 MB captures instead of 1 GB (for development)")
+    ap.add_argument("--size-mb", type=float, default=None, help="size of the generated captures")
+    ap.add_argument("--mix", action="append", choices=[m for m, *_ in MIXES],
+                    help="measure only this mix (repeatable; default: all)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the parallel run")
     ap.add_argument("--also-dpkt", action="store_true", help="also time a plain struct loop over the records")
     ap.add_argument("--memory-growth", action="store_true",
                     help="run kerbtrace on the capture and on its first half and compare peak RSS")
     ap.add_argument("--skip-tshark", action="store_true")
     args = ap.parse_args(argv)
+    size = args.size_mb or (100.0 if args.quick else 1024.0)
 
-    capture = args.capture.resolve()
-    ensure_capture(capture, args.size_mb)
-    packets = count_packets(capture)
-    size_mb = capture.stat().st_size / 1e6
-    print(f"capture {capture.name}: {size_mb:,.0f} MB, {packets:,} packets")
-
-    rows = []
-    results: dict[str, dict] = {}
     why_not = kerbtrace_available()
+    if why_not:
+        print(f"kerbtrace analyze is not available: {why_not}")
+        return 1
+    if args.capture is not None:
+        captures = {args.capture.stem: args.capture.resolve()}
+    else:
+        captures = {}
+        for name, mix, share in MIXES:
+            if args.mix and name not in args.mix:
+                continue
+            path = capture_path(name, size)
+            ensure_capture(path, size, mix, share)
+            captures[name] = path
+
+    if args.memory_growth:
+        ok = True
+        with tempfile.TemporaryDirectory() as tmp:
+            for capture in captures.values():
+                packets = count_packets(capture)
+                half = first_half(capture, packets)
+                full_m = measure(kerbtrace_cmd(capture, Path(tmp) / "full.json") + ["--no-progress"])
+                half_m = measure(kerbtrace_cmd(half, Path(tmp) / "half.json") + ["--no-progress"])
+                print(f"\n{capture.name} ({load()})")
+                print(tabulate([row("kerbtrace, first half", half_m, packets // 2, KERBTRACE_OK),
+                                row("kerbtrace, whole capture", full_m, packets, KERBTRACE_OK)],
+                               headers=["run", "wall s", "CPU s", "packets/s", "peak RSS MB", "status"]))
+                growth = full_m["rss_mb"] / half_m["rss_mb"] if half_m["rss_mb"] else float("nan")
+                print(f"peak RSS whole/half = {growth:.2f} (1.0 = flat; 2.0 = grows with capture size)")
+                ok = ok and full_m["rc"] in KERBTRACE_OK and half_m["rc"] in KERBTRACE_OK
+        return 0 if ok else 1
+
+    use_jobs = supports_jobs()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.memory_growth:
-            if why_not:
-                print(f"kerbtrace analyze is not available yet: {why_not}")
-                return 1
-            half = first_half(capture, packets)
-            full_m = measure(kerbtrace_cmd(capture, Path(tmp) / "full.json"))
-            half_m = measure(kerbtrace_cmd(half, Path(tmp) / "half.json"))
-            print(tabulate([row("kerbtrace, first half", half_m, packets // 2, KERBTRACE_OK),
-                            row("kerbtrace, whole capture", full_m, packets, KERBTRACE_OK)],
-                           headers=["run", "wall s", "packets/s", "peak RSS MB", "status"]))
-            growth = full_m["rss_mb"] / half_m["rss_mb"] if half_m["rss_mb"] else float("nan")
-            print(f"peak RSS whole/half = {growth:.2f} (1.0 = flat; 2.0 = grows with capture size)")
-            return 0 if full_m["rc"] in KERBTRACE_OK and half_m["rc"] in KERBTRACE_OK else 1
-
-        if why_not:
-            print(f"kerbtrace: not measured - `python -m kerbtrace analyze` is not available yet ({why_not})")
-        else:
-            m = measure(kerbtrace_cmd(capture, Path(tmp) / "kerbtrace.json"))
-            results["kerbtrace"] = m
-            rows.append(row("kerbtrace analyze --json", m, packets, KERBTRACE_OK))
-            if m["rc"] not in KERBTRACE_OK:
-                print(f"kerbtrace failed:\n{m['stderr']}")
-            else:
-                print(summarise_report(Path(tmp) / "kerbtrace.json", capture))
-        if not args.skip_tshark:
-            if shutil.which("tshark") is None:
-                print("tshark: not installed")
-            else:
-                cmd = ["tshark", "-r", str(capture), "-Y", "kerberos || http", "-T", "fields", *TSHARK_FIELDS]
-                m = measure(cmd)
-                results["tshark"] = m
-                rows.append(row("tshark -Y 'kerberos || http' -T fields", m, packets))
-        if args.also_dpkt:
-            m = measure(dpkt_baseline(capture))
-            results["struct"] = m
-            rows.append(row("plain struct loop over records", m, packets))
-
-    print(tabulate(rows, headers=["tool", "wall s", "packets/s", "peak RSS MB", "status"]))
-    if "kerbtrace" in results and "tshark" in results and results["kerbtrace"]["rc"] in KERBTRACE_OK:
-        k, t = results["kerbtrace"], results["tshark"]
-        print(f"time tshark/kerbtrace = {t['wall'] / k['wall']:.2f}; "
-              f"peak RSS kerbtrace {k['rss_mb']:,.0f} MB, tshark {t['rss_mb']:,.0f} MB")
+        for name, capture in captures.items():
+            results[name] = measure_capture(capture, args, tmp, args.jobs, use_jobs)
+    summary(results)
     return 0
 
 

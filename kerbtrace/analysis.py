@@ -26,7 +26,7 @@ from kerbtrace.exchanges.lockouts import LockoutWatch
 from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
-from kerbtrace.sources import CaptureError, open_capture
+from kerbtrace.sources import CaptureError, open_capture, prefilter
 
 SCHEMA = "kerbtrace/1"
 PROGRESS_EVERY = 1 << 16  # packets between progress updates (and collector ticks)
@@ -230,7 +230,11 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
 
         try:
             with capture:
-                _read(capture, session.feed, diag, tick)
+                # libpcap and numpy skip what cannot matter, where they read the file exactly as we do
+                frames = prefilter.records(capture, Pipeline.udp_ports, Pipeline.tcp_ports,
+                                           due=session.network.next_sweep, every=PROGRESS_EVERY,
+                                           streams=session.network.skip_streams) or capture
+                _read(frames, session.feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
         if bar is not None:

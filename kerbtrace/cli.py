@@ -116,6 +116,10 @@ def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_t
                         help=help_text + "; none when logs or DC events are given: their own per-client verdicts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                         "not a terminal)")
+    parser.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                        help="read up to N capture files at the same time, one process each (default: the "
+                             "machine's cores; one process when logs, DC events, a directory or a keytab are "
+                             "given); the report is the same for any N")
     add_context_arguments(parser)
 
 
@@ -127,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="explain client approval from capture files",
                              description=DESCRIPTION, epilog=ANALYZE_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_analysis_arguments(analyze, "CAPTURE", "pcap, pcapng or NetMon .cap file (gzip-compressed files too)")
+    add_analysis_arguments(analyze, "CAPTURE", "pcap, pcapng or NetMon .cap file (gzip-compressed files too); a "
+                           "directory or a quoted glob pattern stands for its capture files, read in time order")
     analyze.add_argument("--json", metavar="OUT", help="also write the kerbtrace/1 JSON document to OUT "
                          "('-' for standard output, which then carries only the JSON)")
     analyze.add_argument("-v", "--verbose", action="store_true", help="show every client's timeline and all findings")
@@ -150,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("code", nargs="+", metavar="CODE", help="the code, in any notation below")
     explain.add_argument("--json", action="store_true", help="print the kerbtrace-explain/1 JSON document")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,11 +196,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _analyze(args: argparse.Namespace, loaded: LoadedContext):
     """The analysis `analyze` and `report` both run, from the arguments `add_analysis_arguments` defines."""
-    from kerbtrace.analysis import analyze, analyze_beside
+    from kerbtrace.analysis import analyze_beside
+    from kerbtrace.parallel import analyze_files
+    from kerbtrace.sources.inputs import expand_inputs
 
     if args.captures:
-        result = analyze(args.captures, progress=False if args.no_progress else None,
-                         mp_names=tuple(args.mp_name), beside=loaded.beside)
+        beside = loaded.beside
+        given = any(x is not None for x in (beside.directory, beside.keytab, beside.logs, beside.dc_events))
+        # Context is joined across the files of one run: with context, the files are read in this process.
+        result = analyze_files(expand_inputs(args.captures), jobs=1 if given else args.jobs,
+                               progress=False if args.no_progress else None, mp_names=tuple(args.mp_name),
+                               beside=beside)
     else:
         result = analyze_beside(loaded.beside)
     loaded.warn_into(result.diag)

@@ -51,6 +51,16 @@ class NetworkLayer:
         self._unsupported: dict[int, list[int]] = {}
         self._feed = self.feed = self._make_feed()  # type: ignore[method-assign]
 
+    def next_sweep(self) -> float:
+        """Capture time at which the connection table's housekeeping next falls due (for a prefilter that
+        skips packets: it hands over a packet's time there, so the table ages exactly as over every packet)."""
+        return self._tcp.next_sweep
+
+    def skip_streams(self, count: int) -> None:
+        """`count` TCP connections were skipped before they reached this layer (by a prefilter): the next
+        connection's stream number still matches Wireshark's tcp.stream."""
+        self._tcp.next_stream += count
+
     # -- frames ------------------------------------------------------------------------------------
     def feed(self, frame: int, time: float, linktype: int, data: bytes) -> None:
         """One captured frame. Never raises on bad input: problems become `diag` warnings.

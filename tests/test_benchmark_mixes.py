@@ -1,0 +1,51 @@
+"""The benchmark generator's mixes and its truth: what `benchmarks/run.py` checks kerbtrace against must
+itself be right (packet counts, the office mix's NetBIOS traffic, the 20 % registration share)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from kerbtrace.diagnostics import Diagnostics
+from kerbtrace.sources import open_capture
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import make_capture  # noqa: E402
+
+
+def _ports(path) -> tuple[int, Counter]:
+    """Packets read by kerbtrace's own reader, and IPv4 TCP/UDP server ports seen (the lower port)."""
+    ports: Counter = Counter()
+    n = 0
+    with open_capture(path, Diagnostics()) as cap:
+        for _frame, _t, _lt, data in cap:
+            n += 1
+            if data[12:14] == b"\x08\x00" and data[23] in (6, 17) and not (data[20] & 0x3F or data[21]):
+                o = 14 + (data[14] & 15) * 4
+                ports[min(int.from_bytes(data[o:o + 2], "big"), int.from_bytes(data[o + 2:o + 4], "big"))] += 1
+    return n, ports
+
+
+def test_office_mix_carries_netbios_and_more_dns(tmp_path):
+    mp = make_capture.generate(tmp_path / "mp.pcap", 2, 20, mix="mp")
+    office = make_capture.generate(tmp_path / "office.pcap", 2, 20, mix="office")
+    n_mp, mp_ports = _ports(tmp_path / "mp.pcap")
+    n_office, office_ports = _ports(tmp_path / "office.pcap")
+    assert (n_mp, n_office) == (mp["packets"], office["packets"])
+    assert not mp_ports[137] and not mp_ports[139]
+    assert office_ports[137] and office_ports[138] and office_ports[139]
+    assert office_ports[53] / n_office > 1.5 * mp_ports[53] / n_mp  # DNS is far more common in the office mix
+
+
+def test_client_share_sets_the_registration_share(tmp_path):
+    s = make_capture.generate(tmp_path / "dense.pcap", 3, 1, client_share=0.2)
+    assert 0.16 <= s["client_packet_share"] <= 0.24, s["client_packet_share"]
+    assert s["clients"] > 40  # far more than the 1 asked for: the share decides
+
+
+def test_truth_counts_every_client_placed(tmp_path):
+    s = make_capture.generate(tmp_path / "t.pcap", 2, 30)
+    assert sum(s["verdicts"].values()) == s["clients"]
+    windows = sum(v for k, v in s["clients_per_template"].items() if k.startswith("win-"))
+    assert s["verdicts"].get(make_capture.UNLISTED, 0) == windows

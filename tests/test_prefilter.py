@@ -1,0 +1,108 @@
+"""The libpcap prefilter changes nothing but speed: every shipped capture gives the same JSON document with
+and without it, HTTP on an unusual port still reaches the analysis, and progress ticks and the connection
+table's housekeeping fall on the same frames over a capture long enough to tick."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerbtrace.analysis import analyze
+from kerbtrace.diagnostics import Diagnostics
+from kerbtrace.pipeline import Pipeline
+from kerbtrace.reports.json_report import to_json
+from kerbtrace.sources import open_capture, prefilter
+from tests.conftest import CAPTURES, REPO, real_capture_files
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import make_capture  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not prefilter.available(), reason="pcapy-ng or numpy is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _prefilter_on(monkeypatch):
+    """The prefilter is opt-in (KERBTRACE_PREFILTER=1): on for these tests, whatever the environment."""
+    monkeypatch.setattr(prefilter, "ENABLED", True)
+
+
+def _document(path: Path, monkeypatch, enabled: bool) -> dict:
+    monkeypatch.setattr(prefilter, "ENABLED", enabled)
+    doc = json.loads(json.dumps(to_json(analyze([str(path)], progress=False))))
+    doc.pop("generated", None)
+    return doc
+
+
+def _fast(path: Path) -> bool:
+    """Whether the prefilter reads this file (else the pure-Python reader does, and nothing is compared)."""
+    with open_capture(path, Diagnostics()) as cap:
+        return prefilter.records(cap, Pipeline.udp_ports, Pipeline.tcp_ports) is not None
+
+
+LAB = sorted(CAPTURES.glob("*.pcapng"))
+SHIPPED = LAB + real_capture_files()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_same_document_with_and_without_prefilter(path, monkeypatch):
+    assert _document(path, monkeypatch, True) == _document(path, monkeypatch, False)
+
+
+@pytest.mark.parametrize("path", LAB, ids=lambda p: p.name)
+def test_same_document_on_lab_captures_in_microseconds(path, tmp_path, monkeypatch):
+    """The lab's pcapng files have nanosecond clocks, which libpcap would round: the pure-Python reader
+    reads them. The same packets in a classic (microsecond) pcap go through the prefilter."""
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.skip("editcap (Wireshark's tools) is not installed")
+    out = tmp_path / (path.stem + ".pcap")
+    subprocess.run([editcap, "-F", "pcap", str(path), str(out)], check=True)
+    assert _fast(out) and not _fast(path)
+    assert _document(out, monkeypatch, True) == _document(out, monkeypatch, False)
+
+
+def test_prefilter_reads_the_usual_formats():
+    fast = [p for p in SHIPPED if _fast(p)]
+    assert len([p for p in fast if p.suffix == ".pcap"]) >= 10  # the classic pcaps among the real ones
+    assert not any(p.read_bytes()[:4] == b"GMBU" for p in fast)  # NetMon: the pure-Python reader
+
+
+def test_http_on_an_unusual_port_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(make_capture, "MP_PORT", 8123)  # the WinRM exchange moves to a port nobody expects
+    out = tmp_path / "odd-port.pcap"
+    make_capture.generate(out, 2, 20, templates=[])
+    with open_capture(out, Diagnostics()) as cap:
+        frames = prefilter.records(cap, Pipeline.udp_ports, Pipeline.tcp_ports)
+        assert frames is not None
+        kept = sum(1 for _ in frames)
+        assert kept < cap.packets / 2  # the background was skipped
+    fast, slow = _document(out, monkeypatch, True), _document(out, monkeypatch, False)
+    assert fast == slow
+    # Kerberos read from the Negotiate headers on port 8123 is listed (the TCP exchanges on port 88 too)
+    assert any(r["transport"] == "http" for r in fast["kerberos"]), {r["transport"] for r in fast["kerberos"]}
+
+
+def test_same_document_over_progress_ticks_and_idle_sweeps(tmp_path, monkeypatch):
+    out = tmp_path / "long.pcap"
+    # 150 k packets (two progress ticks) over 40 minutes: idle connections are swept several times
+    s = make_capture.generate(out, 48, 300, duration=2400.0)
+    assert s["packets"] > 2 * (1 << 16)
+    fast, slow = _document(out, monkeypatch, True), _document(out, monkeypatch, False)
+    assert fast["clients"] and fast == slow
+
+
+@pytest.mark.parametrize("cut", [37, 5000])
+def test_damaged_file_read_by_python_with_its_warning(cut, tmp_path, monkeypatch):
+    """A file cut short: libpcap refuses it, so the pure-Python reader reads it and names the frame."""
+    src = next(p for p in real_capture_files() if p.suffix == ".pcap" and p.stat().st_size > 20000)
+    out = tmp_path / "cut.pcap"
+    out.write_bytes(src.read_bytes()[:-cut])
+    assert not _fast(out)
+    doc = _document(out, monkeypatch, True)
+    assert doc == _document(out, monkeypatch, False)
+    assert any("cut short" in w["message"] for w in doc["warnings"]), doc["warnings"]
