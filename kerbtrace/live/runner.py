@@ -68,6 +68,7 @@ class LiveRun:
         self._deadline = time.monotonic() + opts.duration if opts.duration else None
         self._last_poll = 0.0
         self._warned = 0
+        self.started = False  # dumpcap wrote its file header: the interface is open
 
     # --- the run ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -80,6 +81,7 @@ class LiveRun:
             except CaptureError:
                 capture = None  # dumpcap stopped before its first block: its message says why
             if capture is not None:
+                self.started = True
                 self.view.start(f"capturing on {self.opts.interface} (filter: {self.opts.bpf})")
                 read_frames(capture, self._feed, self.diag, self._tick, POLL_EVERY)
         finally:
@@ -138,10 +140,13 @@ class LiveRun:
         if stats is not None:
             self.counters.dropped, self.counters.received = stats.dropped, stats.received
         if not self.stopping and self.dumpcap is not None:
-            self.view.message(f"the capture stopped: {failure_reason(self.dumpcap.log)}")
+            what = "stopped" if self.started else "could not start"
+            self.view.message(f"the capture {what}: {failure_reason(self.dumpcap.log)}")
         self.view.stop(self.counters)
 
     def _status(self) -> int:
+        if not self.started:
+            return EXIT_UNUSABLE
         if not self.stopping:
             return EXIT_CAPTURE_FAILED
         verdicts = +self.counters.verdicts
