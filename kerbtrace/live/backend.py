@@ -9,12 +9,14 @@ and it reports kernel drops when it stops, which kerbtrace passes on.
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ DEFAULT_FILTER = ("tcp port 80 or tcp port 443 or port 88 or port 53"
                   " or (ip[6:2] & 0x1fff != 0) or (ip6 and ip6[6] == 44)")
 BUFFER_MIB = 32  # kernel buffer: absorbs bursts while Python is busy with a batch of verdicts
 READ_SIZE = 1 << 18
+QUEUE_CHUNKS = 64  # at most 16 MiB read ahead of the analysis
+WINDOWS = sys.platform == "win32"
 
 _DROPS = re.compile(r"Packets received/dropped on interface '([^']*)': (\d+)/(\d+)")
 
@@ -54,27 +58,47 @@ def dumpcap_command(interface: str, bpf: str, snaplen: int = 0) -> list[str]:
 class PipeStream:
     """The read end of dumpcap's stdout, for the capture readers.
 
-    `read1` returns what has arrived (`partial_reads` tells the readers not to wait for a full chunk);
-    while nothing arrives it calls `on_idle` every `idle` seconds, so verdicts of timed-out exchanges
-    still come out on a quiet network. b"" means dumpcap closed the pipe (stopped or failed)."""
+    A thread reads the pipe (os.read releases the GIL; select() cannot wait on a pipe on Windows) into a
+    bounded queue. `read1` returns what has arrived (`partial_reads` tells the readers not to wait for a
+    full chunk); while nothing arrives it calls `on_idle` every `idle` seconds, so the verdicts of exchanges
+    that timed out still come on a quiet network. b"" means dumpcap closed the pipe (stopped or failed)."""
 
     partial_reads = True
     closed = False
 
     def __init__(self, fd: int, on_idle: Callable[[], None], idle: float = 1.0) -> None:
-        self.fd = fd
         self.on_idle = on_idle
         self.idle = idle
+        self._chunks: queue.Queue[bytes] = queue.Queue(QUEUE_CHUNKS)  # full: dumpcap, then the kernel buffer
+        self._rest = b""
+        self._ended = False
+        threading.Thread(target=self._pump, args=(fd,), name="kerbtrace-capture-pipe", daemon=True).start()
+
+    def _pump(self, fd: int) -> None:
+        try:
+            while True:
+                chunk = os.read(fd, READ_SIZE)
+                self._chunks.put(chunk)
+                if not chunk:
+                    return
+        except OSError:
+            self._chunks.put(b"")
 
     def read1(self, size: int = READ_SIZE) -> bytes:
-        while True:
-            ready, _, _ = select.select([self.fd], [], [], self.idle)
-            if ready:
+        if not self._rest:
+            if self._ended:
+                return b""
+            while True:
                 try:
-                    return os.read(self.fd, min(size, READ_SIZE))
-                except InterruptedError:
-                    continue
-            self.on_idle()
+                    self._rest = self._chunks.get(timeout=self.idle)
+                    break
+                except queue.Empty:
+                    self.on_idle()
+            if not self._rest:
+                self._ended = True
+                return b""
+        out, self._rest = self._rest[:size], self._rest[size:]
+        return out
 
     def read(self, size: int) -> bytes:
         """Exactly `size` bytes unless the pipe ends (headers are read this way)."""
@@ -104,9 +128,12 @@ class Dumpcap:
 
     def start(self) -> int:
         """Start dumpcap; the file descriptor of its pcapng output."""
+        # A process group of its own: the terminal's Ctrl-C reaches kerbtrace, which stops dumpcap after it.
+        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if WINDOWS  # type: ignore[attr-defined]
+                 else {"start_new_session": True})
         try:
             self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)  # Ctrl-C reaches kerbtrace, which stops it
+                                         **group)
         except OSError as exc:
             raise BackendError(f"cannot start dumpcap: {exc}") from None
         assert self.proc.stdout is not None
@@ -116,7 +143,9 @@ class Dumpcap:
         """Ask dumpcap to stop (SIGINT: it writes what it holds and its statistics, then closes the pipe,
         which the reader still drains); returns at once."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGINT)
+            # Windows has no SIGINT for another process: Ctrl-Break to its process group (UNCONFIRMED that
+            # dumpcap then prints its statistics there as it does on SIGINT).
+            os.kill(self.proc.pid, signal.CTRL_BREAK_EVENT if WINDOWS else signal.SIGINT)  # type: ignore[attr-defined]
 
     def finish(self, timeout: float = 10.0) -> None:
         """After the pipe ended: reap dumpcap (by its PID) and read its statistics."""

@@ -26,7 +26,7 @@ from kerbtrace.live.view import Counters, LineView, TableView
 from kerbtrace.reports.json_report import client_json
 from kerbtrace.sources import CaptureError, open_stream
 
-KEEP_CLIENTS = 4096  # latest results kept, for a change of verdict at the end (duplicate GUIDs)
+KEEP_CLIENTS = 256  # latest results kept, for a change of verdict at the end (duplicate GUIDs)
 POLL_EVERY = 256  # packets between polls of the Session (a power of two)
 POLL_SECONDS = 0.5  # and at least this often while packets flow, or every idle second
 
