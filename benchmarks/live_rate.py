@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,10 +43,12 @@ def consume(backend: str, seconds: float) -> None:
 
         cap = pcapy.open_live("lo", 262144, 0, 100)
         cap.setfilter(DEFAULT_FILTER)
+        cap.setnonblock(1)  # next() would wait for a packet forever on a quiet interface
         linktype = cap.datalink()
         while time.time() < end:
             header, data = cap.next()
-            if header is None:
+            if header is None or not header.getlen():
+                time.sleep(0.001)
                 continue
             n += 1
             sec, usec = header.getts()
@@ -71,6 +74,16 @@ def consume(backend: str, seconds: float) -> None:
     print(json.dumps({"read": n, "received": stats[0], "dropped": stats[1]}), flush=True)
 
 
+def _wait_for(log, text: str, timeout: float) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        log.seek(0)
+        if text in log.read():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"no '{text}' after {timeout} s")
+
+
 def run(ns: str, backend: str, rate: int, seconds: float) -> dict:
     frames = int(subprocess.run(["capinfos", "-c", "-M", "-r", "-T", str(SOURCE)], capture_output=True,
                                 text=True).stdout.split()[-1])
@@ -79,17 +92,26 @@ def run(ns: str, backend: str, rate: int, seconds: float) -> dict:
         cmd = [sys.executable, "-m", "kerbtrace", "live", "-i", "lo", "--settle", "1", "--idle-timeout", "5"]
     else:
         cmd = [sys.executable, __file__, "consume", backend, str(seconds + 4)]
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=REPO)
+    log = tempfile.TemporaryFile("w+")  # not a pipe left unread: a listener blocked on its output stops reading
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=log, stderr=subprocess.STDOUT, text=True,
+                            cwd=REPO)
+    if backend == "dumpcap":
+        _wait_for(log, "capturing on", 60.0)  # the interface is open
     time.sleep(3.0)
     started = time.monotonic()
     subprocess.run(["ip", "netns", "exec", ns, "tcpreplay", "-i", "lo", "--pps", str(rate), "--loop", str(loops),
                     "--unique-ip", str(SOURCE)], capture_output=True, check=True)
     took = time.monotonic() - started
     if backend == "dumpcap":
-        time.sleep(1.0)
+        time.sleep(2.0)
         os.kill(proc.pid, signal.SIGINT)
-    out = proc.communicate(timeout=120)[0]
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        raise
+    log.seek(0)
+    out = log.read()
     last = out.strip().splitlines()[-1]
     if backend == "dumpcap":
         read = int(last.split(" packets read")[0].rsplit(" ", 1)[1])
