@@ -174,7 +174,8 @@ def test_unusable_interface_is_a_clear_error() -> None:
 @needs_lab
 def test_live_verdicts_equal_analyze_for_every_lab_scenario(tmp_path: Path) -> None:
     """The lab runs every scenario while `kerbtrace live -i lo` listens in its namespace."""
-    listener = f"{sys.executable} -m kerbtrace live -i lo --json-lines {tmp_path}/{{name}}.live.jsonl"
+    # --settle 1: verdicts come out while the scenario runs (not only when the listener stops)
+    listener = f"{sys.executable} -m kerbtrace live -i lo --settle 1 --json-lines {tmp_path}/{{name}}.live.jsonl"
     env = dict(os.environ, KERBTRACE_LAB_LISTENER=listener)
     started = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "lab.build", "--out", str(tmp_path)], cwd=REPO, env=env,
@@ -223,6 +224,7 @@ def test_replay_keeps_memory_flat_and_drops_nothing(tmp_path: Path) -> None:
             time.sleep(1.0)
         replayed = replay.stdout.read() if replay.stdout else ""
         assert replay.returncode == 0, replayed
+        during = len(lines.read_text().splitlines())  # verdicts given while packets were still coming
         time.sleep(2.0)
         proc.send_signal(2)
         assert proc.wait(60) in (0, 1), log.read_text()
@@ -239,6 +241,7 @@ def test_replay_keeps_memory_flat_and_drops_nothing(tmp_path: Path) -> None:
     assert dropped == 0 and read == received, summary
     assert read >= 0.5 * loops * per_loop  # the filter keeps most of the capture's packets
     assert len(lines.read_text().splitlines()) >= loops  # verdicts kept coming, each loop's clients again
+    assert during >= 0.8 * len(lines.read_text().splitlines())  # as exchanges completed, not at the end
     assert len(list((tmp_path / "ring").iterdir())) <= 3
     elapsed = samples[-1][0]
     verdicts = len(lines.read_text().splitlines())
