@@ -71,6 +71,7 @@ def row(result: ClientResult) -> list[str]:
 
 
 HEADERS = ["time", "client", "host", "MP", "verdict", "auth", "cause"]
+MIN_WIDTHS = {"time": 8, "client": 11, "verdict": 12}
 
 
 class LineView:
@@ -128,8 +129,8 @@ class TableView:
         from rich.table import Table
 
         table = Table(title=f"kerbtrace live — {self.what}", expand=False)
-        for h in [*HEADERS, ""]:
-            table.add_column(h, no_wrap=True)
+        for h in [*HEADERS, ""]:  # time, address and verdict stay whole on a narrow terminal
+            table.add_column(h, no_wrap=True, min_width=MIN_WIDTHS.get(h))
         for r in self.rows:
             style = {"approved": "green", "not_approved": "red"}.get(r[4], "yellow")
             table.add_row(*r, style=style)
