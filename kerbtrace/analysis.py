@@ -207,7 +207,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
 
         try:
             with capture:
-                read_frames(capture, session.feed, diag, tick)
+                _read(capture, session.feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
         if bar is not None:
@@ -224,7 +224,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
     return summary, done, session.inventory.records, fleet
 
 
-def read_frames(capture, feed, diag: Diagnostics, tick, every: int = PROGRESS_EVERY) -> None:
+def _read(capture, feed, diag: Diagnostics, tick, every: int = PROGRESS_EVERY) -> None:
     """Feed every frame to the pipeline, calling `tick` every `every` frames (a power of two); a defect
     on one packet never loses the rest of the file."""
     mask = every - 1

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kerbtrace.analysis import ClientResult, Session, read_frames
+from kerbtrace.analysis import ClientResult, Session
+from kerbtrace.analysis import _read as read_frames  # the same guarded packet loop as analyze
 from kerbtrace.context import Beside
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.live.backend import BackendError, Dumpcap, PipeStream, dumpcap_command, failure_reason
