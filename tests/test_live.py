@@ -159,6 +159,29 @@ def test_runner_publishes_each_verdict_and_its_changes(name: str) -> None:
     assert text[-1].startswith(f"{len(offline)} verdict(s)") and f"{len(frames)} packets read" in text[-1]
 
 
+def test_a_failing_ring_is_reported_once_and_the_analysis_goes_on(tmp_path: Path) -> None:
+    import io
+
+    from kerbtrace.live.runner import LiveOptions, LiveRun
+    from kerbtrace.live.view import LineView
+
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    out = io.StringIO()
+    run = LiveRun(LiveOptions(write=str(ring / "r.pcapng"), ring_bytes=8192, ring_files=2), LineView(out), None)
+    frames = _frames(CAPTURES / "mixed.pcapng")
+    for record in frames[:100]:
+        run._feed(*record)
+    shutil.rmtree(ring)  # the disk went away under the ring
+    for record in frames[100:]:
+        run._feed(*record)
+    run.stopping = True
+    run._finish()
+    text = out.getvalue().splitlines()
+    assert len([t for t in text if "packet ring stopped" in t]) == 1
+    assert sum(run.counters.verdicts.values()) == len(_offline([CAPTURES / "mixed.pcapng"]))
+
+
 def test_dumpcap_statistics_are_read_from_its_own_words() -> None:
     # dumpcap 4.0's closing lines (recorded from a run on lo)
     text = ("Capturing on 'Loopback: lo'\nFile: /tmp/d.pcapng\nPackets captured: 29\n"

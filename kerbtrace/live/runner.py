@@ -8,6 +8,7 @@ verdicts at the end), the Kerberos message list is not kept, and the counters ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -107,7 +108,13 @@ class LiveRun:
     def _feed(self, frame: int, t: float, linktype: int, data: bytes) -> None:
         self.counters.packets += 1
         if self.ring is not None:
-            self.ring.write(t, linktype, data)
+            try:
+                self.ring.write(t, linktype, data)
+            except OSError as exc:  # disk full, directory removed: said once, and the analysis goes on
+                self.view.message(f"the packet ring stopped at frame {frame}: {exc}")
+                with contextlib.suppress(OSError):
+                    self.ring.close()
+                self.ring = None
         self.session.feed(frame, t, linktype, data)
 
     def _tick(self) -> None:
