@@ -136,13 +136,13 @@ class PipeStream:
 
 
 class Dumpcap:
-    """One dumpcap child: started with `start`, stopped by its own PID with `stop` (SIGINT makes it flush
-    and print its statistics)."""
+    """One dumpcap child: started with `start`, asked to stop by its own PID with `interrupt` (SIGINT makes
+    it flush and print its statistics), reaped with `finish` once its pipe has ended."""
 
     def __init__(self, cmd: list[str]) -> None:
         self.cmd = cmd
         self.proc: subprocess.Popen[bytes] | None = None
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
         self.stats = CaptureStats()
         self.log = ""  # dumpcap's stderr once it stopped
 
