@@ -224,10 +224,10 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
     return summary, done, session.inventory.records, fleet
 
 
-def _read(capture, feed, diag: Diagnostics, tick, every: int = PROGRESS_EVERY) -> None:
-    """Feed every frame to the pipeline, calling `tick` every `every` frames (a power of two); a defect
-    on one packet never loses the rest of the file."""
-    mask = every - 1
+def _read(capture, feed, diag: Diagnostics, tick, every: int | None = None) -> None:
+    """Feed every frame to the pipeline, calling `tick` every `every` frames (a power of two; by default
+    PROGRESS_EVERY); a defect on one packet never loses the rest of the file."""
+    mask = (every or PROGRESS_EVERY) - 1
     frames = iter(capture)
     frame = 0
     while True:
