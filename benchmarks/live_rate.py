@@ -2,6 +2,8 @@
 
     sudo python benchmarks/live_rate.py [--rates 2000 5000 10000 20000] [--seconds 15]
 
+Needs tcpreplay (Debian), and for the pcapy backend `pip install pcapy-ng` (not a kerbtrace dependency).
+
 In a network namespace of its own, tcpreplay loops the lab's busiest capture (captures/mixed.pcapng, new
 addresses every loop) on lo at each rate, while one backend captures with kerbtrace's default filter and
 feeds every packet to the analysis Session (the same work as `kerbtrace live`):
