@@ -97,11 +97,13 @@ class Session:
     """
 
     def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0,
-                 beside: Beside | None = None) -> None:
+                 beside: Beside | None = None, idle_timeout: float = 600.0,
+                 kerberos_limit: int | None = None) -> None:
         self.diag = diag
         self.settle = settle
-        self.correlator = Correlator(mp_names=mp_names)
-        self.inventory = KerberosInventory()
+        self.correlator = Correlator(idle_timeout=idle_timeout, mp_names=mp_names)
+        # A live run lasts days: it keeps no list of Kerberos messages (`kerberos_limit=0`), only the count.
+        self.inventory = KerberosInventory() if kerberos_limit is None else KerberosInventory(kerberos_limit)
         self.lockouts = LockoutWatch()
         self.pipeline = Pipeline(diag, self._event)
         self.network = NetworkLayer(self.pipeline, diag)
@@ -115,7 +117,11 @@ class Session:
             self.lockouts.feed(event)
         self.correlator.feed(event)
 
-    def poll(self) -> list[ClientResult]:
+    def poll(self, now: float | None = None) -> list[ClientResult]:
+        """Clients whose exchange is over. `now` (a live capture's wall clock, in the packets' time base)
+        lets the settle and idle timeouts run while no packet arrives; by default the last packet's time."""
+        if now is not None:
+            self.correlator.now = max(self.correlator.now, now)
         return self._evaluate(list(self.correlator.completed(self.settle)))
 
     def finish(self, earlier: list[ClientResult] = ()) -> list[ClientResult]:  # type: ignore[assignment]
@@ -266,16 +272,17 @@ def join_context(done: list[ClientResult], kerberos: list[KerberosRecord], besid
     return joined
 
 
-def _read(capture, feed, diag: Diagnostics, tick) -> None:
-    """Feed every frame to the pipeline, calling `tick` every PROGRESS_EVERY frames; a defect on one
-    packet never loses the rest of the file."""
+def _read(capture, feed, diag: Diagnostics, tick, every: int | None = None) -> None:
+    """Feed every frame to the pipeline, calling `tick` every `every` frames (a power of two; by default
+    PROGRESS_EVERY); a defect on one packet never loses the rest of the file."""
+    mask = (every or PROGRESS_EVERY) - 1
     frames = iter(capture)
     frame = 0
     while True:
         try:
             for frame, time, linktype, data in frames:
                 feed(frame, time, linktype, data)
-                if not frame % PROGRESS_EVERY:
+                if not frame & mask:
                     tick()
             return
         except (KeyboardInterrupt, CaptureError):

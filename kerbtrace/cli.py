@@ -1,4 +1,5 @@
-"""Command line: `kerbtrace analyze CAPTURE...`, `kerbtrace report INPUT... -o FILE`, `kerbtrace explain CODE`."""
+"""Command line: `kerbtrace analyze CAPTURE...`, `kerbtrace report INPUT... -o FILE`, `kerbtrace live`,
+`kerbtrace explain CODE`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kerbtrace.context.options import (
     add_context_arguments,
     load_context,
 )
+from kerbtrace.live.cli import add_live_parser
 
 EXIT_ALL_APPROVED = 0
 EXIT_NOT_APPROVED = 1
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "SPN host and client GUID by a keyed pseudonym")
     report.add_argument("--redact-key", metavar="K", help="the pseudonyms' key (implies --redact): the same key "
                         "gives the same pseudonyms in every report; default: $KERBTRACE_REDACT_KEY, else random")
+    add_live_parser(sub, add_context_arguments)
     explain = sub.add_parser("explain", help="name and explain an error, status or event code",
                              description=EXPLAIN_DESCRIPTION, epilog=EXPLAIN_EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         from kerbtrace.explain import run
 
         return run(args.code, args.json, sys.stdout, sys.stderr)
+    if args.command == "live":
+        from kerbtrace.live.cli import run_from_args
+
+        try:
+            loaded = load_context(args)
+        except ContextError as exc:
+            print(f"kerbtrace: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        return run_from_args(args, beside=loaded.beside)
     if args.command not in ("analyze", "report"):
         parser.print_help()
         return EXIT_UNUSABLE

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +27,36 @@ from lab.world import World
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_CAPTURE_BYTES = 2 * 1024 * 1024
+#: A command to run beside the capture of every scenario, inside the lab's namespace (`{name}` is replaced
+#: by the scenario's name): the live-mode tests start `kerbtrace live -i lo` this way. It is started once
+#: its output says it is capturing, and stopped with SIGTERM after the capture.
+LISTENER_ENV = "KERBTRACE_LAB_LISTENER"
+LISTENER_READY = "capturing on"
+
+
+def _start_listener(sc: Scenario, tmp: Path) -> subprocess.Popen[bytes] | None:
+    template = os.environ.get(LISTENER_ENV)
+    if not template:
+        return None
+    log = tmp / "listener.log"
+    proc = procs.start(shlex.split(template.replace("{name}", sc.name)), log=log)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise procs.LabError(f"the listener exited: {log.read_text(errors='replace')}")
+        return LISTENER_READY in log.read_text(errors="replace")
+
+    procs.wait_until(ready, 30.0, "the listener")
+    return proc
+
+
+def _stop_listener(proc: subprocess.Popen[bytes] | None, tmp: Path) -> None:
+    if proc is None:
+        return
+    rc = procs.stop(proc, signal.SIGTERM, timeout=60.0)
+    if rc not in (0, 1, 3):  # a listener's verdict statuses; anything else is its own failure
+        raise procs.LabError(f"the listener ended with status {rc}: "
+                             f"{(tmp / 'listener.log').read_text(errors='replace')}")
 
 
 def _client_entry(o: Outcome, ev: list[dict[str, object]]) -> dict[str, object]:
@@ -77,11 +110,14 @@ def build_one(sc: Scenario, out: Path, keep: bool = False) -> dict[str, object]:
         world.start()
         cap = Capture(pcap)
         cap.start()
+        listener = None
         try:
+            listener = _start_listener(sc, tmp)
             outcomes = sc.run(runner)
         finally:
             cap.stop()
             runner.stop_background()
+            _stop_listener(listener, tmp)
         _copy_logs(world, sc, out)
     finally:
         world.stop()

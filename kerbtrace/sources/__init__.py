@@ -18,7 +18,7 @@ from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.sources import netmon, pcap, pcapng
 from kerbtrace.sources.common import CaptureError
 
-__all__ = ["Capture", "CaptureError", "open_capture"]
+__all__ = ["Capture", "CaptureError", "open_capture", "open_stream"]
 
 Record = tuple[int, float, int, bytes]
 
@@ -106,6 +106,16 @@ def open_capture(path: str | os.PathLike, diag: Diagnostics) -> Capture:
     except (OSError, EOFError, struct.error) as exc:
         raw.close()
         raise CaptureError(f"cannot read {name}: {exc}") from None
+
+
+def open_stream(stream: BinaryIO, name: str, diag: Diagnostics) -> Capture:
+    """A capture arriving on a stream (dumpcap writing pcap or pcapng to a pipe): read as it comes, never
+    sought; CaptureError if it does not start like a capture."""
+    try:
+        fmt, header = _read_header(name, stream.read(4), stream)
+    except (OSError, EOFError, struct.error) as exc:
+        raise CaptureError(f"cannot read {name}: {exc}") from None
+    return Capture(name, fmt, stream, stream, header, diag, 0)
 
 
 def _read_header(name: str, head: bytes, stream: BinaryIO) -> tuple[str, object]:

@@ -27,6 +27,9 @@ def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> by
     parts: list[bytes] = []
     got = 0
     read = getattr(stream, "read1", stream.read)
+    # A live stream (a pipe from a capture process) hands over what has arrived: waiting for a full
+    # chunk would hold packets back until a megabyte of traffic has passed.
+    partial = getattr(stream, "partial_reads", False)
     try:
         while got < size:
             piece = read(size - got)
@@ -34,6 +37,8 @@ def read_chunk(stream: BinaryIO, size: int, diag: Diagnostics, frame: int) -> by
                 break
             parts.append(piece)
             got += len(piece)
+            if partial:
+                break
     except (OSError, EOFError, zlib.error) as exc:
         if parts:
             return b"".join(parts)  # the next call hits the same error with nothing left, and reports it
