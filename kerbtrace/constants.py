@@ -24,6 +24,14 @@ class KrbMsg(IntEnum):
     KRB_ERROR = 30
 
 
+class NtlmMsg(IntEnum):
+    """NTLMSSP message types (MS-NLMP 2.2.1)."""
+
+    NEGOTIATE = 1
+    CHALLENGE = 2
+    AUTHENTICATE = 3
+
+
 #: Kerberos error codes by name: ``KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN`` (from the table in kerbtrace.codes).
 KrbError = IntEnum("KrbError", {info.name: code for code, info in KRB_ERRORS.items()})
 

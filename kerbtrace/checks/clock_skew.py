@@ -17,7 +17,7 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
-from kerbtrace.constants import KDC_REPLIES, KrbMsg, Severity
+from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg, Severity
 from kerbtrace.context.keytab import TicketProof
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
@@ -28,7 +28,13 @@ REFERENCES = (
     'Windows Time service tools: w32tm',
 )
 TOLERANCE = 300.0  # seconds: Kerberos policy MaxClockSkew default
-
+#: What each clock error says happened to the side that answered it.
+_WHAT = {
+    KrbError.KRB_AP_ERR_SKEW: "the clocks differ by more than the allowed 5 minutes",
+    KrbError.KRB_AP_ERR_TKT_NYV: "the ticket is not yet valid for it (its clock is behind the issuing KDC's)",
+    KrbError.KRB_AP_ERR_TKT_EXPIRED:
+        "the ticket has expired for it (its clock is ahead, or the ticket is really too old)",
+}
 
 def _iso(text: str | None) -> float | None:
     if not text:
@@ -69,7 +75,7 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         return None
     frame, seen, err, who = hits[-1]
     renewed = any(ex.rep is not None and ex.rep.msg_type in KDC_REPLIES and ex.frame > frame for ex in client.kdc)
-    if err.error_code == 32 and "KDC" in who and renewed:
+    if err.error_code == KrbError.KRB_AP_ERR_TKT_EXPIRED and "KDC" in who and renewed:
         return None  # an expired TGT is renewed silently by the client
     measures: list[str] = []
     offsets: dict[str, float] = {}
@@ -101,11 +107,9 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
     detail = "; ".join(measures) if measures else "no clock is readable in the capture"
     off = [name for name, value in offsets.items() if abs(value) > TOLERANCE]
     culprit = f" Off by more than 5 minutes: {' and '.join(off)} clock." if off else ""
-    what = {37: "the clocks differ by more than the allowed 5 minutes",
-            33: "the ticket is not yet valid for it (its clock is behind the issuing KDC's)",
-            32: "the ticket has expired for it (its clock is ahead, or the ticket is really too old)"}[
-        err.error_code or 37]
-    codes = [label] + ([hresult(0x80090324).label()] if who.startswith("MP") and err.error_code == 37 else [])
+    what = _WHAT[err.error_code or KrbError.KRB_AP_ERR_SKEW]
+    skew_at_mp = who.startswith("MP") and err.error_code == KrbError.KRB_AP_ERR_SKEW
+    codes = [label] + ([hresult(0x80090324).label()] if skew_at_mp else [])
     return Finding(
         CODE, Severity.ERROR,
         f"{who} rejected the client's Kerberos authenticator with {label}: {what}. Offsets against the capture "

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from kerbtrace.checks.base import Evidence
 from kerbtrace.checks.common import realm_related
 from kerbtrace.codes import krb_error
+from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg
 from kerbtrace.context.dc_events import DcEvent, account_user
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -36,14 +37,20 @@ MAX_PAIRS = 200_000
 PAIR_TOLERANCE = 2.0  # pairs agreeing within this many seconds support the same offset
 MAX_EVIDENCE = 12  # events listed per client (the newest failures first)
 
-BAD_PASSWORD = 24  # KDC_ERR_PREAUTH_FAILED
-REVOKED = 18  # KDC_ERR_CLIENT_REVOKED
+BAD_PASSWORD = KrbError.KDC_ERR_PREAUTH_FAILED
+REVOKED = KrbError.KDC_ERR_CLIENT_REVOKED
+#: KDC answers a DC logs (4768/4769/4771), and the errors it does not (pre-auth asked, switch to TCP).
+_KDC_ANSWERS = KDC_REPLIES | {KrbMsg.KRB_ERROR}
+_NOT_LOGGED = (KrbError.KDC_ERR_PREAUTH_REQUIRED, KrbError.KRB_ERR_RESPONSE_TOO_BIG)
 NT_BAD_PASSWORD = (0xC000006A,)  # STATUS_WRONG_PASSWORD (4625 SubStatus)
 NT_LOCKED = (0xC0000234,)  # STATUS_ACCOUNT_LOCKED_OUT
 #: A refused request for the MP's SPN or the client's TGT, by result code, as the checks name the cause.
-CAUSE_BY_CODE = {7: "spn_missing", 14: "etype_unsupported", 37: "clock_skew", 31: "trust_broken",
-                 REVOKED: "account_revoked", 6: "account_revoked", 1: "account_revoked", 23: "account_revoked",
-                 12: "account_revoked", BAD_PASSWORD: "preauth_failed"}
+CAUSE_BY_CODE = {KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN: "spn_missing",
+                 KrbError.KDC_ERR_ETYPE_NOSUPP: "etype_unsupported",
+                 KrbError.KRB_AP_ERR_SKEW: "clock_skew", KrbError.KRB_AP_ERR_BAD_INTEGRITY: "trust_broken",
+                 REVOKED: "account_revoked", KrbError.KDC_ERR_C_PRINCIPAL_UNKNOWN: "account_revoked",
+                 KrbError.KDC_ERR_NAME_EXP: "account_revoked", KrbError.KDC_ERR_KEY_EXPIRED: "account_revoked",
+                 KrbError.KDC_ERR_POLICY: "account_revoked", BAD_PASSWORD: "preauth_failed"}
 INFO_CAUSES = ("mp_ticket_issued", "tgt_issued")
 
 
@@ -105,10 +112,10 @@ def estimate_offset(events: Sequence[DcEvent], kerberos: Iterable) -> tuple[floa
             by_key[(event.address, event.status)].append(event)
     pairs: list[tuple[float, int]] = []  # (offset, index of the capture's reply)
     for index, record in enumerate(kerberos):
-        if record.transport == "http" or record.msg_type not in (11, 13, 30) or record.error_code in (25, 52):
+        if record.transport == "http" or record.msg_type not in _KDC_ANSWERS or record.error_code in _NOT_LOGGED:
             continue  # only a KDC's replies are logged by the DC (not the MP's KRB-ERROR in a 401)
         status = record.error_code or 0
-        wanted = {11: (4768,), 13: (4769,)}.get(record.msg_type, (4768, 4769, 4771))
+        wanted = {KrbMsg.AS_REP: (4768,), KrbMsg.TGS_REP: (4769,)}.get(record.msg_type, (4768, 4769, 4771))
         for event in by_key.get((record.dst, status), ()):
             if event.event_id in wanted and abs(event.time - record.time) <= MAX_OFFSET:
                 pairs.append((event.time - record.time, index))
@@ -225,7 +232,7 @@ def spn_owners(client: ClientExchange, events: Sequence[DcEvent], kerberos: Sequ
     issued = [e for e in events if e.event_id == 4769 and not e.failed and e.address == client.ip]
     out = []
     for record in kerberos:
-        if (record.transport == "http" or record.msg_type != 13 or record.dst != client.ip
+        if (record.transport == "http" or record.msg_type != KrbMsg.TGS_REP or record.dst != client.ip
                 or (record.sname or "").lower().split(":")[0] not in spns):
             continue
         near = [e for e in issued if abs(e.time - (record.time + offset)) <= PAIR_TOLERANCE]

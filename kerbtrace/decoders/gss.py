@@ -15,6 +15,8 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass, field
 
+from kerbtrace.constants import KrbMsg
+
 from . import DecodeError
 from .der import OID, SEQUENCE, children, ctx_fields, enumerated, expect, header, octets, oid_dotted, tlv
 from .kerberos import KerberosMessage, decode_kerberos
@@ -216,5 +218,5 @@ def _inner(raw: bytes, s: int, e: int, tok: AuthToken) -> str:
 
 def _set_kerberos(tok: AuthToken, der: bytes) -> None:
     tok.kerberos = decode_kerberos(der)
-    if tok.kerberos.msg_type == 14:  # AP-REQ
+    if tok.kerberos.msg_type == KrbMsg.AP_REQ:
         tok.ap_req_der = der

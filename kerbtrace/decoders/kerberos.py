@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kerbtrace.codes import MSG_TYPES
+from kerbtrace.constants import KrbMsg
 
 from . import DecodeError
 from .der import (
@@ -34,7 +35,7 @@ from .der import (
 )
 
 #: The messages this decoder reads, named as in kerbtrace.codes (the one table of message types).
-MSG_TYPE_NAMES: dict[int, str] = {t: MSG_TYPES[t] for t in (10, 11, 12, 13, 14, 15, 30)}
+MSG_TYPE_NAMES: dict[int, str] = {t: MSG_TYPES[t] for t in KrbMsg}
 # First byte ([APPLICATION n] constructed) -> msg-type.
 _APP_TAG = {0x60 | n: n for n in MSG_TYPE_NAMES}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kerbtrace.constants import NtlmMsg
+
 from . import DecodeError
 
 SIGNATURE = b"NTLMSSP\x00"
@@ -77,25 +79,25 @@ def decode_ntlm(raw: bytes) -> NtlmMessage:
     if len(raw) < 16:
         raise DecodeError("NTLMSSP message truncated")
     msg_type = int.from_bytes(raw[8:12], "little")
-    if msg_type == 1:
-        return NtlmMessage(1, int.from_bytes(raw[12:16], "little"))
-    if msg_type == 2:
+    if msg_type == NtlmMsg.NEGOTIATE:
+        return NtlmMessage(NtlmMsg.NEGOTIATE, int.from_bytes(raw[12:16], "little"))
+    if msg_type == NtlmMsg.CHALLENGE:
         if len(raw) < 32:
             raise DecodeError("NTLMSSP CHALLENGE truncated")
         flags = int.from_bytes(raw[20:24], "little")
-        msg = NtlmMessage(2, flags, target_name=_text(raw, 12, bool(flags & NEGOTIATE_UNICODE)))
+        msg = NtlmMessage(NtlmMsg.CHALLENGE, flags, target_name=_text(raw, 12, bool(flags & NEGOTIATE_UNICODE)))
         if len(raw) >= 48:
             off, n = _field(raw, 40)
             if n:
                 msg.timestamp = _timestamp(raw, off, n)
         return msg
-    if msg_type == 3:
+    if msg_type == NtlmMsg.AUTHENTICATE:
         if len(raw) < 64:
             raise DecodeError("NTLMSSP AUTHENTICATE truncated")
         flags = int.from_bytes(raw[60:64], "little")
         uni = bool(flags & NEGOTIATE_UNICODE)
         return NtlmMessage(
-            3,
+            NtlmMsg.AUTHENTICATE,
             flags,
             domain=_text(raw, 28, uni),
             user=_text(raw, 36, uni),

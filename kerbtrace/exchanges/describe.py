@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kerbtrace.codes import dns_rcode, etype_name, krb_error, ntstatus
-from kerbtrace.constants import KrbMsg
+from kerbtrace.constants import KrbMsg, NtlmMsg
 from kerbtrace.decoders.gss import AuthToken
 from kerbtrace.exchanges.client import DnsLookup, KdcExchange
 
@@ -68,9 +68,9 @@ def describe_auth(token: AuthToken | None, request: bool) -> str:
         else:
             what = f"Kerberos message type {inner.msg_type}"
     elif token.ntlm is not None:
-        names = {1: "NEGOTIATE", 2: "CHALLENGE", 3: "AUTHENTICATE"}
-        what = f"NTLM {names.get(token.ntlm.msg_type, token.ntlm.msg_type)}"
-        if token.ntlm.msg_type == 3 and token.ntlm.user:
+        kind = token.ntlm.msg_type
+        what = f"NTLM {NtlmMsg(kind).name}"  # the decoder reads no other type
+        if kind == NtlmMsg.AUTHENTICATE and token.ntlm.user:
             what += f" {token.ntlm.domain or ''}\\{token.ntlm.user}"
     elif token.neg_state is not None:
         what = f"SPNEGO negState {token.neg_state}"

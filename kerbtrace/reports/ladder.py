@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
+from kerbtrace.constants import KDC_REQUESTS
+
 MAX_ARROWS = 300  # a client retrying for hours: the rest is counted, the timeline table has it all
 TEXT_LANE = 24  # characters per lane in the text ladder
 
@@ -129,7 +131,7 @@ def kdc_realms(doc: dict, input_index: int | None = None) -> dict[str, str]:
     for k in doc.get("kerberos", []):
         if input_index is not None and k.get("input") != input_index:
             continue
-        if k.get("msg_type") in (10, 12) and k.get("transport") in ("udp", "tcp") and k.get("realm"):
+        if k.get("msg_type") in KDC_REQUESTS and k.get("transport") in ("udp", "tcp") and k.get("realm"):
             out.setdefault(k["dst"], k["realm"])
     return out
 

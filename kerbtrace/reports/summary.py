@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from kerbtrace.constants import KDC_REQUESTS
 from kerbtrace.reports import chart, ladder
 
 VERDICT_ORDER = {"not_approved": 0, "inconclusive": 1, "approved": 2}
@@ -107,10 +108,10 @@ def kdcs(doc: dict) -> list[dict]:
     for k in doc.get("kerberos", []):
         if k.get("transport") not in ("udp", "tcp"):
             continue
-        address = k.get("dst") if k.get("msg_type") in (10, 12) else k.get("src")
+        address = k.get("dst") if k.get("msg_type") in KDC_REQUESTS else k.get("src")
         if address:
             seen.setdefault(address, set())
-            if k.get("msg_type") in (10, 12) and k.get("realm"):
+            if k.get("msg_type") in KDC_REQUESTS and k.get("realm"):
                 seen[address].add(k["realm"])
     return [{"address": a, "realms": sorted(r)} for a, r in seen.items()]
 
