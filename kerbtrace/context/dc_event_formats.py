@@ -23,6 +23,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kerbtrace.context.text import text_encoding
+
 Fields = dict[str, str]
 Warn = Callable[[str], None]
 
@@ -153,12 +155,7 @@ def _decoded_chunks(path: Path) -> Iterator[str]:
     """The file as text in bounded chunks; UTF-16 (PowerShell's `>`) or UTF-8, told by the BOM."""
     with path.open("rb") as fh:
         head = fh.read(4)
-        encoding = "utf-8-sig"
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            encoding = "utf-16"
-        elif len(head) >= 2 and head[1:2] == b"\x00" and head[0:1] != b"\x00":
-            encoding = "utf-16-le"
-        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        decoder = codecs.getincrementaldecoder(text_encoding(head))(errors="replace")
         data = head
         while data:
             yield decoder.decode(data)
@@ -368,8 +365,4 @@ def sniff(path: Path) -> Callable[[Path, Warn], Iterator[tuple[int | None, Field
 
 
 def _head_text(head: bytes) -> str:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return head.decode("utf-16", errors="replace")
-    if len(head) >= 2 and head[1:2] == b"\x00" and head[0:1] != b"\x00":
-        return head.decode("utf-16-le", errors="replace")
-    return io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", errors="replace").read()
+    return io.TextIOWrapper(io.BytesIO(head), encoding=text_encoding(head), errors="replace").read()

@@ -12,20 +12,25 @@ class ContextInputError(Exception):
     """A context file (directory export, log) that cannot be read at all; the message names the file."""
 
 
-def decode_text(data: bytes) -> str:
-    """Decode by BOM (UTF-16 LE/BE, UTF-8), else UTF-16 LE when every other byte is NUL, else UTF-8,
-    else cp1252 (never fails)."""
-    if data.startswith(b"\xff\xfe"):
-        return data[2:].decode("utf-16-le", "replace")
-    if data.startswith(b"\xfe\xff"):
-        return data[2:].decode("utf-16-be", "replace")
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", "replace")
-    head = data[:200]
+def text_encoding(head: bytes) -> str:
+    """The codec for a file that starts with `head`: UTF-16 by its BOM; UTF-16 LE without a BOM when a
+    quarter of the odd bytes are NUL (ASCII text saved as UTF-16); else UTF-8, a BOM skipped."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    head = head[:200]
     if len(head) >= 4 and head[1::2].count(0) > len(head) // 4:
-        return data.decode("utf-16-le", "replace")
+        return "utf-16-le"
+    return "utf-8-sig"
+
+
+def decode_text(data: bytes) -> str:
+    """Decode by `text_encoding`; UTF-8 that does not decode is the console's ANSI code page, cp1252
+    (never fails)."""
+    encoding = text_encoding(data)
+    if encoding != "utf-8-sig":
+        return data.decode(encoding, "replace")
     try:
-        return data.decode("utf-8")
+        return data.decode(encoding)
     except UnicodeDecodeError:
         return data.decode("cp1252", "replace")
 
@@ -40,6 +45,6 @@ def read_text(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
         data = p.read_bytes()
     except OSError as exc:
         raise ContextInputError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if b"\x00" in data[:4096] and not (data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[1:200:2].count(0) > 10):
+    if b"\x00" in data[:4096] and text_encoding(data) == "utf-8-sig":
         raise ContextInputError(f"{p}: binary data, not text")
     return decode_text(data)

@@ -15,19 +15,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kerbtrace.context.logs.records import LogFile
+from kerbtrace.context.text import text_encoding
 
 MAX_LINE = 64 * 1024  # characters; longer lines are skipped with a warning
 MAX_BINARY_LINES = 20  # after this many binary lines the file is not read further
 SNIFF_BYTES = 4096
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _encoding(head: bytes) -> str:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    if len(head) >= 4 and head[1:2] == b"\x00" and head[3:4] == b"\x00" and head[0:1] != b"\x00":
-        return "utf-16-le"  # UTF-16 without BOM (CMTrace logs copied out of some tools)
-    return "utf-8-sig"
 
 
 class _Gunzip(io.RawIOBase):
@@ -75,7 +68,7 @@ def sniff(path: str | Path, limit: int = SNIFF_BYTES) -> str:
             head = f.read(limit)
         except (OSError, EOFError):
             return ""
-    return head.decode(_encoding(head), errors="replace")
+    return head.decode(text_encoding(head), errors="replace")
 
 
 def _binary(line: str) -> bool:
@@ -96,7 +89,7 @@ def read_lines(log: LogFile) -> Iterator[tuple[int, str]]:
         return
     gunzip = raw.raw if isinstance(raw.raw, _Gunzip) else None
     with raw:
-        text = io.TextIOWrapper(raw, encoding=_encoding(head), errors="replace", newline=None)
+        text = io.TextIOWrapper(raw, encoding=text_encoding(head), errors="replace", newline=None)
         number = 0
         binary = 0
         while True:
