@@ -150,3 +150,26 @@ def test_common_cause_names_the_mp_when_many_clients_fail_alike():
     assert common_cause([result(f"10.1.0.{i}", "spn_wrong_account") for i in range(2)]) == []
     by_user = common_cause([result(f"10.1.0.{i}", "account_revoked", "sms_connect@CORP.LAB") for i in range(2)])
     assert [f.subject for f in by_user] == ["sms_connect@CORP.LAB"]
+
+
+def test_client_offset_reads_a_zoneless_ccm_stamp_as_utc():
+    """A CCM TimeStamp without a zone is the client's UTC clock, whatever this machine's zone is."""
+    import os
+    import time
+
+    from kerbtrace.checks.clock_skew import client_offset
+
+    first = leg(5, 200)
+    first.request_time = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+    first.request_ccm = CcmMessage("registration_request", timestamp="2023-11-14T22:18:20")
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        assert client_offset(client_with(legs=[first])) == (300.0, 5)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()

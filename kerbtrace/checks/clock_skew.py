@@ -9,7 +9,6 @@ MP's keytab the client's clock is read exactly, from the authenticator of the AP
 
 from __future__ import annotations
 
-from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from kerbtrace.checks import fixes
@@ -18,6 +17,7 @@ from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
 from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg, Severity
+from kerbtrace.context.dc_events import parse_time
 from kerbtrace.context.keytab import TicketProof
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
@@ -36,15 +36,6 @@ _WHAT = {
         "the ticket has expired for it (its clock is ahead, or the ticket is really too old)",
 }
 
-def _iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _secs(value: float) -> str:
     return f"{round(value) or 0:+d} s"
 
@@ -53,7 +44,8 @@ def client_offset(client: ClientExchange) -> tuple[float, int] | None:
     """The client's clock minus the capture clock, from the SentTime of its CCM messages."""
     for leg in client.legs:
         ccm = leg.request_ccm
-        sent = _iso(ccm.sent_time or ccm.timestamp) if ccm is not None else None
+        stamp = (ccm.sent_time or ccm.timestamp) if ccm is not None else None
+        sent = parse_time(stamp) if stamp else None  # a stamp without a zone is UTC, not this machine's zone
         if sent is not None:
             return sent - leg.request_time, leg.request_frame
     return None
