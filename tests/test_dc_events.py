@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kerbtrace.analysis import Analysis, analyze
-from kerbtrace.context.dc_events import DcEvent, load_dc_events, parse_time, to_event
+from kerbtrace.context.dc_events import DcEvent, load_dc_events, to_event
 from kerbtrace.context.dc_join import (
     describe_lockouts,
     estimate_offset,
@@ -29,6 +29,7 @@ from kerbtrace.context.dc_join import (
     keep_for_clients,
     lockout_sources,
 )
+from kerbtrace.context.text import parse_time
 from tests.conftest import CAPTURES
 
 REAL_EVTX = Path(__file__).resolve().parent / "data" / "evtx"

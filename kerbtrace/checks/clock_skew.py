@@ -17,8 +17,8 @@ from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
 from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg, Severity
-from kerbtrace.context.dc_events import parse_time
 from kerbtrace.context.keytab import TicketProof
+from kerbtrace.context.text import parse_time
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
 CODE = "clock_skew"

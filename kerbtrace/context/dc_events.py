@@ -12,15 +12,14 @@ five event IDs above are kept, so memory follows those events, bounded by `MAX_E
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kerbtrace.checks.base import Evidence
 from kerbtrace.codes import etype_name, krb_error, ntstatus
 from kerbtrace.context.dc_event_formats import EventFormatError, Fields, sniff
+from kerbtrace.context.text import parse_time
 
 #: What each kept event says, in a few words (the longer tables of event IDs live in `codes`).
 EVENT_NAMES = {
@@ -262,41 +261,3 @@ def normalise_address(text: str) -> str | None:
     return text.lower()
 
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|UTC|[+-]\d\d:?\d\d)?",
-                  re.IGNORECASE)
-_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
-_LOCAL_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S")
-
-
-def parse_time(text: str) -> float | None:
-    """UTC epoch seconds from SystemTime (ISO 8601, 7 fractional digits), `/Date(ms)/` (PowerShell 5 JSON),
-    or a CSV's local time (read as UTC)."""
-    text = text.strip()
-    if not text:
-        return None
-    match = _MS_DATE.search(text)
-    if match:
-        return int(match.group(1)) / 1000.0
-    match = _ISO.match(text)
-    if match:
-        y, mo, d, h, mi, s = (int(match.group(i)) for i in range(1, 7))
-        fraction = float("0." + match.group(7)) if match.group(7) else 0.0
-        try:
-            moment = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-        except ValueError:
-            return None
-        zone = (match.group(8) or "").upper()
-        if zone and zone not in ("Z", "UTC"):
-            sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        return moment.timestamp() + fraction
-    for fmt in _LOCAL_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    try:
-        return float(text)
-    except ValueError:
-        return None

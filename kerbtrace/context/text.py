@@ -1,8 +1,11 @@
 """Reading text an admin saved on Windows: UTF-16 from PowerShell's ``>``, UTF-8 with or without a BOM,
-or the console's ANSI code page — bounded in size, with a clear error instead of a traceback."""
+or the console's ANSI code page — bounded in size, with a clear error instead of a traceback; and the
+time stamps such files hold."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
@@ -48,3 +51,43 @@ def read_text(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
     if b"\x00" in data[:4096] and text_encoding(data) == "utf-8-sig":
         raise ContextInputError(f"{p}: binary data, not text")
     return decode_text(data)
+
+
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|UTC|[+-]\d\d:?\d\d)?",
+                  re.IGNORECASE)
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+_LOCAL_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y/%m/%d %H:%M:%S")
+
+
+def parse_time(text: str) -> float | None:
+    """UTC epoch seconds from SystemTime (ISO 8601, 7 fractional digits), `/Date(ms)/` (PowerShell 5 JSON),
+    or a CSV's local time (read as UTC)."""
+    text = text.strip()
+    if not text:
+        return None
+    match = _MS_DATE.search(text)
+    if match:
+        return int(match.group(1)) / 1000.0
+    match = _ISO.match(text)
+    if match:
+        y, mo, d, h, mi, s = (int(match.group(i)) for i in range(1, 7))
+        fraction = float("0." + match.group(7)) if match.group(7) else 0.0
+        try:
+            moment = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+        except ValueError:
+            return None
+        zone = (match.group(8) or "").upper()
+        if zone and zone not in ("Z", "UTC"):
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        return moment.timestamp() + fraction
+    for fmt in _LOCAL_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
-from kerbtrace.context import dc_events
+from kerbtrace.context import text
 
 VERDICTS = ("approved", "not_approved", "inconclusive")
 COLOURS = {"approved": "#2e7d32", "not_approved": "#c62828", "inconclusive": "#9e9e9e"}
@@ -17,8 +17,8 @@ BINS = 60
 
 
 def parse_time(value: str | None) -> float | None:
-    """Epoch seconds of a document's ISO 8601 time (the DC-event reader's parser, which reads it too)."""
-    return dc_events.parse_time(value) if isinstance(value, str) else None
+    """Epoch seconds of a document's ISO 8601 time (the context readers' parser, which reads it too)."""
+    return text.parse_time(value) if isinstance(value, str) else None
 
 
 def clock(ts: float, with_date: bool = False) -> str:
