@@ -386,10 +386,3 @@ def lockout_sources(events: Iterable[DcEvent]) -> list[LockoutSource]:
     out.sort(key=lambda s: (-s.failures, s.principal.lower()))
     return out
 
-
-def describe_lockouts(sources: Sequence[LockoutSource]) -> list[str]:
-    """One line per principal, for a report."""
-    return [f"{s.principal}: {s.failures} bad password(s) from "
-            + ", ".join(f"{a} ({n})" for a, n in s.addresses[:10]) + ("; then locked out" if s.locked else "")
-            for s in sources]
-
