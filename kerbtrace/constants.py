@@ -58,6 +58,11 @@ class DnsRcode(IntEnum):
     NOTIMP = 4
     REFUSED = 5
 
+#: CCM ApprovalStatus values that leave the client usable (names in `kerbtrace.codes.CCM_APPROVAL_STATUS`):
+#: 1 approved, 2 not applicable (PKI), 3 Azure AD. 0 is pending.
+APPROVED_STATUSES = frozenset((1, 2, 3))
+PENDING_STATUS = 0
+
 
 class Verdict(StrEnum):
     APPROVED = "approved"

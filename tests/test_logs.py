@@ -597,3 +597,15 @@ def test_cloned_machines_sharing_an_smsid_both_get_the_lines_marked_uncertain(tm
     assert len(joined.evidence[clients.index(second)]) == 6  # every line but "Executing registration task"
     gap = second.first_time - min(c.first_time for c in clients)  # the offset lies between the two fits
     assert [f.offset for f in joined.files] == [pytest.approx(-3.0 + gap / 2, abs=gap / 2 + 0.01)] * 3
+
+
+def test_client_log_approval_status_reads_as_the_capture_check_reads_it():
+    """'Approval status 2' (NotApplicable: PKI) leaves the client usable, as the capture's ApprovalStatus 2
+    does; 0 is pending; a value outside the SDK enum gives no outcome."""
+    from kerbtrace.context.logs.messages import client_fact
+
+    line = "[RegTask] - Client is registered. Server assigned ClientID is GUID:{}. Approval status {}"
+    facts = {s: client_fact(line.format(_GUID.split(":", 1)[1], s)) for s in (0, 1, 2, 3, 7)}
+    assert {s: f.outcome for s, f in facts.items()} == {0: "not_approved", 1: "approved", 2: "approved",
+                                                         3: "approved", 7: None}
+    assert "(NotApplicable)" in facts[2].what

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Evidence
 from kerbtrace.codes import krb_error, msg_type_name
-from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg
+from kerbtrace.constants import APPROVED_STATUSES, KDC_REPLIES, KrbError, KrbMsg
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange, KdcExchange
 
 CLOCK_ERRORS = (KrbError.KRB_AP_ERR_SKEW, KrbError.KRB_AP_ERR_TKT_NYV, KrbError.KRB_AP_ERR_TKT_EXPIRED)
-#: ApprovalStatus values that leave the client usable: 1 approved, 2 not applicable (PKI), 3 Azure AD.
-APPROVED_STATUSES = (1, 2, 3)
 
 
 def approved(client: ClientExchange) -> bool | None:

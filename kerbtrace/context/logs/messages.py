@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kerbtrace.codes import hresult
+from kerbtrace.codes import CCM_APPROVAL_STATUS, hresult
+from kerbtrace.constants import APPROVED_STATUSES, PENDING_STATUS
 
 _GUID = re.compile(r"GUID:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _HRESULT = re.compile(r"\b0x(8[0-9A-Fa-f]{7})\b")
@@ -37,7 +38,6 @@ _CM_HTTP_STATUS = re.compile(r"StatusCode=(\d{3})(?: StatusText=(.*))?", re.I)
 # ClientLocation.log / LocationServices.log: line shapes not in the protocol notes (UNCONFIRMED), matched loosely
 _LOC_ASSIGNED = re.compile(r"Assigned (?:MP|Management Point) (?:changed from <[^>]*> to |is )<?([\w.-]+)>?", re.I)
 
-APPROVAL_WORDS = {0: "pending (not approved)", 1: "approved", 2: "not applicable", 3: "approved (Azure AD)"}
 
 
 @dataclass(slots=True)
@@ -108,8 +108,8 @@ def client_fact(text: str) -> Fact | None:
         if m.group(2) is None:
             return Fact(f"client is registered as {m.group(1)}", names=names)
         status = int(m.group(2))
-        word = APPROVAL_WORDS.get(status, f"approval status {status}")
-        outcome = "approved" if status in (1, 3) else "not_approved" if status == 0 else None
+        word = CCM_APPROVAL_STATUS.get(status, "not a documented value")
+        outcome = "approved" if status in APPROVED_STATUSES else "not_approved" if status == PENDING_STATUS else None
         return Fact(f"client is registered as {m.group(1)}, approval status {status} ({word})", outcome,
                     names=names)
     if m := _CL_REJECTED.search(text):
