@@ -40,6 +40,16 @@ KDC_REPLIES = frozenset((KrbMsg.AS_REP, KrbMsg.TGS_REP))
 REQUESTS = frozenset((KrbMsg.AS_REQ, KrbMsg.TGS_REQ, KrbMsg.AP_REQ))
 
 
+class DcEventId(IntEnum):
+    """The DC Security events kerbtrace reads (names and meanings in `kerbtrace.codes.DC_EVENTS`)."""
+
+    TGT = 4768  # a Kerberos TGT was requested (AS)
+    SERVICE_TICKET = 4769  # a service ticket was requested (TGS)
+    TICKET_RENEWED = 4770
+    PREAUTH_FAILED = 4771
+    LOGON_FAILED = 4625  # NTLM / interactive logon failure (Status, SubStatus)
+
+
 class DnsType(IntEnum):
     A = 1
     CNAME = 5

@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kerbtrace.constants import DcEventId
 from kerbtrace.context.text import text_encoding
 
 Fields = dict[str, str]
@@ -326,18 +327,23 @@ def _record_number(fields: Fields) -> int | None:
 #: ConvertTo-Json`, whose Properties keep the values without their names. Later template versions only
 #: append fields.
 POSITIONAL: dict[int, tuple[str, ...]] = {
-    4768: ("TargetUserName", "TargetDomainName", "TargetSid", "ServiceName", "ServiceSid", "TicketOptions",
-           "Status", "TicketEncryptionType", "PreAuthType", "IpAddress", "IpPort"),
-    4769: ("TargetUserName", "TargetDomainName", "ServiceName", "ServiceSid", "TicketOptions",
-           "TicketEncryptionType", "IpAddress", "IpPort", "Status"),
-    4770: ("TargetUserName", "TargetDomainName", "ServiceName", "ServiceSid", "TicketOptions",
-           "TicketEncryptionType", "IpAddress", "IpPort"),
-    4771: ("TargetUserName", "TargetSid", "ServiceName", "TicketOptions", "Status", "PreAuthType", "IpAddress",
-           "IpPort"),
-    4625: ("SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "TargetUserSid",
-           "TargetUserName", "TargetDomainName", "Status", "FailureReason", "SubStatus", "LogonType",
-           "LogonProcessName", "AuthenticationPackageName", "WorkstationName", "TransmittedServices",
-           "LmPackageName", "KeyLength", "ProcessId", "ProcessName", "IpAddress", "IpPort"),
+    DcEventId.TGT: (
+        "TargetUserName", "TargetDomainName", "TargetSid", "ServiceName", "ServiceSid", "TicketOptions",
+        "Status", "TicketEncryptionType", "PreAuthType", "IpAddress", "IpPort"),
+    DcEventId.SERVICE_TICKET: (
+        "TargetUserName", "TargetDomainName", "ServiceName", "ServiceSid", "TicketOptions",
+        "TicketEncryptionType", "IpAddress", "IpPort", "Status"),
+    DcEventId.TICKET_RENEWED: (
+        "TargetUserName", "TargetDomainName", "ServiceName", "ServiceSid", "TicketOptions",
+        "TicketEncryptionType", "IpAddress", "IpPort"),
+    DcEventId.PREAUTH_FAILED: (
+        "TargetUserName", "TargetSid", "ServiceName", "TicketOptions", "Status", "PreAuthType", "IpAddress",
+        "IpPort"),
+    DcEventId.LOGON_FAILED: (
+        "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "TargetUserSid",
+        "TargetUserName", "TargetDomainName", "Status", "FailureReason", "SubStatus", "LogonType",
+        "LogonProcessName", "AuthenticationPackageName", "WorkstationName", "TransmittedServices",
+        "LmPackageName", "KeyLength", "ProcessId", "ProcessName", "IpAddress", "IpPort"),
 }
 
 

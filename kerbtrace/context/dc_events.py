@@ -18,18 +18,19 @@ from pathlib import Path
 
 from kerbtrace.checks.base import Evidence
 from kerbtrace.codes import etype_name, krb_error, ntstatus
+from kerbtrace.constants import DcEventId
 from kerbtrace.context.dc_event_formats import EventFormatError, Fields, sniff
 from kerbtrace.context.text import parse_time
 
 #: What each kept event says, in a few words (the longer tables of event IDs live in `codes`).
 EVENT_NAMES = {
-    4768: "TGT request (AS)",
-    4769: "service ticket request (TGS)",
-    4770: "service ticket renewed",
-    4771: "Kerberos pre-authentication failed",
-    4625: "logon failed",
+    DcEventId.TGT: "TGT request (AS)",
+    DcEventId.SERVICE_TICKET: "service ticket request (TGS)",
+    DcEventId.TICKET_RENEWED: "service ticket renewed",
+    DcEventId.PREAUTH_FAILED: "Kerberos pre-authentication failed",
+    DcEventId.LOGON_FAILED: "logon failed",
 }
-KERBEROS_EVENTS = frozenset({4768, 4769, 4770, 4771})
+KERBEROS_EVENTS = frozenset(EVENT_NAMES) - {DcEventId.LOGON_FAILED}
 MAX_EVENTS = 2_000_000  # events kept from all files; past this, later ones are counted, not kept
 EXPORT_SUFFIXES = (".evtx", ".xml", ".json", ".jsonl", ".csv")
 NO_TICKET_ETYPE = 0xFFFFFFFF  # TicketEncryptionType of a failed request
@@ -67,9 +68,9 @@ class DcEvent:
 
     @property
     def failed(self) -> bool:
-        if self.event_id == 4625:
+        if self.event_id == DcEventId.LOGON_FAILED:
             return True
-        return bool(self.status) or self.event_id == 4771
+        return bool(self.status) or self.event_id == DcEventId.PREAUTH_FAILED
 
     def code_labels(self) -> list[str]:
         """The named codes of this event: `KDC_ERR_PREAUTH_FAILED (24)`, `STATUS_… (0xC000006A)`."""
@@ -82,7 +83,7 @@ class DcEvent:
     def describe(self) -> str:
         """One line for the evidence list; never anything secret (events carry no keys)."""
         what = f"{self.event_id} {EVENT_NAMES.get(self.event_id, 'event')}"
-        target = f" for {self.service}" if self.service and self.event_id != 4625 else ""
+        target = f" for {self.service}" if self.service and self.event_id != DcEventId.LOGON_FAILED else ""
         source = f" from {self.address}" + (f":{self.port}" if self.port else "") if self.address else ""
         if self.workstation and self.workstation != "-":
             source += f" (workstation {self.workstation})"
@@ -210,7 +211,7 @@ def to_event(event_id: int, fields: Fields, file: str = "", where: int | None = 
         account = user if "@" in user or not domain or domain == "-" else f"{user}@{domain}"
     etype = _int(_get(fields, "TicketEncryptionType"))
     status = _int(_get(fields, "Status")) if event_id in KERBEROS_EVENTS else None
-    if event_id == 4770:
+    if event_id == DcEventId.TICKET_RENEWED:
         status = 0  # a renewal is logged only when it succeeds
     record = _int(_get(fields, "EventRecordID", "RecordId", "RecordNumber"))
     return DcEvent(
@@ -220,8 +221,8 @@ def to_event(event_id: int, fields: Fields, file: str = "", where: int | None = 
         status=status, preauth_type=_int(_get(fields, "PreAuthType")),
         etype=None if etype in (None, NO_TICKET_ETYPE) else etype,
         ticket_options=_int(_get(fields, "TicketOptions")),
-        nt_status=_int(_get(fields, "Status")) if event_id == 4625 else None,
-        nt_substatus=_int(_get(fields, "SubStatus")) if event_id == 4625 else None,
+        nt_status=_int(_get(fields, "Status")) if event_id == DcEventId.LOGON_FAILED else None,
+        nt_substatus=_int(_get(fields, "SubStatus")) if event_id == DcEventId.LOGON_FAILED else None,
         workstation=_get(fields, "WorkstationName") or None,
         record=record if record is not None else where, file=file)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from kerbtrace.checks.base import Evidence
 from kerbtrace.checks.common import realm_related
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg
+from kerbtrace.constants import KDC_REPLIES, DcEventId, KrbError, KrbMsg
 from kerbtrace.context.dc_events import DcEvent, account_user
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -42,6 +42,11 @@ REVOKED = KrbError.KDC_ERR_CLIENT_REVOKED
 #: KDC answers a DC logs (4768/4769/4771), and the errors it does not (pre-auth asked, switch to TCP).
 _KDC_ANSWERS = KDC_REPLIES | {KrbMsg.KRB_ERROR}
 _NOT_LOGGED = (KrbError.KDC_ERR_PREAUTH_REQUIRED, KrbError.KRB_ERR_RESPONSE_TOO_BIG)
+#: The events a DC logs for a KDC answer (paired with the capture's replies to estimate its clock).
+_KDC_ANSWER_EVENTS = (DcEventId.TGT, DcEventId.SERVICE_TICKET, DcEventId.PREAUTH_FAILED)
+_EVENTS_FOR_REPLY = {KrbMsg.AS_REP: (DcEventId.TGT,), KrbMsg.TGS_REP: (DcEventId.SERVICE_TICKET,)}
+#: The events that can refuse the client's own account.
+_ACCOUNT_EVENTS = (DcEventId.TGT, DcEventId.PREAUTH_FAILED, DcEventId.LOGON_FAILED)
 NT_BAD_PASSWORD = (0xC000006A,)  # STATUS_WRONG_PASSWORD (4625 SubStatus)
 NT_LOCKED = (0xC0000234,)  # STATUS_ACCOUNT_LOCKED_OUT
 #: A refused request for the MP's SPN or the client's TGT, by result code, as the checks name the cause.
@@ -108,14 +113,14 @@ def estimate_offset(events: Sequence[DcEvent], kerberos: Iterable) -> tuple[floa
     events the DC logged for them; returns (offset, pairs agreeing) or (None, 0) without pairs."""
     by_key: dict[tuple[str, int], list[DcEvent]] = defaultdict(list)
     for event in events:
-        if event.address and event.status is not None and event.event_id in (4768, 4769, 4771):
+        if event.address and event.status is not None and event.event_id in _KDC_ANSWER_EVENTS:
             by_key[(event.address, event.status)].append(event)
     pairs: list[tuple[float, int]] = []  # (offset, index of the capture's reply)
     for index, record in enumerate(kerberos):
         if record.transport == "http" or record.msg_type not in _KDC_ANSWERS or record.error_code in _NOT_LOGGED:
             continue  # only a KDC's replies are logged by the DC (not the MP's KRB-ERROR in a 401)
         status = record.error_code or 0
-        wanted = {KrbMsg.AS_REP: (4768,), KrbMsg.TGS_REP: (4769,)}.get(record.msg_type, (4768, 4769, 4771))
+        wanted = _EVENTS_FOR_REPLY.get(record.msg_type, _KDC_ANSWER_EVENTS)
         for event in by_key.get((record.dst, status), ()):
             if event.event_id in wanted and abs(event.time - record.time) <= MAX_OFFSET:
                 pairs.append((event.time - record.time, index))
@@ -183,7 +188,7 @@ def mp_service_names(client: ClientExchange) -> set[str]:
 
 
 def is_mp_request(client: ClientExchange, event: DcEvent) -> bool:
-    if event.event_id not in (4769, 4770) or not event.service:
+    if event.event_id not in (DcEventId.SERVICE_TICKET, DcEventId.TICKET_RENEWED) or not event.service:
         return False
     service = event.service.lower().split("@")[0]
     return service in mp_service_names(client) or service.split(":")[0] in mp_service_names(client)
@@ -229,7 +234,7 @@ def spn_owners(client: ClientExchange, events: Sequence[DcEvent], kerberos: Sequ
     it (same address, time within PAIR_TOLERANCE after the offset): its ServiceName is the account that
     holds the SPN, which neither the capture nor the DC's log alone can tell."""
     spns = {n for n in mp_service_names(client) if n.startswith("http/")}
-    issued = [e for e in events if e.event_id == 4769 and not e.failed and e.address == client.ip]
+    issued = [e for e in events if e.event_id == DcEventId.SERVICE_TICKET and not e.failed and e.address == client.ip]
     out = []
     for record in kerberos:
         if (record.transport == "http" or record.msg_type != KrbMsg.TGS_REP or record.dst != client.ip
@@ -295,7 +300,7 @@ def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, Lo
             f"The DC {event.computer} issued a service ticket for the MP (account {event.service}) to "
             f"{event.account or client.ip}: the KDC side worked, a failure lies between the client and the MP.",
             [], [event.evidence()]))
-    tgts = [e for e in events if e.event_id == 4768 and not e.failed]
+    tgts = [e for e in events if e.event_id == DcEventId.TGT and not e.failed]
     if tgts:
         out.append(DcStatement("tgt_issued", f"The DC {tgts[-1].computer} issued a TGT to {tgts[-1].account}.", [],
                                [tgts[-1].evidence()]))
@@ -305,7 +310,7 @@ def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, Lo
 def _account_statements(client: ClientExchange, events: list[DcEvent], fleet: dict[str, LockoutSource]
                         ) -> list[DcStatement]:
     """Refusals of the client's own account: lockout, revoked, bad password, other AS failures."""
-    account = [e for e in events if e.event_id in (4768, 4771, 4625) and e.failed]
+    account = [e for e in events if e.event_id in _ACCOUNT_EVENTS and e.failed]
     if not account:
         return []
     bad = [e for e in account if _bad_password(e)]
@@ -337,7 +342,7 @@ def _account_statements(client: ClientExchange, events: list[DcEvent], fleet: di
             f"The DC {bad[-1].computer} logged {len(bad)} failed pre-authentication(s) for {bad[-1].account}: "
             "the key the client used does not match the account's password (a broken secure channel).",
             [krb_error(BAD_PASSWORD).label()], [e.evidence() for e in bad[-3:]]))
-    others = [e for e in account if e not in bad and e not in refused and e.event_id != 4625]
+    others = [e for e in account if e not in bad and e not in refused and e.event_id != DcEventId.LOGON_FAILED]
     if others and not out:
         event = others[-1]
         cause = CAUSE_BY_CODE.get(event.status or 0, "kdc_error")
@@ -348,13 +353,14 @@ def _account_statements(client: ClientExchange, events: list[DcEvent], fleet: di
 
 
 def _bad_password(event: DcEvent) -> bool:
-    if event.event_id == 4625:
+    if event.event_id == DcEventId.LOGON_FAILED:
         return event.nt_substatus in NT_BAD_PASSWORD
     return event.status == BAD_PASSWORD
 
 
 def _locked(event: DcEvent) -> bool:
-    return event.event_id == 4625 and (event.nt_status in NT_LOCKED or event.nt_substatus in NT_LOCKED)
+    return event.event_id == DcEventId.LOGON_FAILED and (event.nt_status in NT_LOCKED
+                                                         or event.nt_substatus in NT_LOCKED)
 
 
 def _principal(event: DcEvent) -> str:
