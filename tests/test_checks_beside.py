@@ -134,6 +134,7 @@ def test_json_and_table_carry_the_fix_commands():
     assert cause["fix_commands"][0] == "setspn -D HTTP/mp01.corp.lab CORP\\svc-web"
     assert all(isinstance(c["fix_commands"], list) for c in doc["clients"][0]["causes"])
     assert [e for e in cause["evidence"] if e["source"] == "directory"][0]["frame"] is None
+    assert doc["context"]["directory"]["online"] is False  # an LDIF export: read once, no DC queried
     table = render(analysis)
     assert "commands (kerbtrace runs none" in table
     assert table.index("fix: ") < table.index("        setspn -D HTTP/mp01.corp.lab CORP\\svc-web")

@@ -251,13 +251,13 @@ def test_analyze_options_ask_the_dc_for_an_spn_the_first_time_a_check_does(dc):
         "dup = d.is_duplicate('HTTP/mp02.corp.lab'); again = d.is_duplicate('HTTP/mp02.corp.lab')\n"
         "missing = d.is_missing('HTTP/mp03.corp.lab')\n"
         "locked = d.account('locked-user').locked\n"
-        "print(json.dumps({'type': type(d).__name__, 'first': first, 'dup': [dup, again], 'missing': missing,\n"
-        "                  'locked': locked, 'queries': d.queries, 'problems': d.problems}))\n"
+        "print(json.dumps({'type': type(d).__name__, 'online': d.online, 'first': first, 'dup': [dup, again],\n"
+        "                  'missing': missing, 'locked': locked, 'queries': d.queries, 'problems': d.problems}))\n"
     )
     res = dc.python(code, env={"KERBTRACE_LDAP_PASSWORD": samba_dc.ADMIN_PASSWORD})
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
     out = json.loads(res.stdout)
-    assert out["type"] == "OnlineDirectory"
+    assert out["type"] == "OnlineDirectory" and out["online"] is True
     assert out["first"][0] == 0 and "http/mp01.corp.lab" in out["first"][1]  # asked up front, not lazily
     assert "http/mp02.corp.lab" not in out["first"][1]
     assert out["dup"] == [True, True] and out["missing"] is True and out["locked"] is True

@@ -63,7 +63,7 @@ def context_json(analysis: Analysis) -> dict:
     if beside.directory is not None:
         d = beside.directory
         out["directory"] = {"sources": list(d.sources), "problems": len(d.problems),
-                            "online": type(d).__name__ == "OnlineDirectory"}
+                            "online": d.online}
     if beside.keytab is not None:
         out["keytab"] = {"file": beside.keytab.path, "principals": beside.keytab.principals}
     return out

@@ -8,6 +8,7 @@ than false: "no account holds HTTP/mp01" is only said for an SPN the source actu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import ClassVar
 
 from kerbtrace import codes
 
@@ -207,6 +208,8 @@ class SpnLookup:
 @dataclass(slots=True)
 class DirectoryFacts:
     """Everything known about the directory, from one or several sources merged."""
+
+    online: ClassVar[bool] = False  # True where the DC is queried while the checks run
 
     accounts: list[Account] = field(default_factory=list)
     trusts: list[Trust] = field(default_factory=list)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kerbtrace.context.directory.ldap_source import DirectoryError
 from kerbtrace.context.directory.model import Account, DirectoryFacts, SpnLookup, mp_spns, normalize_spn, split_spn
@@ -22,6 +23,8 @@ MAX_QUERIES = 200  # a capture with thousands of HTTP SPNs must not turn into th
 @dataclass(slots=True)
 class OnlineDirectory(DirectoryFacts):
     """`DirectoryFacts` that queries the DC for what it has not asked yet, on first use."""
+
+    online: ClassVar[bool] = True
 
     fetch: Fetch | None = None
     asked: set[str] = field(default_factory=set)
