@@ -116,6 +116,8 @@ def test_ring_keeps_its_limits_and_analyze_on_it_gives_the_same_verdicts(tmp_pat
     subprocess.run(["mergecap", "-w", str(merged), *map(str, ring.written)], check=True)
     assert len(_frames(merged)) == len(_frames(source))
     assert _offline([merged]) == _offline([source])
+    # the ring's files themselves are read as one capture: the same verdicts without mergecap
+    assert _offline(ring.written) == _offline([source])
     # a ring of 2 files keeps only the newest two
     small = PcapngRing(tmp_path / "small" / "r.pcapng", 8192, 2)
     (tmp_path / "small").mkdir()
