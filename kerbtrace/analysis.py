@@ -6,6 +6,7 @@ source -> reassembly -> decoders -> exchanges -> checks; the reports only format
 from __future__ import annotations
 
 import bisect
+import itertools
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,17 +121,34 @@ class Session:
 
     def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0,
                  beside: Beside | None = None, idle_timeout: float = 600.0,
-                 kerberos_limit: int | None = None) -> None:
+                 kerberos_limit: int | None = None, max_addresses: int | None = None) -> None:
         self.diag = diag
         self.settle = settle
         self.correlator = Correlator(idle_timeout=idle_timeout, mp_names=mp_names)
-        # A live run lasts days: it keeps no list of Kerberos messages (`kerberos_limit=0`), only the count.
+        # A live run lasts days: it keeps no list of Kerberos messages (`kerberos_limit=0`), only the count,
+        # and with `max_addresses` state for at most that many recent addresses in each table (LRU).
         self.inventory = KerberosInventory() if kerberos_limit is None else KerberosInventory(kerberos_limit)
         self.lockouts = LockoutWatch()
         self.pipeline = Pipeline(diag, self._event)
-        self.network = NetworkLayer(self.pipeline, diag)
+        self.max_addresses = max_addresses
+        if max_addresses is None:
+            self.network = NetworkLayer(self.pipeline, diag)
+        else:
+            self.correlator.limit(max_addresses)
+            self.lockouts.max_asked = self.lockouts.max_sources = max_addresses
+            self.network = NetworkLayer(self.pipeline, diag, max_tcp_conns=max(64, max_addresses // 2))
         self.feed = self.network.feed
         self.context = Context(beside=beside or Beside())
+        self._smsids_evicted = 0
+
+    def evictions(self) -> dict[str, int]:
+        """What the size limits dropped so far, by table (counted, never silent)."""
+        out = self.correlator.evictions()
+        for name, count in (("kerberos_address_pairs", self.lockouts.evicted), ("smsids", self._smsids_evicted),
+                            ("tcp_connections", self.network.stats.get("tcp_evicted_connections", 0))):
+            if count:
+                out[name] = count
+        return out
 
     def _event(self, event: Event) -> None:
         """Each event to its consumers: the Kerberos inventory and lockout watch, and the correlator."""
@@ -167,7 +185,18 @@ class Session:
             out.append(ClientResult(client, verdict, findings))
         for r in out:
             r.client.release()  # after every check of this batch ran: duplicates look across clients
+        self._bound_smsids()
         return out
+
+    def _bound_smsids(self) -> None:
+        """With `max_addresses`, the SMSIDs of only that many recent clients are remembered for the duplicate
+        GUID check (the oldest first forgotten): a live run's clients never end."""
+        users = self.context.smsid_users
+        if self.max_addresses is None or len(users) <= self.max_addresses:
+            return
+        for smsid in list(itertools.islice(users, len(users) - self.max_addresses)):
+            del users[smsid]
+            self._smsids_evicted += 1
 
     def notes(self, results: list[ClientResult]) -> list[str]:
         """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
