@@ -338,3 +338,41 @@ def _slope(points: list[tuple[float, int]]) -> float:
     my = sum(v for _, v in points) / n
     var = sum((t - mx) ** 2 for t, _ in points)
     return sum((t - mx) * (v - my) for t, v in points) / var if var else 0.0
+
+
+def _new_clients(data: bytes, loop: int) -> bytes:
+    """The frame with the lab's client addresses (127.0.1-3.x) moved to 10.x.y.z per loop: new clients."""
+    b = bytearray(data)
+    if b[12:14] == b"\x08\x00":
+        for off in (26, 30):
+            if b[off] == 127 and b[off + 1] == 0 and b[off + 2] >= 1:
+                b[off:off + 3] = bytes([10, (b[off + 2] * 16 + (loop >> 8)) & 255, loop & 255])
+    return bytes(b)
+
+
+def test_session_limits_bound_every_table_and_count_what_they_forget() -> None:
+    frames = _frames(CAPTURES / "mixed.pcapng")
+    span = frames[-1][1] - frames[0][1] + 1.0
+    limit = 64
+    session = Session(Diagnostics(), settle=1.0, idle_timeout=5.0, kerberos_limit=0, max_addresses=limit)
+    n = judged = 0
+    for loop in range(40):
+        for _frame, t, linktype, data in frames:
+            n += 1
+            session.feed(n, t + loop * span, linktype, _new_clients(data, loop))
+        judged += len(session.poll())
+    judged += len(session.finish())
+    assert judged >= 40 * 30
+    history = session.correlator._history
+    assert all(len(table) <= limit for table in history.tables)
+    assert len(session.correlator._handed_out) <= limit and len(session.context.smsid_users) <= limit
+    forgotten = session.evictions()
+    assert forgotten["handed_out"] > 0 and forgotten["address_history"] > 0, forgotten
+    # limits that the capture does not reach change nothing
+    from kerbtrace.reports.json_report import client_json
+
+    whole = Session(Diagnostics(), max_addresses=limit)
+    for frame in frames:
+        whole.feed(*frame)
+    bounded = _verdicts([client_json(r) for r in whole.finish()])
+    assert bounded == _offline([CAPTURES / "mixed.pcapng"]) and not whole.evictions()
