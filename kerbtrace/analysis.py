@@ -5,6 +5,8 @@ source -> reassembly -> decoders -> exchanges -> checks; the reports only format
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +46,20 @@ class InputSummary:
     notes: list[str] = field(default_factory=list)  # what the reader should know of this file's view
 
 
+@dataclass(slots=True, frozen=True)
+class Stitch:
+    """Frame numbers of ring files read as one capture: frame X of the file `inputs[k]` is the capture's
+    frame `offsets[k] + X` (the pipeline numbers frames on across files; reports give them back per file)."""
+
+    inputs: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+    def locate(self, frame: int) -> tuple[int, int]:
+        """(input index, Wireshark's frame number in that file) of a frame of the stitched capture."""
+        k = max(0, bisect.bisect_left(self.offsets, frame) - 1)
+        return self.inputs[k], frame - self.offsets[k]
+
+
 @dataclass(slots=True)
 class ClientResult:
     """What the checks concluded for one client (the exchange itself holds only what the capture shows)."""
@@ -54,6 +70,13 @@ class ClientResult:
     input: int = 0  # index of the capture file in Analysis.inputs (frame numbers are per file)
     #: Log lines and DC events beside the capture that support no finding of this client.
     context: list[Evidence] = field(default_factory=list)
+    #: Set when the client's capture was a ring read as one: its frame numbers (timeline, evidence) are the
+    #: stitched capture's, `where` gives the file and the file's frame number.
+    stitch: Stitch | None = None
+
+    def where(self, frame: int) -> tuple[int, int]:
+        """(input index, frame number in that file) of a frame of this client's timeline or evidence."""
+        return self.stitch.locate(frame) if self.stitch is not None else (self.input, frame)
 
     @property
     def primary(self) -> Finding | None:
@@ -98,17 +121,34 @@ class Session:
 
     def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0,
                  beside: Beside | None = None, idle_timeout: float = 600.0,
-                 kerberos_limit: int | None = None) -> None:
+                 kerberos_limit: int | None = None, max_addresses: int | None = None) -> None:
         self.diag = diag
         self.settle = settle
         self.correlator = Correlator(idle_timeout=idle_timeout, mp_names=mp_names)
-        # A live run lasts days: it keeps no list of Kerberos messages (`kerberos_limit=0`), only the count.
+        # A live run lasts days: it keeps no list of Kerberos messages (`kerberos_limit=0`), only the count,
+        # and with `max_addresses` state for at most that many recent addresses in each table (LRU).
         self.inventory = KerberosInventory() if kerberos_limit is None else KerberosInventory(kerberos_limit)
         self.lockouts = LockoutWatch()
         self.pipeline = Pipeline(diag, self._event)
-        self.network = NetworkLayer(self.pipeline, diag)
+        self.max_addresses = max_addresses
+        if max_addresses is None:
+            self.network = NetworkLayer(self.pipeline, diag)
+        else:
+            self.correlator.limit(max_addresses)
+            self.lockouts.max_asked = self.lockouts.max_sources = max_addresses
+            self.network = NetworkLayer(self.pipeline, diag, max_tcp_conns=max(64, max_addresses // 2))
         self.feed = self.network.feed
         self.context = Context(beside=beside or Beside())
+        self._smsids_evicted = 0
+
+    def evictions(self) -> dict[str, int]:
+        """What the size limits dropped so far, by table (counted, never silent)."""
+        out = self.correlator.evictions()
+        for name, count in (("kerberos_address_pairs", self.lockouts.evicted), ("smsids", self._smsids_evicted),
+                            ("tcp_connections", self.network.stats.get("tcp_evicted_connections", 0))):
+            if count:
+                out[name] = count
+        return out
 
     def _event(self, event: Event) -> None:
         """Each event to its consumers: the Kerberos inventory and lockout watch, and the correlator."""
@@ -145,7 +185,18 @@ class Session:
             out.append(ClientResult(client, verdict, findings))
         for r in out:
             r.client.release()  # after every check of this batch ran: duplicates look across clients
+        self._bound_smsids()
         return out
+
+    def _bound_smsids(self) -> None:
+        """With `max_addresses`, the SMSIDs of only that many recent clients are remembered for the duplicate
+        GUID check (the oldest first forgotten): a live run's clients never end."""
+        users = self.context.smsid_users
+        if self.max_addresses is None or len(users) <= self.max_addresses:
+            return
+        for smsid in list(itertools.islice(users, len(users) - self.max_addresses)):
+            del users[smsid]
+            self._smsids_evicted += 1
 
     def notes(self, results: list[ClientResult]) -> list[str]:
         """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
@@ -176,24 +227,27 @@ class Session:
 
 
 def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = (),
-            beside: Beside | None = None) -> Analysis:
-    """Analyse capture files in order (as one capture per file: frame numbers restart per file).
+            beside: Beside | None = None, stitch: bool = True) -> Analysis:
+    """Analyse capture files in order, as one capture per file (frame numbers restart per file), except the
+    files of one ring (`sources.inputs.ring_groups`; unless `stitch` is False), read as one capture:
+    one session fed by the files in order, so an exchange cut by a rotation is whole.
 
     `beside` is what the run was given besides the captures (directory facts, keytab, logs, DC events);
     the checks consult it through their Context."""
+    from kerbtrace.sources.inputs import ring_groups
+
     result = Analysis(beside=beside)
     show = sys.stderr.isatty() if progress is None else progress
-    for index, path in enumerate(paths):
-        result.diag.current_input = index
-        summary, clients, kerberos, fleet, joined = _analyze_file(path, result.diag, show, mp_names, beside)
-        result.inputs.append(summary)
+    groups = ring_groups(paths) if stitch else [[i] for i in range(len(paths))]
+    for group in groups:
+        first = group[0]
+        summaries, clients, kerberos, fleet, joined = _analyze_group([paths[i] for i in group], group, result.diag,
+                                                                     show, mp_names, beside)
+        result.inputs.extend(summaries)
         result.joins.append(joined)
-        for client in clients:
-            client.input = index
-        for record in kerberos:
-            record.input = index
+        result.joins.extend(FileBeside([]) for _ in group[1:])
         for finding in fleet:
-            finding.input = index
+            finding.input = first
         result.clients.extend(clients)
         result.kerberos.extend(kerberos)
         result.fleet.extend(fleet)
@@ -212,18 +266,79 @@ def analyze_beside(beside: Beside) -> Analysis:
     return result
 
 
-def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str, ...], beside: Beside | None = None
-                  ) -> tuple[InputSummary, list[ClientResult], list[KerberosRecord], list[FleetFinding], FileBeside]:
+def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                   beside: Beside | None = None) -> tuple[list[InputSummary], list[ClientResult], list[KerberosRecord],
+                                                         list[FleetFinding], FileBeside]:
+    """One capture made of one file, or of a ring's files in order (frames numbered on across the files)."""
+    session = Session(diag, mp_names=mp_names, beside=beside)
+    done: list[ClientResult] = []
+    summaries: list[InputSummary] = []
+    offsets: list[int] = []
+    offset = 0
+    read = False
+    for path, index in zip(paths, indices, strict=True):
+        diag.current_input = index
+        offsets.append(offset)
+        summary = _read_file(path, session, done, diag, show, offset)
+        summaries.append(summary)
+        offset += summary.packets
+        read = read or summary.format is not None
+    if not read:
+        return summaries, [], [], [], FileBeside([])
+    diag.current_input = indices[0]
+    done.extend(session.finish(done))
+    stitch = Stitch(tuple(indices), tuple(offsets)) if len(paths) > 1 else None
+    _place(done, session.inventory.records, diag, stitch, indices)
+    done.sort(key=lambda r: (r.client.first_time, r.client.ip))
+    joined = join_context(done, session.inventory.records, beside, diag)
+    head = summaries[0]
+    head.legs = session.correlator.legs
+    head.notes = session.notes(done)
+    if stitch is not None:
+        head.notes.insert(0, f"{len(paths)} files of one ring (this one to {Path(paths[-1]).name}) read as one "
+                          "capture: frame numbers are each file's own, [N] marks one in another file than its client's")
+    lockouts = lockout_sources(session.lockouts.principals.values())
+    fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
+    return summaries, done, session.inventory.records, fleet, joined
+
+
+def _place(done: list[ClientResult], kerberos: list[KerberosRecord], diag: Diagnostics, stitch: Stitch | None,
+           indices: list[int]) -> None:
+    """Each client, Kerberos message and warning to the file its frames are in (a ring's frames are numbered
+    on across its files while read; Wireshark numbers them per file)."""
+    if stitch is None:
+        for r in done:
+            r.input = indices[0]
+        for k in kerberos:
+            k.input = indices[0]
+        return
+    for r in done:
+        r.stitch = stitch
+        frames = [e.frame for e in r.client.timeline if e.frame]
+        r.input = stitch.locate(min(frames))[0] if frames else indices[0]
+    for k in kerberos:
+        k.input, k.frame = stitch.locate(k.frame)
+    first = dict(zip(stitch.inputs, stitch.offsets, strict=True))
+    for w in diag.warnings:
+        # the pipeline's warnings carry stitched frame numbers (a file's reader its own, all below its offset)
+        if w.input in first and w.frame and w.frame > first[w.input]:
+            w.input, w.frame = stitch.locate(w.frame)
+
+
+def _read_file(path: str, session: Session, done: list[ClientResult], diag: Diagnostics, show: bool,
+               offset: int) -> InputSummary:
+    """Feed one file's packets to the session, their frame numbers moved on by `offset` (ring files after the
+    first); clients whose exchange is over are checked on the way into `done`."""
     summary = InputSummary(path, None)
     try:
         capture = open_capture(path, diag)
     except (CaptureError, OSError) as exc:
         summary.error = str(exc)
-        return summary, [], [], [], FileBeside([])
+        return summary
     summary.format = capture.format
-    session = Session(diag, mp_names=mp_names, beside=beside)
     bar = _Progress(Path(path).name, capture.size) if show else None
-    done: list[ClientResult] = []
+    feed = session.feed if not offset else (lambda frame, time, linktype, data:
+                                            session.feed(frame + offset, time, linktype, data))
     with RelaxedCollector() as collector:
 
         def tick() -> None:
@@ -240,7 +355,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
                 frames = prefilter.records(capture, Pipeline.udp_ports, Pipeline.tcp_ports,
                                            due=session.network.next_sweep, every=PROGRESS_EVERY,
                                            streams=session.network.skip_streams) or capture
-                _read(frames, session.feed, diag, tick)
+                _read(frames, feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
         if bar is not None:
@@ -248,14 +363,7 @@ def _analyze_file(path: str, diag: Diagnostics, show: bool, mp_names: tuple[str,
         summary.packets, summary.start, summary.end = capture.packets, capture.start, capture.end
         if not capture.packets:
             summary.error = "no packet could be read from this file"  # nothing analysed: not "all approved"
-        done.extend(session.finish(done))
-    done.sort(key=lambda r: (r.client.first_time, r.client.ip))
-    joined = join_context(done, session.inventory.records, beside, diag)
-    summary.legs = session.correlator.legs
-    summary.notes = session.notes(done)
-    lockouts = lockout_sources(session.lockouts.principals.values())
-    fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
-    return summary, done, session.inventory.records, fleet, joined
+    return summary
 
 
 def join_context(done: list[ClientResult], kerberos: list[KerberosRecord], beside: Beside | None,

@@ -42,7 +42,9 @@ examples (a capture alone):
 
 Frame numbers are Wireshark's: open the capture in Wireshark and filter on frame.number == N.
 With several captures each file is analysed on its own and its frame numbers are its own: the table
-marks clients with [N], the file's position on the command line ("input" in the JSON, from 0).
+marks clients with [N], the file's position on the command line ("input" in the JSON, from 0). The
+files of one ring buffer (NAME_00001[_TIMESTAMP].pcapng, NAME_00002…) are read as one capture (see
+--no-stitch); a frame in another file than its client's shows as [N] frame.number == X.
 Without -v the first 50 clients that were not approved are explained in full; --json explains all.
 Capture on the client and on the MP together, from before the registration starts
 (restart the SMS Agent Host service while capturing), to see the whole exchange.
@@ -122,6 +124,10 @@ def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_t
                         help="read up to N capture files at the same time, one process each (default: the "
                              "machine's cores; one process when logs, DC events, a directory or a keytab are "
                              "given); the report is the same for any N")
+    parser.add_argument("--no-stitch", action="store_true",
+                        help="read the files of a ring buffer (NAME_00001[_TIMESTAMP].pcapng, NAME_00002…, numbers "
+                             "in sequence) each as a capture of its own; by default they are one capture, so an "
+                             "exchange cut by a rotation is read whole")
     add_context_arguments(parser)
 
 
@@ -218,7 +224,7 @@ def _analyze(args: argparse.Namespace, loaded: LoadedContext):
         # Context is joined across the files of one run: with context, the files are read in this process.
         result = analyze_files(expand_inputs(args.captures), jobs=1 if given else args.jobs,
                                progress=False if args.no_progress else None, mp_names=tuple(args.mp_name),
-                               beside=beside)
+                               beside=beside, stitch=not args.no_stitch)
     else:
         result = analyze_beside(loaded.beside)
     loaded.warn_into(result.diag)

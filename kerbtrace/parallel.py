@@ -3,11 +3,13 @@
 `analyze` reads the files one after the other, each as a capture of its own (frame numbers, sessions and
 fleet findings per file), so the files are independent: each worker runs `analyze` on one file and the
 parent puts the results back in the order of the files, with the input numbers and the warning limit
-applied exactly as a single run applies them. One file is always read by one process.
+applied exactly as a single run applies them. One file is always read by one process, and the files of
+one ring (read as one capture) by one process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -27,43 +29,52 @@ def default_jobs() -> int:
 
 def analyze_files(paths: list[str], *, jobs: int | None = None, progress: bool | None = None, **options) -> Analysis:
     """`analyze(paths, **options)`, with up to `jobs` files read at the same time (default: the cores)."""
+    from kerbtrace.sources.inputs import ring_groups
+
     jobs = default_jobs() if jobs is None else jobs
-    if jobs <= 1 or len(paths) <= 1:
+    groups = [[paths[i] for i in g] for g in ring_groups(paths)] if options.get("stitch", True) else \
+        [[p] for p in paths]
+    if jobs <= 1 or len(groups) <= 1:
         return analyze(paths, progress=progress, **options)
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
-        parts = list(pool.map(analyze_one, paths, [options] * len(paths)))
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=context) as pool:
+        parts = list(pool.map(analyze_one, groups, [options] * len(groups)))
     return merge(parts)
 
 
-def analyze_one(path: str, options: dict) -> Analysis:
-    """One file's result, to be merged with the others' (the task a worker process runs)."""
-    return analyze([path], progress=False, **options)
+def analyze_one(paths: list[str], options: dict) -> Analysis:
+    """One capture's result (a file, or a ring's files), to be merged with the others' (a worker's task)."""
+    return analyze(paths, progress=False, **options)
 
 
 def merge(parts: list[Analysis]) -> Analysis:
-    """One result from the results of single files, in this order, as `analyze` over all of them gives:
+    """One result from the results of single captures, in this order, as `analyze` over all of them gives:
     input numbers follow the order, and the warnings kept are the first `Diagnostics.keep` of all."""
     out = Analysis()
     diag = out.diag
-    for index, part in enumerate(parts):
+    index = 0  # a part's inputs are numbered from 0: they follow the parts before it
+    for part in parts:
         out.inputs.extend(part.inputs)
         for client in part.clients:
-            client.input = index
+            client.input += index
+            if client.stitch is not None:
+                client.stitch = dataclasses.replace(client.stitch,
+                                                    inputs=tuple(i + index for i in client.stitch.inputs))
         for record in part.kerberos:
-            record.input = index
+            record.input += index
         for finding in part.fleet:
             finding.input = index
         out.clients.extend(part.clients)
         out.kerberos.extend(part.kerberos)
         out.fleet.extend(part.fleet)
         _merge_diagnostics(diag, part.diag, index)
+        index += max(1, len(part.inputs))
     return out
 
 
 def _merge_diagnostics(into: Diagnostics, part: Diagnostics, index: int) -> None:
     for w in part.warnings:
-        w.input = index
+        w.input = index + (w.input or 0)
         if len(into.warnings) < into.keep:
             into.warnings.append(w)
         else:

@@ -116,6 +116,8 @@ def test_ring_keeps_its_limits_and_analyze_on_it_gives_the_same_verdicts(tmp_pat
     subprocess.run(["mergecap", "-w", str(merged), *map(str, ring.written)], check=True)
     assert len(_frames(merged)) == len(_frames(source))
     assert _offline([merged]) == _offline([source])
+    # the ring's files themselves are read as one capture: the same verdicts without mergecap
+    assert _offline(ring.written) == _offline([source])
     # a ring of 2 files keeps only the newest two
     small = PcapngRing(tmp_path / "small" / "r.pcapng", 8192, 2)
     (tmp_path / "small").mkdir()
@@ -256,6 +258,7 @@ def test_replay_keeps_memory_flat_and_drops_nothing(tmp_path: Path) -> None:
     if shutil.which("tcpreplay") is None:
         pytest.skip("tcpreplay is not installed (Debian: apt-get install tcpreplay)")
     seconds = float(os.environ.get("KERBTRACE_REPLAY_SECONDS", "60"))
+    limit = os.environ.get("KERBTRACE_REPLAY_MAX_ADDRESSES", "256")  # small: every table is full within seconds
     pps = int(os.environ.get("KERBTRACE_REPLAY_PPS", "5000"))
     ns = _netns("replay")
     log = tmp_path / "live.log"
@@ -265,7 +268,8 @@ def test_replay_keeps_memory_flat_and_drops_nothing(tmp_path: Path) -> None:
         with open(log, "w") as out:
             proc = subprocess.Popen(_live_cmd(ns, "--settle", "1", "--idle-timeout", "5", "--json-lines", str(lines),
                                               "--write", str(tmp_path / "ring" / "r.pcapng"), "--ring-size", "1",
-                                              "--ring-files", "3"), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+                                              "--ring-files", "3", "--max-addresses", limit),
+                                    stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         _wait_for(log, "capturing on", proc)
         source = CAPTURES / "mixed.pcapng"
         per_loop = len(_frames(source))
@@ -313,6 +317,12 @@ def test_replay_keeps_memory_flat_and_drops_nothing(tmp_path: Path) -> None:
     # not kept: a kept client costs about 10 KiB (measured when 4096 were kept), the tables' share less than 1.
     assert per_verdict < 1.0, samples
     assert peak < 160 * 1024, samples
+    # the tables are full and evict (counted in the summary); from then on memory levels off: over the second
+    # half of the run RSS grows by less than 1 MB
+    assert "forgotten to stay bounded" in summary, summary
+    half = [rss for t, rss in samples if t >= elapsed / 2]
+    print("RSS (KiB) every 10 s:", [rss for t, rss in samples][::10])
+    assert max(half[-5:]) - min(half[:5]) < 1024, samples
 
 
 def _rss_kib(pid: int) -> int:
@@ -328,3 +338,41 @@ def _slope(points: list[tuple[float, int]]) -> float:
     my = sum(v for _, v in points) / n
     var = sum((t - mx) ** 2 for t, _ in points)
     return sum((t - mx) * (v - my) for t, v in points) / var if var else 0.0
+
+
+def _new_clients(data: bytes, loop: int) -> bytes:
+    """The frame with the lab's client addresses (127.0.1-3.x) moved to 10.x.y.z per loop: new clients."""
+    b = bytearray(data)
+    if b[12:14] == b"\x08\x00":
+        for off in (26, 30):
+            if b[off] == 127 and b[off + 1] == 0 and b[off + 2] >= 1:
+                b[off:off + 3] = bytes([10, (b[off + 2] * 16 + (loop >> 8)) & 255, loop & 255])
+    return bytes(b)
+
+
+def test_session_limits_bound_every_table_and_count_what_they_forget() -> None:
+    frames = _frames(CAPTURES / "mixed.pcapng")
+    span = frames[-1][1] - frames[0][1] + 1.0
+    limit = 64
+    session = Session(Diagnostics(), settle=1.0, idle_timeout=5.0, kerberos_limit=0, max_addresses=limit)
+    n = judged = 0
+    for loop in range(40):
+        for _frame, t, linktype, data in frames:
+            n += 1
+            session.feed(n, t + loop * span, linktype, _new_clients(data, loop))
+        judged += len(session.poll())
+    judged += len(session.finish())
+    assert judged >= 40 * 30
+    history = session.correlator._history
+    assert all(len(table) <= limit for table in history.tables)
+    assert len(session.correlator._handed_out) <= limit and len(session.context.smsid_users) <= limit
+    forgotten = session.evictions()
+    assert forgotten["handed_out"] > 0 and forgotten["address_history"] > 0, forgotten
+    # limits that the capture does not reach change nothing
+    from kerbtrace.reports.json_report import client_json
+
+    whole = Session(Diagnostics(), max_addresses=limit)
+    for frame in frames:
+        whole.feed(*frame)
+    bounded = _verdicts([client_json(r) for r in whole.finish()])
+    assert bounded == _offline([CAPTURES / "mixed.pcapng"]) and not whole.evictions()

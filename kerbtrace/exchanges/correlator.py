@@ -10,7 +10,7 @@ create one.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
 from kerbtrace.codes import msg_type_name
@@ -48,7 +48,26 @@ class Correlator:
         self._stream_gaps: OrderedDict[int, tuple[int, str]] = OrderedDict()
         self._retired: list[ClientExchange] = []  # replaced by another computer on the same address
         self._handed_out: OrderedDict[str, None] = OrderedDict()
+        self.max_pending = MAX_PENDING
+        self.max_handed_out = MAX_HANDED_OUT
+        self.evicted: Counter[str] = Counter()  # entries dropped from the tables above, by table
         self.now = 0.0
+
+    def limit(self, addresses: int) -> None:
+        """Keep state for at most `addresses` addresses (or waiting requests) per table, dropping the least
+        recently used: a live run on a busy MP lasts days, a capture file ends."""
+        self._history.limit(addresses)
+        self.max_pending = self.max_handed_out = addresses
+        for table in (self._kdc, self._dns, self._http):
+            table.max_pending = addresses
+
+    def evictions(self) -> dict[str, int]:
+        """Entries dropped so far by the size limits, by table (what a long live run forgot)."""
+        out = dict(self.evicted)
+        out["address_history"] = sum(t.evicted for t in self._history.tables)
+        out["kdc_pending"], out["dns_pending"], out["http_pending"] = (self._kdc.evicted, self._dns.evicted,
+                                                                       self._http.evicted)
+        return {k: v for k, v in out.items() if v}
 
     # ------------------------------------------------------------------------------------
     def feed(self, event: Event) -> None:
@@ -193,8 +212,9 @@ class Correlator:
         if gap is not None:
             client.gaps.append(gap)
         self._owners[id(leg)] = client
-        while len(self._owners) > MAX_PENDING:
+        while len(self._owners) > self.max_pending:
             self._owners.popitem(last=False)
+            self.evicted["pending"] += 1
         client.add(ev.frame, ev.time, ev.client_ip, ev.server_ip, f"{leg.method} {leg.uri}",
                    describe_auth(leg.token, request=True))
 
@@ -207,8 +227,9 @@ class Correlator:
             client.gaps.append(gap)
         else:  # the registration on that connection may be parsed next
             self._stream_gaps[event.stream] = gap
-            if len(self._stream_gaps) > MAX_PENDING:
+            if len(self._stream_gaps) > self.max_pending:
                 self._stream_gaps.popitem(last=False)
+                self.evicted["pending"] += 1
 
     # --- TLS ----------------------------------------------------------------------------
     def _tls(self, leg: TlsLeg) -> None:
@@ -393,8 +414,9 @@ class Correlator:
         client.view = client_view(client, self.legs)
         self._handed_out[client.ip] = None
         self._handed_out.move_to_end(client.ip)
-        if len(self._handed_out) > MAX_HANDED_OUT:
+        if len(self._handed_out) > self.max_handed_out:
             self._handed_out.popitem(last=False)
+            self.evicted["handed_out"] += 1
         return client
 
 

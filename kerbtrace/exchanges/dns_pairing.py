@@ -41,6 +41,8 @@ class RawLookup:
 
 class DnsPairing:
     def __init__(self, mp_names: MpNames) -> None:
+        self.max_pending = MAX_PENDING  # queries waiting for their answer (a live run sets its own)
+        self.evicted = 0
         self.mp_names = mp_names
         self._pending: OrderedDict[tuple, DnsEvent] = OrderedDict()
 
@@ -49,8 +51,9 @@ class DnsPairing:
         pending = self._pending
         if not head.is_response:
             pending[(ev.src, ev.dst, head.id)] = ev
-            if len(pending) > MAX_PENDING:
+            if len(pending) > self.max_pending:
                 pending.popitem(last=False)
+                self.evicted += 1
             return None
         query = pending.pop((ev.dst, ev.src, head.id), None)
         frame, time = (query.frame, query.time) if query is not None else (ev.frame, ev.time)

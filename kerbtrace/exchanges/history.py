@@ -26,6 +26,7 @@ class _Lru(OrderedDict):
         super().__init__()
         self.limit = limit
         self.per_address = per_address
+        self.evicted = 0  # addresses dropped, least recently used first
 
     def deque_for(self, key: str) -> deque:
         value = self.get(key)
@@ -34,6 +35,7 @@ class _Lru(OrderedDict):
             self[key] = value
             if len(self) > self.limit:
                 self.popitem(last=False)
+                self.evicted += 1
         else:
             self.move_to_end(key)
         return value
@@ -45,6 +47,15 @@ class AddressHistory:
         self.dns = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # DnsLookup
         self.recent = _Lru(MAX_ADDRESSES, RECENT_LOOKUPS)  # RawLookup
         self.tls = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # TlsLeg to a server not (yet) known as an MP
+
+    def limit(self, addresses: int) -> None:
+        """Keep the history of at most `addresses` addresses per table."""
+        for table in self.tables:
+            table.limit = addresses
+
+    @property
+    def tables(self) -> tuple[_Lru, ...]:
+        return self.kdc, self.dns, self.recent, self.tls
 
     def add_kdc(self, ip: str, item: KdcExchange | KdcFailureEvent) -> None:
         self.kdc.deque_for(ip).append(item)

@@ -41,6 +41,8 @@ def _is_address(name: str) -> bool:
 
 class HttpLegs:
     def __init__(self) -> None:
+        self.max_pending = MAX_PENDING  # a live run sets its own
+        self.evicted = 0
         self._pending: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
 
     def request(self, ev: HttpEvent) -> AuthLeg | None:
@@ -52,8 +54,9 @@ class HttpLegs:
                       msg.header("host"), msg.header("user-agent"), ev.auth[0] if ev.auth else None, ev.ccm,
                       client_ip=ev.client_ip)
         self._pending[id(msg)] = (msg, leg)
-        while len(self._pending) > MAX_PENDING:
+        while len(self._pending) > self.max_pending:
             self._pending.popitem(last=False)  # requests never answered in the capture
+            self.evicted += 1
         return leg
 
     def response(self, ev: HttpEvent) -> AuthLeg | None:

@@ -21,6 +21,8 @@ class KdcPairing:
     """Feed KerberosEvents on port 88; each call returns the exchange the event opened or completed."""
 
     def __init__(self) -> None:
+        self.max_pending = MAX_PENDING  # requests waiting for a reply (a live run sets its own)
+        self.evicted = 0
         self._udp: OrderedDict[tuple, KdcExchange] = OrderedDict()
         self._tcp: dict[tuple, deque[KdcExchange]] = {}
 
@@ -32,12 +34,14 @@ class KdcPairing:
             key = (ev.src, ev.sport, ev.dst, ev.stream)
             if ev.transport == "udp":
                 self._udp[key] = exchange
-                if len(self._udp) > MAX_PENDING:
+                if len(self._udp) > self.max_pending:
                     self._udp.popitem(last=False)
+                    self.evicted += 1
             else:
                 self._tcp.setdefault(key, deque(maxlen=MAX_PER_CONNECTION)).append(exchange)
-                if len(self._tcp) > MAX_PENDING:
+                if len(self._tcp) > self.max_pending:
                     self._tcp.pop(next(iter(self._tcp)))
+                    self.evicted += 1
             return exchange
         if ev.sport == KERBEROS_PORT and not ev.is_request:
             key = (ev.dst, ev.dport, ev.src, ev.stream)

@@ -46,6 +46,9 @@ class PrincipalFailures:
 
 class LockoutWatch:
     def __init__(self) -> None:
+        self.max_asked = MAX_PRINCIPALS  # (client, KDC) pairs whose last AS-REQ principal is remembered
+        self.max_sources = MAX_SOURCES  # source addresses kept per principal (the rest not listed)
+        self.evicted = 0
         self.principals: dict[str, PrincipalFailures] = {}
         self._asked: OrderedDict[tuple[str, str], str] = OrderedDict()  # (client, kdc) -> last AS-REQ principal
 
@@ -55,8 +58,9 @@ class LockoutWatch:
             key = (ev.src, ev.dst)
             self._asked[key] = f"{msg.cname}@{(msg.realm or '').upper()}"
             self._asked.move_to_end(key)
-            if len(self._asked) > MAX_PRINCIPALS:
+            if len(self._asked) > self.max_asked:
                 self._asked.popitem(last=False)
+                self.evicted += 1
         elif msg.msg_type == KrbMsg.KRB_ERROR and msg.error_code in _WATCHED and ev.sport == KERBEROS_PORT:
             asked = self._asked.get((ev.dst, ev.src))
             principal = f"{msg.cname}@{(msg.crealm or msg.realm or '').upper()}" if msg.cname else asked
@@ -69,7 +73,7 @@ class LockoutWatch:
                 entry = self.principals[principal.lower()] = PrincipalFailures(principal)
             source = entry.sources.get(ev.dst)
             if source is None:
-                if len(entry.sources) >= MAX_SOURCES:
+                if len(entry.sources) >= self.max_sources:
                     return
                 source = entry.sources[ev.dst] = Source(ev.dst)
             if msg.error_code == KrbError.KDC_ERR_PREAUTH_FAILED:

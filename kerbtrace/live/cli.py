@@ -68,6 +68,9 @@ def add_live_parser(sub, add_context_arguments: Callable[[argparse.ArgumentParse
                       "reply before a verdict is given (a client may retry; default 30)")
     live.add_argument("--idle-timeout", type=float, default=600.0, metavar="S", help="seconds without traffic "
                       "after which an unfinished exchange is judged incomplete (default 600)")
+    live.add_argument("--max-addresses", type=int, default=16384, metavar="N", help="keep the pipeline's "
+                      "state (address history, waiting requests, connections, SMSIDs) for at most N recent "
+                      "addresses per table, the least recent forgotten and counted (default 16384)")
     add_context_arguments(live)
 
 
@@ -75,11 +78,12 @@ def run_from_args(args: argparse.Namespace, beside: Beside | None) -> int:
     """Run `kerbtrace live` from its parsed arguments; `beside` is the context the shared options loaded."""
     from kerbtrace.live.runner import EXIT_UNUSABLE, LiveOptions, run_live
 
-    if args.ring_size <= 0 or args.ring_files < 1:
-        print("kerbtrace: --ring-size must be positive and --ring-files at least 1", file=sys.stderr)
+    if args.ring_size <= 0 or args.ring_files < 1 or args.max_addresses < 16:
+        print("kerbtrace: --ring-size must be positive, --ring-files at least 1 and --max-addresses at least 16",
+              file=sys.stderr)
         return EXIT_UNUSABLE
     return run_live(LiveOptions(interface=args.interface, bpf=args.filter, duration=args.duration,
                                 json_lines=args.json_lines, write=args.write,
                                 ring_bytes=max(4096, int(args.ring_size * 1024 * 1024)), ring_files=args.ring_files,
                                 mp_names=tuple(args.mp_name), beside=beside, settle=args.settle,
-                                idle_timeout=args.idle_timeout))
+                                idle_timeout=args.idle_timeout, max_addresses=args.max_addresses))

@@ -51,6 +51,7 @@ class LiveOptions:
     beside: Beside | None = None
     settle: float = 30.0
     idle_timeout: float = 600.0
+    max_addresses: int = 16384  # state kept for at most this many recent addresses per table (days of running)
     snaplen: int = 0
 
 
@@ -61,7 +62,7 @@ class LiveRun:
         self.lines = lines
         self.diag = Diagnostics()
         self.session = Session(self.diag, mp_names=opts.mp_names, settle=opts.settle, beside=opts.beside,
-                               idle_timeout=opts.idle_timeout, kerberos_limit=0)
+                               idle_timeout=opts.idle_timeout, kerberos_limit=0, max_addresses=opts.max_addresses)
         self.counters = Counters()
         self.latest: OrderedDict[int, tuple[ClientResult, tuple[str, ...]]] = OrderedDict()  # id -> (result, its state)
         self.ring = PcapngRing(opts.write, opts.ring_bytes, opts.ring_files) if opts.write else None
@@ -144,6 +145,7 @@ class LiveRun:
             if _state(r) != before[id(r)]:
                 self._publish([r], changed=True)
         self._report_warnings()
+        self.counters.evicted = self.session.evictions()
         stats = self.dumpcap.stats if self.dumpcap is not None else None
         if stats is not None:
             self.counters.dropped, self.counters.received = stats.dropped, stats.received

@@ -25,6 +25,7 @@ class Counters:
     mps: Counter = field(default_factory=Counter)
     dropped: int | None = None  # kernel drops, as dumpcap reports them when it stops
     received: int | None = None
+    evicted: dict[str, int] = field(default_factory=dict)  # state dropped by the size limits, by table
 
     def count(self, result: ClientResult, sign: int = 1) -> None:
         self.verdicts[result.verdict] += sign
@@ -56,6 +57,9 @@ class Counters:
             text += f", {self.dropped} dropped by the kernel"
             if self.received is not None:
                 text += f" (of {self.received} received)"
+        if self.evicted:
+            text += "; forgotten to stay bounded (least recent first): " + ", ".join(
+                f"{table} {n}" for table, n in sorted(self.evicted.items()))
         return text
 
 

@@ -23,11 +23,28 @@ def client_json(result: ClientResult) -> dict:
         "verdict": result.verdict,
         "view": dict(c.view),
         "auth": c.auth,
-        "causes": [f.as_json() for f in result.findings],
-        "context": [e.as_json() for e in result.context],
-        "timeline": [{"frame": e.frame, "time": iso(e.time), "src": e.src, "dst": e.dst, "event": e.event,
-                      "detail": e.detail} for e in c.timeline],
+        "causes": [_placed_finding(result, f) for f in result.findings],
+        "context": [_placed(result, e, e.as_json()) for e in result.context],
+        "timeline": [_placed(result, e, {"frame": e.frame, "time": iso(e.time), "src": e.src, "dst": e.dst,
+                                         "event": e.event, "detail": e.detail}) for e in c.timeline],
     }
+
+
+def _placed_finding(result: ClientResult, finding) -> dict:
+    out = finding.as_json()
+    out["evidence"] = [_placed(result, e, item) for e, item in zip(finding.evidence, out["evidence"], strict=True)]
+    return out
+
+
+def _placed(result: ClientResult, item, out: dict) -> dict:
+    """A frame of a ring read as one capture as Wireshark numbers it in its file, with `input` when that file
+    is not the client's own (its first frame's)."""
+    if result.stitch is None or not item.frame or getattr(item, "source", "capture") != "capture":
+        return out
+    where, out["frame"] = result.where(item.frame)
+    if where != result.input:
+        out["input"] = where
+    return out
 
 
 def kerberos_json(k) -> dict:

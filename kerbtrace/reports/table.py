@@ -22,8 +22,23 @@ def _frames(result: ClientResult) -> str:
     if primary is None:
         return ""
     frames = list(dict.fromkeys(e.frame for e in primary.evidence if e.frame is not None))  # the cause's own first
-    text = ",".join(str(f) for f in sorted(frames[:MAX_FRAMES_SHOWN]))
+    text = ",".join(_frame(result, f) for f in sorted(frames[:MAX_FRAMES_SHOWN]))
     return text + ("…" if len(frames) > MAX_FRAMES_SHOWN else "")
+
+
+def _frame(result: ClientResult, frame: int) -> str:
+    """A frame number as Wireshark shows it in its file; "[N]X" when a ring read as one capture has it in
+    another file than the client's (numbered from 1, as in the header)."""
+    where, local = result.where(frame)
+    return str(local) if where == result.input else f"[{where + 1}]{local}"
+
+
+def _locator(result: ClientResult, e) -> str:
+    """`Evidence.locator`, with the frame numbered in its file and "[N] " before it when in another file."""
+    if e.frame is None or e.source != "capture" or result.stitch is None:
+        return e.locator()
+    where, local = result.where(e.frame)
+    return f"[{where + 1}] frame.number == {local}" if where != result.input else f"frame.number == {local}"
 
 
 def _input_tag(analysis: Analysis, index: int | None) -> str:
@@ -126,17 +141,18 @@ def _explain(r: ClientResult, verbose: bool, tag: str = "") -> str:
         if f.references and f.severity != "info":
             lines.append(_wrap(f"see: {'; '.join(f.references)}", "      ", "        "))
         for e in f.evidence:
-            lines.append(f"      {e.locator()}: {e.text}")
+            lines.append(f"      {_locator(r, e)}: {e.text}")
     if r.context:
         shown = r.context if verbose else r.context[:MAX_CONTEXT_SHOWN]
         lines.append("  beside the capture:")
-        lines += [f"      {e.locator()}: {e.text}" for e in shown]
+        lines += [f"      {_locator(r, e)}: {e.text}" for e in shown]
         if len(shown) < len(r.context):
             lines.append(f"      … {len(r.context) - len(shown)} more (-v or --json)")
     if verbose:
         lines.append("  timeline:")
         for e in c.timeline:
-            lines.append(f"    {e.frame:>7}  {e.src} -> {e.dst}  {e.event}  {e.detail}")
+            frame = _frame(r, e.frame) if e.frame else e.frame
+            lines.append(f"    {frame:>7}  {e.src} -> {e.dst}  {e.event}  {e.detail}")
     return "\n".join(lines)
 
 

@@ -3,13 +3,15 @@
 Support engineers receive folders of captures (a dumpcap ring buffer `name_00001_20261204103000.pcapng`,
 several MPs' captures side by side). A directory stands for the capture files in it, a quoted glob
 pattern for the files it matches; both are read in the order of their first packet's time (the files'
-names need not sort that way), each as a capture of its own (frame numbers per file).
+names need not sort that way), each as a capture of its own (frame numbers per file), except the files of
+one ring (`ring_groups`), which are read as one capture.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
 from kerbtrace.diagnostics import Diagnostics
@@ -18,6 +20,9 @@ from kerbtrace.sources import CaptureError, open_capture
 #: File name endings taken from a directory (anything can be named explicitly).
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz", ".ntar")
 _GLOB_CHARS = frozenset("*?[")
+#: A ring file's name, as dumpcap, editcap -c and `kerbtrace live --write` give it:
+#: `<prefix>_<NNNNN>[_<YYYYMMDDhhmmss>].<ext>`.
+_RING_NAME = re.compile(r"^(?P<prefix>.+?)_(?P<number>\d{5,})(?:_\d{14})?(?P<ext>\.[A-Za-z0-9.]+)$")
 
 
 def expand_inputs(names: list[str]) -> list[str]:
@@ -46,3 +51,25 @@ def _first_time(path: str) -> tuple[int, float, str]:
     except (CaptureError, OSError):
         pass
     return 1, 0.0, path
+
+
+def ring_groups(paths: list[str]) -> list[list[int]]:
+    """The inputs as captures: runs of files of one ring become one capture, every other file is one alone.
+
+    Files are one ring when, next to each other in `paths`, their names are `<prefix>_<NNNNN>[_<timestamp>]<ext>`
+    with the same directory, prefix and ending, and numbers that follow each other (N, N+1, ...): the files a
+    ring buffer rotated into. A missing number (a file deleted, or not given) starts a new capture, since an
+    exchange cut there cannot be stitched. Returns lists of indices into `paths`, in order."""
+    groups: list[list[int]] = []
+    last: tuple[str, str, int] | None = None
+    for index, path in enumerate(paths):
+        match = _RING_NAME.match(os.path.basename(path))
+        key = None
+        if match:
+            key = (os.path.join(os.path.dirname(path), match["prefix"]), match["ext"], int(match["number"]))
+        if key is not None and last is not None and key[:2] == last[:2] and key[2] == last[2] + 1:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+        last = key
+    return groups
