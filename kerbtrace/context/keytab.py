@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kerbtrace.codes import etype_name
+from kerbtrace.context.text import ContextInputError, read_bounded
 
 #: A keytab of a few hundred keys is a few tens of KiB; anything far larger is not a keytab.
 MAX_KEYTAB_BYTES = 1 << 20
@@ -135,12 +136,9 @@ def _load(path: Path) -> list[_Key]:
     from impacket.krb5.keytab import Keytab as ImpacketKeytab
 
     try:
-        size = path.stat().st_size
-        if size > MAX_KEYTAB_BYTES:
-            raise KeytabError(f"{path}: {size} bytes is too large for a keytab")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeytabError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        data = read_bounded(path, MAX_KEYTAB_BYTES, "a keytab")
+    except ContextInputError as exc:
+        raise KeytabError(str(exc)) from None
     if data[:2] not in (b"\x05\x02", b"\x05\x01"):
         raise KeytabError(f"{path}: not a keytab (an MIT keytab starts with 0x0502, as ktpass and ktutil write it)")
     if data[:2] == b"\x05\x01":

@@ -38,16 +38,22 @@ def decode_text(data: bytes) -> str:
         return data.decode("cp1252", "replace")
 
 
-def read_text(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """The file's text, line ends kept; raises ContextInputError when missing, unreadable or too big."""
+def read_bounded(path: str | Path, max_bytes: int, what: str = "a text file") -> bytes:
+    """A context file's bytes; raises ContextInputError when missing, unreadable or larger than `max_bytes`."""
     p = Path(path)
     try:
         size = p.stat().st_size
         if size > max_bytes:
-            raise ContextInputError(f"{p}: {size} bytes, more than the {max_bytes} bytes read from a text file")
-        data = p.read_bytes()
+            raise ContextInputError(f"{p}: {size} bytes, more than the {max_bytes} bytes read from {what}")
+        return p.read_bytes()
     except OSError as exc:
         raise ContextInputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_text(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The file's text, line ends kept; raises ContextInputError when missing, unreadable or too big."""
+    p = Path(path)
+    data = read_bounded(p, max_bytes)
     if b"\x00" in data[:4096] and text_encoding(data) == "utf-8-sig":
         raise ContextInputError(f"{p}: binary data, not text")
     return decode_text(data)
