@@ -80,6 +80,44 @@ class Verdict(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Cause(StrEnum):
+    """Every cause a finding can name: the checks' codes (one module each in `kerbtrace.checks`), `unexplained`
+    (a not-approved client no check explains) and `ok`. Context that names a cause (DC events, hedged
+    candidates) names it through this, never as a written-out string."""
+
+    OK = "ok"
+    ACCOUNT_REVOKED = "account_revoked"
+    APPROVAL_PENDING = "approval_pending"
+    CLOCK_SKEW = "clock_skew"
+    DNS_FAILURE = "dns_failure"
+    DUPLICATE_GUID = "duplicate_guid"
+    ETYPE_UNSUPPORTED = "etype_unsupported"
+    INCOMPLETE_CAPTURE = "incomplete_capture"
+    KDC_UNREACHABLE = "kdc_unreachable"
+    MP_HTTP_ERROR = "mp_http_error"
+    NO_KERBEROS_ATTEMPT = "no_kerberos_attempt"
+    NO_TICKET_KDC_NOT_VISIBLE = "no_ticket_kdc_not_visible"
+    NO_TRUST_PATH = "no_trust_path"
+    NTLM_FALLBACK = "ntlm_fallback"
+    PREAUTH_FAILED = "preauth_failed"
+    REGISTRATION_ENCRYPTED = "registration_encrypted"
+    SPN_DUPLICATE = "spn_duplicate"
+    SPN_MISSING = "spn_missing"
+    SPN_WRONG_ACCOUNT = "spn_wrong_account"
+    TICKET_KEY_MISMATCH = "ticket_key_mismatch"
+    TRUST_BROKEN = "trust_broken"
+    UNEXPLAINED = "unexplained"
+
+
+class DcSaw(StrEnum):
+    """What a DC's log says of a client that is not one check's cause: a lockout (the checks' account_revoked
+    stands for it) and the tickets the DC issued."""
+
+    ACCOUNT_LOCKED = "account_locked"
+    MP_TICKET_ISSUED = "mp_ticket_issued"
+    TGT_ISSUED = "tgt_issued"
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"

@@ -24,11 +24,11 @@ from kerbtrace.checks.common import (
     registration_identity,
 )
 from kerbtrace.codes import krb_error, ntstatus
-from kerbtrace.constants import KrbError, Severity
+from kerbtrace.constants import Cause, KrbError, Severity
 from kerbtrace.context.directory.model import Account
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "account_revoked"
+CODE = Cause.ACCOUNT_REVOKED
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Event 4768 / 4771 Kerberos failure codes (windows-itpro-docs event-4768)',

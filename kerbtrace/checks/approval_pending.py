@@ -9,10 +9,10 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import approved
 from kerbtrace.codes import CCM_APPROVAL_STATUS, CCM_REG_STATUS
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "approval_pending"
+CODE = Cause.APPROVAL_PENDING
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'ConfigMgr hierarchy settings: client approval and conflicting records',
@@ -36,6 +36,6 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         fix="Check Hierarchy Settings > Client Approval and Conflicting Records (automatic approval of computers in "
             "trusted domains), and approve the device in the console if it is legitimate. A conflicting record "
             "(another computer with the same GUID, duplicate_guid) leaves a registration pending too.",
-        candidates=["duplicate_guid"],
+        candidates=[Cause.DUPLICATE_GUID],
         evidence=[Evidence(final.response_frame or final.request_frame, f"registration reply Status={reply.status} "
                            f"ApprovalStatus={reply.approval_status}")])

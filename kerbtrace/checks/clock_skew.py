@@ -16,12 +16,12 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import CLOCK_ERRORS, kerberos_accepted
 from kerbtrace.codes import hresult, krb_error
-from kerbtrace.constants import KDC_REPLIES, KrbError, KrbMsg, Severity
+from kerbtrace.constants import KDC_REPLIES, Cause, KrbError, KrbMsg, Severity
 from kerbtrace.context.keytab import TicketProof
 from kerbtrace.context.text import parse_time
 from kerbtrace.exchanges.client import AuthLeg, ClientExchange
 
-CODE = "clock_skew"
+CODE = Cause.CLOCK_SKEW
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "MS-KILE 3.3.1 and the Kerberos policy 'Maximum tolerance for computer clock synchronization' (5 minutes)",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.codes import dns_rcode, hresult
-from kerbtrace.constants import DNS_NAME_TYPES, DnsRcode, DnsType, Severity
+from kerbtrace.constants import DNS_NAME_TYPES, Cause, DnsRcode, DnsType, Severity
 from kerbtrace.exchanges.client import ClientExchange, DnsLookup
 from kerbtrace.exchanges.mp_names import MP_LOCATOR_PREFIX
 
-CODE = "dns_failure"
+CODE = Cause.DNS_FAILURE
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'ConfigMgr: publishing the MP in DNS (_mssms_mp_<sitecode>._tcp)',

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "duplicate_guid"
+CODE = Cause.DUPLICATE_GUID
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "CSS article 'how client approval works': duplicate GUIDs (CCMDelCert)",

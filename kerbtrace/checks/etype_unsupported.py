@@ -5,10 +5,10 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted
 from kerbtrace.codes import etype_name, krb_error
-from kerbtrace.constants import KrbMsg, Severity
+from kerbtrace.constants import Cause, KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "etype_unsupported"
+CODE = Cause.ETYPE_UNSUPPORTED
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Event 4768 error 0xE (KDC_ERR_ETYPE_NOTSUPP)',

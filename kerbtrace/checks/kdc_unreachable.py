@@ -11,10 +11,10 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import is_computer_account, kerberos_accepted, referrals
 from kerbtrace.codes import hresult
-from kerbtrace.constants import KrbMsg, Severity
+from kerbtrace.constants import Cause, KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange, KdcExchange
 
-CODE = "kdc_unreachable"
+CODE = Cause.KDC_UNREACHABLE
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Kerberos authentication troubleshooting guidance (Microsoft support article)',

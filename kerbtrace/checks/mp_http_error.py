@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.codes import iis_code
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "mp_http_error"
+CODE = Cause.MP_HTTP_ERROR
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'IIS status and sub-status codes (401.1, 403.7, 500.19 ...)',

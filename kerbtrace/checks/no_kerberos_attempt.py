@@ -7,10 +7,10 @@ lookups: a capture on the MP cannot show that the client sent no Kerberos reques
 from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "no_kerberos_attempt"
+CODE = Cause.NO_KERBEROS_ATTEMPT
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Kerberos authentication troubleshooting guidance (Microsoft support article)',

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, ntlm_legs
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "no_ticket_kdc_not_visible"
+CODE = Cause.NO_TICKET_KDC_NOT_VISIBLE
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "CSS article 'how client approval works': troubleshooting steps (capture on the client from before "
@@ -21,8 +21,8 @@ REFERENCES = (
     'Kerberos authentication troubleshooting guidance (Microsoft support article)',
 )
 #: The causes a client with no ticket for the MP may have, as the checks name them.
-CANDIDATES = ("spn_missing", "no_trust_path", "trust_broken", "kdc_unreachable", "account_revoked",
-              "preauth_failed", "etype_unsupported", "clock_skew", "no_kerberos_attempt")
+CANDIDATES = (Cause.SPN_MISSING, Cause.NO_TRUST_PATH, Cause.TRUST_BROKEN, Cause.KDC_UNREACHABLE, Cause.ACCOUNT_REVOKED,
+              Cause.PREAUTH_FAILED, Cause.ETYPE_UNSUPPORTED, Cause.CLOCK_SKEW, Cause.NO_KERBEROS_ATTEMPT)
 
 
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
@@ -53,4 +53,4 @@ def check(client: ClientExchange, ctx: Context) -> Finding | None:
         fix="Capture on the client (or on its DC) while restarting ccmexec to see the TGS exchange; check the SPN "
             f"(setspn -Q HTTP/{client.mp_name or '<mp fqdn>'}) or pass --directory; read the DC's security log "
             "(events 4768, 4769, 4771) for this client.",
-        evidence=evidence, candidates=list(CANDIDATES) + (["ntlm_fallback"] if ntlm else []))
+        evidence=evidence, candidates=list(CANDIDATES) + ([Cause.NTLM_FALLBACK] if ntlm else []))

@@ -19,10 +19,10 @@ from kerbtrace.checks.common import (
     referrals,
 )
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import KrbError, Severity
+from kerbtrace.constants import Cause, KrbError, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "no_trust_path"
+CODE = Cause.NO_TRUST_PATH
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "CSS article 'how client approval works': client and MP in domains with only an external trust",

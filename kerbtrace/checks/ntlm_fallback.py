@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kerberos_accepted, ntlm_legs
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "ntlm_fallback"
+CODE = Cause.NTLM_FALLBACK
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "CSS article 'how client approval works': only Kerberos-authenticated clients are approved automatically",

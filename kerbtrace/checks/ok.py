@@ -5,9 +5,10 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import keytab_evidence, keytab_proof
 from kerbtrace.checks.common import approved, referrals, ticket_for_mp
+from kerbtrace.constants import Cause
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "ok"
+CODE = Cause.OK
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "ConfigMgr client approval (technet bb694193) and the CSS article 'how client approval works' "

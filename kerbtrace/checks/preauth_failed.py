@@ -17,10 +17,10 @@ from kerbtrace.checks.common import (
     registration_identity,
 )
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import KrbError, Severity
+from kerbtrace.constants import Cause, KrbError, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "preauth_failed"
+CODE = Cause.PREAUTH_FAILED
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Event 4771 (Kerberos pre-authentication failed)',

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import ticket_for_mp
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "registration_encrypted"
+CODE = Cause.REGISTRATION_ENCRYPTED
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'ConfigMgr: plan for communication over HTTPS and Enhanced HTTP',

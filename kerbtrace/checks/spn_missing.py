@@ -12,10 +12,10 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import directory_evidence, lookup, mp_computer, spn_status
 from kerbtrace.checks.common import kerberos_accepted, mp_service_errors, ntlm_legs, realm_related, referrals
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "spn_missing"
+CODE = Cause.SPN_MISSING
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'Kerberos error KDC_ERR_S_PRINCIPAL_UNKNOWN or KDC_ERR_PRINCIPAL_NOT_UNIQUE (Microsoft support article)',

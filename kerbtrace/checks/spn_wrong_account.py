@@ -23,11 +23,11 @@ from kerbtrace.checks.beside import (
 )
 from kerbtrace.checks.common import kerberos_accepted, ticket_for_mp
 from kerbtrace.codes import etype_name, hresult, krb_error
-from kerbtrace.constants import KrbMsg, Severity
+from kerbtrace.constants import Cause, KrbMsg, Severity
 from kerbtrace.context.directory.model import UNKNOWN, USER
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "spn_wrong_account"
+CODE = Cause.SPN_WRONG_ACCOUNT
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "CSS article 'how client approval works': the HTTP SPN registered under a user account",

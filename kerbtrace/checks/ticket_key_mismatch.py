@@ -17,10 +17,10 @@ from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.beside import directory_evidence, lookup, mp_computer
 from kerbtrace.checks.common import ticket_for_mp
 from kerbtrace.codes import etype_name
-from kerbtrace.constants import Severity
+from kerbtrace.constants import Cause, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "ticket_key_mismatch"
+CODE = Cause.TICKET_KEY_MISMATCH
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     "MS-KILE 3.3.5.7: the KDC encrypts a service ticket with the strongest key of the account the SPN maps to",

@@ -11,10 +11,10 @@ from __future__ import annotations
 from kerbtrace.checks.base import Context, Evidence, Finding
 from kerbtrace.checks.common import kdc_errors, kerberos_accepted, later_success
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import KrbMsg, Severity
+from kerbtrace.constants import Cause, KrbMsg, Severity
 from kerbtrace.exchanges.client import ClientExchange
 
-CODE = "trust_broken"
+CODE = Cause.TRUST_BROKEN
 #: Where an engineer reads more (shown with the fix).
 REFERENCES = (
     'AskDS: KRB_AP_ERR_BAD_INTEGRITY (trust password mismatch)',

@@ -38,7 +38,7 @@ from kerbtrace.checks import (
 from kerbtrace.checks.base import Context, Evidence, Finding, Statement
 from kerbtrace.checks.common import approved, exchange_steps
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import Severity, Verdict
+from kerbtrace.constants import Cause, DcSaw, Severity, Verdict
 from kerbtrace.exchanges.client import ClientExchange
 
 #: Precedence: when several causes apply, the earliest in this list is the primary one
@@ -68,7 +68,7 @@ CHECKS: tuple[ModuleType, ...] = (
 )
 #: Not a check of its own: the finding `evaluate` adds when a client is not approved and no check
 #: explains why, so that a verdict never comes without a cause.
-UNEXPLAINED = "unexplained"
+UNEXPLAINED = Cause.UNEXPLAINED
 CAUSE_CODES = tuple(m.CODE for m in CHECKS) + (UNEXPLAINED,)
 _ORDER = {code: i for i, code in enumerate(CAUSE_CODES)}
 _SEVERITY = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -144,7 +144,7 @@ def late_findings(client: ClientExchange, verdict: str, findings: list[Finding],
 
 
 #: A cause as the DC's log names it -> the check that stands for it (the lab names a lockout account_revoked).
-_DC_CAUSES = {"account_locked": account_revoked.CODE}
+_DC_CAUSES = {DcSaw.ACCOUNT_LOCKED: account_revoked.CODE}
 _MODULES = {m.CODE: m for m in CHECKS}
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from kerbtrace.checks.base import Evidence
 from kerbtrace.checks.common import realm_related
 from kerbtrace.codes import krb_error
-from kerbtrace.constants import KDC_REPLIES, DcEventId, KrbError, KrbMsg
+from kerbtrace.constants import KDC_REPLIES, Cause, DcEventId, DcSaw, KrbError, KrbMsg
 from kerbtrace.context.dc_events import DcEvent, account_user
 from kerbtrace.exchanges.client import ClientExchange
 
@@ -50,13 +50,13 @@ _ACCOUNT_EVENTS = (DcEventId.TGT, DcEventId.PREAUTH_FAILED, DcEventId.LOGON_FAIL
 NT_BAD_PASSWORD = (0xC000006A,)  # STATUS_WRONG_PASSWORD (4625 SubStatus)
 NT_LOCKED = (0xC0000234,)  # STATUS_ACCOUNT_LOCKED_OUT
 #: A refused request for the MP's SPN or the client's TGT, by result code, as the checks name the cause.
-CAUSE_BY_CODE = {KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN: "spn_missing",
-                 KrbError.KDC_ERR_ETYPE_NOSUPP: "etype_unsupported",
-                 KrbError.KRB_AP_ERR_SKEW: "clock_skew", KrbError.KRB_AP_ERR_BAD_INTEGRITY: "trust_broken",
-                 REVOKED: "account_revoked", KrbError.KDC_ERR_C_PRINCIPAL_UNKNOWN: "account_revoked",
-                 KrbError.KDC_ERR_NAME_EXP: "account_revoked", KrbError.KDC_ERR_KEY_EXPIRED: "account_revoked",
-                 KrbError.KDC_ERR_POLICY: "account_revoked", BAD_PASSWORD: "preauth_failed"}
-INFO_CAUSES = ("mp_ticket_issued", "tgt_issued")
+CAUSE_BY_CODE = {KrbError.KDC_ERR_S_PRINCIPAL_UNKNOWN: Cause.SPN_MISSING,
+                 KrbError.KDC_ERR_ETYPE_NOSUPP: Cause.ETYPE_UNSUPPORTED,
+                 KrbError.KRB_AP_ERR_SKEW: Cause.CLOCK_SKEW, KrbError.KRB_AP_ERR_BAD_INTEGRITY: Cause.TRUST_BROKEN,
+                 REVOKED: Cause.ACCOUNT_REVOKED, KrbError.KDC_ERR_C_PRINCIPAL_UNKNOWN: Cause.ACCOUNT_REVOKED,
+                 KrbError.KDC_ERR_NAME_EXP: Cause.ACCOUNT_REVOKED, KrbError.KDC_ERR_KEY_EXPIRED: Cause.ACCOUNT_REVOKED,
+                 KrbError.KDC_ERR_POLICY: Cause.ACCOUNT_REVOKED, BAD_PASSWORD: Cause.PREAUTH_FAILED}
+INFO_CAUSES = (DcSaw.MP_TICKET_ISSUED, DcSaw.TGT_ISSUED)
 
 
 @dataclass(slots=True)
@@ -266,7 +266,7 @@ def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, Lo
     for record, event in list(owners)[-1:]:
         if mp_account and event.service and event.service.lower() != mp_account:
             out.append(DcStatement(
-                "spn_wrong_account",
+                Cause.SPN_WRONG_ACCOUNT,
                 f"The DC {event.computer} issued the ticket for {record.sname} (frame {record.frame}) under the "
                 f"account {event.service}, not the MP's computer account {mp_account.upper()}: the ticket is "
                 f"encrypted with {event.service}'s key, which the MP cannot use unless its web application runs "
@@ -277,13 +277,13 @@ def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, Lo
         cause = CAUSE_BY_CODE.get(event.status or 0, "kdc_error")
         info = krb_error(event.status or 0)
         realm = (event.account or "").rpartition("@")[2]
-        if cause == "spn_missing" and realm and not realm_related(realm, client.mp_realm):
-            cause = "no_trust_path"
+        if cause == Cause.SPN_MISSING and realm and not realm_related(realm, client.mp_realm):
+            cause = Cause.NO_TRUST_PATH
             text = (f"The DC {event.computer} of {realm} found no account holding {event.service} for "
                     f"{event.account}: it cannot route the request to the MP's domain {client.mp_realm} (an "
                     "external trust or none, or a forest trust that does not route that name suffix), or the SPN "
                     "is missing there too. The client could not get a Kerberos ticket for the MP.")
-        elif cause == "spn_missing":
+        elif cause == Cause.SPN_MISSING:
             text = (f"The DC {event.computer} found no single account holding {event.service} for "
                     f"{event.account or client.ip}: the SPN of the MP is missing (or registered twice), so the "
                     "client could not get a Kerberos ticket for the MP.")
@@ -293,16 +293,16 @@ def summarise(client: ClientExchange, events: list[DcEvent], fleet: dict[str, Lo
         break
     out += _account_statements(client, events, fleet)
     issued = [e for e in mp if not e.failed]
-    if issued and not any(s.cause == "spn_missing" for s in out):
+    if issued and not any(s.cause == Cause.SPN_MISSING for s in out):
         event = issued[-1]
         out.append(DcStatement(
-            "mp_ticket_issued",
+            DcSaw.MP_TICKET_ISSUED,
             f"The DC {event.computer} issued a service ticket for the MP (account {event.service}) to "
             f"{event.account or client.ip}: the KDC side worked, a failure lies between the client and the MP.",
             [], [event.evidence()]))
     tgts = [e for e in events if e.event_id == DcEventId.TGT and not e.failed]
     if tgts:
-        out.append(DcStatement("tgt_issued", f"The DC {tgts[-1].computer} issued a TGT to {tgts[-1].account}.", [],
+        out.append(DcStatement(DcSaw.TGT_ISSUED, f"The DC {tgts[-1].computer} issued a TGT to {tgts[-1].account}.", [],
                                [tgts[-1].evidence()]))
     return out
 
@@ -326,19 +326,19 @@ def _account_statements(client: ClientExchange, events: list[DcEvent], fleet: di
                 f"{addr} ({n})" for addr, n in source.addresses[:5]) + "."
         if bad and bad[0].time <= last.time:
             out.append(DcStatement(
-                "account_locked",
+                DcSaw.ACCOUNT_LOCKED,
                 f"The DC {last.computer} logged {len(bad)} failed pre-authentication(s) for {last.account} "
                 f"and then refused the account ({', '.join(codes)}): it is locked out.{where}",
                 codes + [krb_error(BAD_PASSWORD).label()], [e.evidence() for e in (bad[-3:] + [last])]))
         else:
             out.append(DcStatement(
-                "account_revoked",
+                Cause.ACCOUNT_REVOKED,
                 f"The DC {last.computer} refused the account {last.account} ({', '.join(codes)}): disabled, "
                 f"expired or locked out (the event does not say which; look for 4740 or at the account).{where}",
                 codes, [last.evidence()]))
     elif bad:
         out.append(DcStatement(
-            "preauth_failed",
+            Cause.PREAUTH_FAILED,
             f"The DC {bad[-1].computer} logged {len(bad)} failed pre-authentication(s) for {bad[-1].account}: "
             "the key the client used does not match the account's password (a broken secure channel).",
             [krb_error(BAD_PASSWORD).label()], [e.evidence() for e in bad[-3:]]))

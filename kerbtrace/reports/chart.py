@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
+from kerbtrace.constants import Verdict
 from kerbtrace.context import text
 
-VERDICTS = ("approved", "not_approved", "inconclusive")
-COLOURS = {"approved": "#2e7d32", "not_approved": "#c62828", "inconclusive": "#9e9e9e"}
+VERDICTS = (Verdict.APPROVED, Verdict.NOT_APPROVED, Verdict.INCONCLUSIVE)
+COLOURS = {Verdict.APPROVED: "#2e7d32", Verdict.NOT_APPROVED: "#c62828", Verdict.INCONCLUSIVE: "#9e9e9e"}
 BINS = 60
 
 
@@ -66,7 +67,7 @@ def bins(clients: list[dict], count: int = BINS) -> Bins | None:
     rows: dict[str, list[Counter]] = {}
     for t, c in sorted(times, key=lambda tc: mp_label(tc[1])):
         row = rows.setdefault(mp_label(c), [Counter() for _ in range(count)])
-        row[min(count - 1, int((t - start) / width))][c.get("verdict", "inconclusive")] += 1
+        row[min(count - 1, int((t - start) / width))][c.get("verdict", Verdict.INCONCLUSIVE)] += 1
     return Bins(start, end, width, rows)
 
 
@@ -93,8 +94,8 @@ def svg(clients: list[dict]) -> Markup:
             total.update(c)
         out.append(f'<text x="{left - 8}" y="{y0 + row_h / 2}" text-anchor="end" class="cl">{escape(mp[:44])}</text>'
                    f'<text x="{left - 8}" y="{y0 + row_h / 2 + 13}" text-anchor="end" class="cs">'
-                   f'{total["approved"]} approved · {total["not_approved"]} not approved · '
-                   f'{total["inconclusive"]} inconclusive</text>'
+                   f'{total[Verdict.APPROVED]} approved · {total[Verdict.NOT_APPROVED]} not approved · '
+                   f'{total[Verdict.INCONCLUSIVE]} inconclusive</text>'
                    f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" class="axis"/>')
         for i, c in enumerate(row):
             y = base

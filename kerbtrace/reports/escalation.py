@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from kerbtrace.constants import Verdict
 from kerbtrace.reports.redact import redact, resolve_key
 from kerbtrace.reports.render import FORMATS, render
 from kerbtrace.reports.summary import DocumentError, load_document, looks_like_document
@@ -65,4 +66,4 @@ def exit_status(doc: dict) -> tuple[int, list[str]]:
     errors = [f"{i.get('path')}: {i['error']}" for i in doc.get("inputs", []) if isinstance(i, dict) and i.get("error")]
     if errors or not doc.get("inputs"):
         return 2, errors
-    return (1 if any(c.get("verdict") != "approved" for c in doc.get("clients", [])) else 0), []
+    return (1 if any(c.get("verdict") != Verdict.APPROVED for c in doc.get("clients", [])) else 0), []

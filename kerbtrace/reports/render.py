@@ -14,6 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from kerbtrace import __version__
+from kerbtrace.constants import Verdict
 from kerbtrace.reports import summary
 
 FORMATS = ("html", "md", "json")
@@ -29,7 +30,7 @@ def _environment() -> jinja2.Environment:
     env.filters["md"] = md_cell
     env.filters["prose"] = prose
     env.filters["clock"] = lambda ts, date=False: summary.chart.clock(ts, date) if ts is not None else ""
-    env.filters["verdict"] = lambda v: (v or "inconclusive").replace("_", " ")
+    env.filters["verdict"] = lambda v: (v or Verdict.INCONCLUSIVE).replace("_", " ")
     return env
 
 

@@ -11,10 +11,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from kerbtrace.constants import KDC_REQUESTS
+from kerbtrace.constants import KDC_REQUESTS, Verdict
 from kerbtrace.reports import chart, ladder
 
-VERDICT_ORDER = {"not_approved": 0, "inconclusive": 1, "approved": 2}
+VERDICT_ORDER = {Verdict.NOT_APPROVED: 0, Verdict.INCONCLUSIVE: 1, Verdict.APPROVED: 2}
 MAX_DETAILED = 1000  # client sections in full; past that the table still lists every client
 
 
@@ -132,11 +132,12 @@ def build(doc: dict) -> dict:
     by_mp: dict[str, Counter] = {}
     by_realm: dict[str, Counter] = {}
     for c in clients:
-        by_mp.setdefault(chart.mp_label(c), Counter())[c.get("verdict", "inconclusive")] += 1
-        by_realm.setdefault(c.get("realm") or "(no Kerberos seen)", Counter())[c.get("verdict", "inconclusive")] += 1
+        verdict = c.get("verdict", Verdict.INCONCLUSIVE)
+        by_mp.setdefault(chart.mp_label(c), Counter())[verdict] += 1
+        by_realm.setdefault(c.get("realm") or "(no Kerberos seen)", Counter())[verdict] += 1
     starts = [t for t in (chart.parse_time(i.get("start")) for i in inputs) if t is not None]
     ends = [t for t in (chart.parse_time(i.get("end")) for i in inputs) if t is not None]
-    failing = [v for v in views if v["doc"].get("verdict") != "approved"]
+    failing = [v for v in views if v["doc"].get("verdict") != Verdict.APPROVED]
     return {
         "doc": doc,
         "schema": doc.get("schema"),
@@ -144,7 +145,7 @@ def build(doc: dict) -> dict:
         "inputs": inputs,
         "packets": sum(i.get("packets") or 0 for i in inputs),
         "span": (chart.clock(min(starts), True), chart.clock(max(ends), True)) if starts and ends else None,
-        "verdicts": Counter(c.get("verdict", "inconclusive") for c in clients),
+        "verdicts": Counter(c.get("verdict", Verdict.INCONCLUSIVE) for c in clients),
         "causes": Counter(v["primary"] for v in views).most_common(),
         "by_mp": sorted(by_mp.items()),
         "by_realm": sorted(by_realm.items()),

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from kerbtrace.codes import CCM_APPROVAL_STATUS, hresult
-from kerbtrace.constants import APPROVED_STATUSES, PENDING_STATUS
+from kerbtrace.constants import APPROVED_STATUSES, PENDING_STATUS, Verdict
 
 _GUID = re.compile(r"GUID:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _HRESULT = re.compile(r"\b0x(8[0-9A-Fa-f]{7})\b")
@@ -79,11 +79,11 @@ def mp_fact(text: str) -> Fact | None:
         names.update(account=user, netbios=_account_netbios(user), mech=mech.lower())
         approved = word.lower() == "approved"
         return Fact(f"MP: {user} authenticated with {mech}; {'approved' if approved else 'not approved'}",
-                    "approved" if approved else "not_approved", names=names, simulator=True)
+                    Verdict.APPROVED if approved else Verdict.NOT_APPROVED, names=names, simulator=True)
     if m := _MP_DUPLICATE.search(text):
         names["smsid"] = m.group(1).upper()
         return Fact(f"MP: {m.group(1)} is already registered to another machine (conflicting record, not "
-                    "approved until an administrator resolves it)", "not_approved", True, names, simulator=True)
+                    "approved until an administrator resolves it)", Verdict.NOT_APPROVED, True, names, simulator=True)
     if m := _MP_ISSUED_TO.search(text):
         _client_name(m.group(1), names)
         if "has expired" in text.lower():
@@ -94,7 +94,7 @@ def mp_fact(text: str) -> Fact | None:
     if "registration request body is invalid" in low:
         return Fact("MP: the registration request body is invalid", failure=True)
     if "registration failed" in low:
-        return Fact("MP: registration failed", "not_approved", True)
+        return Fact("MP: registration failed", Verdict.NOT_APPROVED, True)
     if "not trusted per configmgr ctl" in low or "root certificate not trusted" in low:
         return Fact("MP: the client certificate chain ends in a root not trusted by the site", failure=True)
     return None
@@ -109,7 +109,8 @@ def client_fact(text: str) -> Fact | None:
             return Fact(f"client is registered as {m.group(1)}", names=names)
         status = int(m.group(2))
         word = CCM_APPROVAL_STATUS.get(status, "not a documented value")
-        outcome = "approved" if status in APPROVED_STATUSES else "not_approved" if status == PENDING_STATUS else None
+        outcome = (Verdict.APPROVED if status in APPROVED_STATUSES
+                   else Verdict.NOT_APPROVED if status == PENDING_STATUS else None)
         return Fact(f"client is registered as {m.group(1)}, approval status {status} ({word})", outcome,
                     names=names)
     if m := _CL_REJECTED.search(text):
@@ -119,7 +120,7 @@ def client_fact(text: str) -> Fact | None:
         smsid = _GUID.search(text)
         if smsid:
             names["smsid"] = smsid.group(0).upper()
-        return Fact("client registration is pending (not approved yet)", "not_approved", names=names)
+        return Fact("client registration is pending (not approved yet)", Verdict.NOT_APPROVED, names=names)
     if "already registered" in low or "client is registered" in low:
         return Fact("client is registered")
     if m := _CL_STARTING.search(text):

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from kerbtrace.checks.base import Evidence
+from kerbtrace.constants import Verdict
 from kerbtrace.context.logs.iis import describe_status, is_registration, leg_kind
 from kerbtrace.context.logs.join import ccm_evidence, iis_evidence, mp_blocks
 from kerbtrace.context.logs.load import LogContext
@@ -61,12 +62,12 @@ def _iis_verdict(ip: str, legs: list[LogRecord]) -> LogVerdict:
     final = attempt[-1]
     kind = leg_kind(final)
     handshake = any(leg_kind(r) == "continue" for r in attempt[:-1])
-    v = LogVerdict(ip, "not_approved", ip=ip, mp=final.fields.get("s-ip"), sources=["iis"])
+    v = LogVerdict(ip, Verdict.NOT_APPROVED, ip=ip, mp=final.fields.get("s-ip"), sources=["iis"])
     v.evidence = [iis_evidence(r) for r in legs[-MAX_EVIDENCE:]]
     v.outcome_time = final.time
     user = final.fields.get("cs-username", "-")
     if kind == "success":
-        v.verdict = "inconclusive"
+        v.verdict = Verdict.INCONCLUSIVE
         if user in ("", "-"):
             v.reasons.append("the MP answered 200 to an anonymous request; the client did not authenticate")
             v.auth = "none"
@@ -115,7 +116,7 @@ def _mp_verdicts(ctx: LogContext) -> list[LogVerdict]:
             key = block.names.get("netbios") or block.names.get("smsid")
             if not key:
                 continue
-            v = out.setdefault(key, LogVerdict(key, "inconclusive", sources=["mp_log"]))
+            v = out.setdefault(key, LogVerdict(key, Verdict.INCONCLUSIVE, sources=["mp_log"]))
             v.netbios = block.names.get("netbios") or v.netbios
             v.smsid = v.smsid or (block.names.get("smsid") if not block.names.get("netbios") else None)
             v.account = block.names.get("account") or v.account
@@ -141,7 +142,7 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
         records.sort(key=lambda r: (r.time or 0.0, r.file, r.line))
         smsids: list[str] = []
         registered = False
-        v = LogVerdict(folder, "inconclusive", sources=["client_log"])
+        v = LogVerdict(folder, Verdict.INCONCLUSIVE, sources=["client_log"])
         for rec in records:
             text = rec.text
             smsids += [g for g in guids(text) if g not in smsids]
@@ -162,8 +163,8 @@ def _client_verdicts(ctx: LogContext) -> list[LogVerdict]:
         v.evidence = v.evidence[-MAX_EVIDENCE:]
         v.smsid = smsids[-1] if smsids else None
         v.key = v.smsid or folder
-        if v.verdict == "inconclusive" and v.reasons and not registered:
-            v.verdict = "not_approved"  # errors, and the client never says it is registered
+        if v.verdict == Verdict.INCONCLUSIVE and v.reasons and not registered:
+            v.verdict = Verdict.NOT_APPROVED  # errors, and the client never says it is registered
         out.append(v)
     return out
 
@@ -176,7 +177,7 @@ def _merge(into: LogVerdict, other: LogVerdict) -> None:
     for name in ("netbios", "account", "smsid", "mp", "ip"):
         if getattr(into, name) is None:
             setattr(into, name, getattr(other, name))
-    if other.verdict != "inconclusive" and (into.verdict == "inconclusive" or into.sources[0] == "iis"
+    if other.verdict != Verdict.INCONCLUSIVE and (into.verdict == Verdict.INCONCLUSIVE or into.sources[0] == "iis"
                                             or (other.outcome_time or 0) >= (into.outcome_time or 0)):
         into.verdict, into.outcome_time = other.verdict, other.outcome_time
     if other.auth is not None:
