@@ -87,20 +87,63 @@ def header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def expect(buf: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
     """Read the element at `pos`, which must carry `tag`; return its content span."""
-    t, s, e = tlv(buf, pos, end)
+    # tlv() inlined (the same checks in the same order): half of all elements are read through here.
+    if pos + 2 > end:
+        raise DecodeError("truncated DER header")
+    t = buf[pos]
+    n = buf[pos + 1]
+    if t & 0x1F == 0x1F:
+        t, pos, n = header(buf, pos, end)
+    elif n < 0x80:
+        pos += 2
+    elif n == 0x81 and pos + 3 <= end:
+        n = buf[pos + 2]
+        pos += 3
+    elif n == 0x82 and pos + 4 <= end:
+        n = buf[pos + 2] << 8 | buf[pos + 3]
+        pos += 4
+    else:
+        t, pos, n = header(buf, pos, end)
+    if pos + n > end:
+        raise DecodeError(f"DER length {n} exceeds the {end - pos} bytes left")
     if t != tag:
         raise DecodeError(f"{what}: expected tag 0x{tag:02x}, found 0x{t:02x}")
-    return s, e
+    return pos, pos + n
 
 
 def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     """Map the context tags [n] of a SEQUENCE body to the content span of each explicit wrapper.
 
     Kerberos and SPNEGO tag every SEQUENCE component explicitly ([n] constructed, 0xA0 | n), so a
-    component is found by number. Universal or application elements between them are skipped.
+    component is found by number (the last of a number wins). Universal or application elements between
+    them are skipped.
     """
-    # `elements` holds the inlined header reading: this runs for every SEQUENCE decoded.
-    return {t & 0x1F: (s, e) for t, s, e in elements(buf, start, end) if t & 0xE0 == 0xA0}
+    # `elements` inlined, straight into the dict: this runs for every SEQUENCE decoded.
+    out = {}
+    pos = start
+    while pos < end:
+        if pos + 2 > end:
+            raise DecodeError("truncated DER header")
+        t = buf[pos]
+        n = buf[pos + 1]
+        if t & 0x1F == 0x1F:
+            t, s, n = header(buf, pos, end)
+        elif n < 0x80:
+            s = pos + 2
+        elif n == 0x81 and pos + 3 <= end:
+            n = buf[pos + 2]
+            s = pos + 3
+        elif n == 0x82 and pos + 4 <= end:
+            n = buf[pos + 2] << 8 | buf[pos + 3]
+            s = pos + 4
+        else:
+            t, s, n = header(buf, pos, end)
+        pos = s + n
+        if pos > end:
+            raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
+        if t & 0xE0 == 0xA0:
+            out[t & 0x1F] = (s, pos)
+    return out
 
 
 def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
