@@ -87,28 +87,10 @@ def header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def expect(buf: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
     """Read the element at `pos`, which must carry `tag`; return its content span."""
-    # tlv() inlined (the same checks in the same order): half of all elements are read through here.
-    if pos + 2 > end:
-        raise DecodeError("truncated DER header")
-    t = buf[pos]
-    n = buf[pos + 1]
-    if t & 0x1F == 0x1F:
-        t, pos, n = header(buf, pos, end)
-    elif n < 0x80:
-        pos += 2
-    elif n == 0x81 and pos + 3 <= end:
-        n = buf[pos + 2]
-        pos += 3
-    elif n == 0x82 and pos + 4 <= end:
-        n = buf[pos + 2] << 8 | buf[pos + 3]
-        pos += 4
-    else:
-        t, pos, n = header(buf, pos, end)
-    if pos + n > end:
-        raise DecodeError(f"DER length {n} exceeds the {end - pos} bytes left")
+    t, s, e = tlv(buf, pos, end)
     if t != tag:
         raise DecodeError(f"{what}: expected tag 0x{tag:02x}, found 0x{t:02x}")
-    return pos, pos + n
+    return s, e
 
 
 def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
@@ -118,7 +100,7 @@ def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     component is found by number (the last of a number wins). Universal or application elements between
     them are skipped.
     """
-    # `elements` inlined, straight into the dict: this runs for every SEQUENCE decoded.
+    # The element header is read inline, straight into the dict: this runs for every SEQUENCE decoded.
     out = {}
     pos = start
     while pos < end:
@@ -153,34 +135,6 @@ def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]
         t, s, e = tlv(buf, pos, end)
         yield t, s, e
         pos = e
-
-
-def elements(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """(tag, start, end) of each element in a constructed value's content, as a list (no generator)."""
-    out = []
-    pos = start
-    while pos < end:
-        if pos + 2 > end:
-            raise DecodeError("truncated DER header")
-        t = buf[pos]
-        n = buf[pos + 1]
-        if t & 0x1F == 0x1F:
-            t, s, n = header(buf, pos, end)
-        elif n < 0x80:
-            s = pos + 2
-        elif n == 0x81 and pos + 3 <= end:
-            n = buf[pos + 2]
-            s = pos + 3
-        elif n == 0x82 and pos + 4 <= end:
-            n = buf[pos + 2] << 8 | buf[pos + 3]
-            s = pos + 4
-        else:
-            t, s, n = header(buf, pos, end)
-        pos = s + n
-        if pos > end:
-            raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
-        out.append((t, s, pos))
-    return out
 
 
 def integer(buf: bytes, span: tuple[int, int]) -> int:
