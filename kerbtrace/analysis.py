@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -425,7 +426,28 @@ class _Progress:
         self.bar.close()
 
 
+#: "YYYY-MM-DDTHH:MM:SS" of whole seconds formatted so far (a report names ~30 times per client, mostly in the
+#: same few seconds); cleared when full.
+_ISO_SECONDS: dict[int, str] = {}
+
+
 def iso(ts: float | None) -> str | None:
+    """UTC time as "2026-11-21T10:37:38.480646Z", exactly as `datetime.fromtimestamp(ts, UTC).isoformat()`
+    gives it (microseconds rounded half to even), with the date and time of each whole second formatted once."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)  # datetime's own rounding of the fraction
+    if us >= 1_000_000:
+        us -= 1_000_000
+        whole += 1.0
+    elif us < 0:
+        us += 1_000_000
+        whole -= 1.0
+    sec = int(whole)
+    head = _ISO_SECONDS.get(sec)
+    if head is None:
+        if len(_ISO_SECONDS) >= 4096:
+            _ISO_SECONDS.clear()
+        head = _ISO_SECONDS[sec] = datetime.fromtimestamp(sec, UTC).isoformat(timespec="seconds")[:19]
+    return f"{head}.{us:06d}Z"

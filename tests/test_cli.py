@@ -188,3 +188,23 @@ def test_several_inputs_name_their_input_in_details_and_warnings(tmp_path):
     warnings = text.split("Warnings:\n", 1)[1].splitlines()
     for w, line in zip(doc["warnings"], warnings, strict=False):
         assert line.startswith(f"  [{w['input'] + 1}] frame {w['frame']}: "), line
+
+
+def test_table_counts_characters_only_where_each_is_one_column() -> None:
+    """The client table skips wcwidth when every cell is printable ASCII (or "…"): the text must be tabulate's own,
+    and a double-width host name must still be measured by wcwidth (the next column stays aligned)."""
+    import tabulate as tabulate_module
+    from tabulate import tabulate
+    from wcwidth import wcswidth
+
+    from kerbtrace.reports.table import _table
+
+    headers = ["client", "host", "evidence frames"]
+    narrow = [["10.0.0.1", "WK01", "1,2,3…"], ["10.0.0.22", "LAPTOP-0042", "17"]]
+    assert _table(narrow, headers) == tabulate(narrow, headers=headers, disable_numparse=True)
+    wide = [["10.0.0.1", "工作站", "100"], ["10.0.0.22", "WORKSTATION7", "200"]]
+    text = _table(wide, headers)
+    assert text == tabulate(wide, headers=headers, disable_numparse=True)
+    first, second = text.splitlines()[2:4]
+    assert wcswidth(first[:first.index("100")]) == wcswidth(second[:second.index("200")])
+    assert tabulate_module.WIDE_CHARS_MODE  # restored after each table

@@ -7,6 +7,10 @@ import tracemalloc
 import zlib
 from email import message_from_bytes
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from kerbtrace.decoders import ccm as ccm_module
 from kerbtrace.decoders.ccm import DEFAULT_BOUNDARY, decode_ccm
 
 CT = f'multipart/mixed; boundary="{DEFAULT_BOUNDARY}"'
@@ -168,3 +172,105 @@ def test_entity_expansion_is_refused() -> None:
     m = decode_ccm(CT, build('<!DOCTYPE x SYSTEM "file:///etc/passwd"><Msg/>', RESPONSE))
     assert any("header" in w and "DOCTYPE" in w for w in m.warnings)
     assert m.approval_status == 1  # the zlib body is still read
+
+
+# --- the expat readers against ElementTree -------------------------------------------------------------
+# decode_ccm reads the XML with expat handlers that keep only what it uses; ElementTree (the tree the
+# decoder used to build) is the reference: the same documents must give the same values and the same errors.
+
+_NAMES = ["Msg", "ID", "SourceHost", "SourceID", "Hooks", "Hook3", "Body", "TargetEndpoint", "SentTime", "Data",
+          "AgentInformation", "Property", "ClientRegistrationResponse", "ClientRegistrationRequest", "p:Data", "x"]
+_ATTRS = ["Name", "Value", "Length", "SMSID", "Status", "ApprovalStatus", "xmlns", "xmlns:p", "p:Name"]
+_VALUES = ["zlib-compress", "ZLIB-COMPRESS", "Netbios Name", "FQ Name", "hardwareid1", "1", "-1", "urn:x", "a&amp;b",
+           "&lt;", "GUID:1"]
+
+
+@st.composite
+def _xml_documents(draw) -> str:
+    """Small documents of the CCM vocabulary, well-formed or damaged (cut, a character changed, entities).
+    (No lone surrogate: the decoder's text comes from a UTF-16 decode, which replaces them.)"""
+    def element(depth: int) -> str:
+        name = draw(st.sampled_from(_NAMES))
+        attrs = draw(st.dictionaries(st.sampled_from(_ATTRS), st.sampled_from(_VALUES), max_size=3))
+        head = name + "".join(f' {k}="{v}"' for k, v in attrs.items())
+        parts = []
+        for _ in range(draw(st.integers(0, 4 if depth < 3 else 0))):
+            if draw(st.booleans()):
+                parts.append(draw(st.sampled_from([" text ", "\n", "a &amp; b", "<![CDATA[<x>]]>", "<!-- c -->",
+                                                   "<?pi x?>", "&#65;"])))
+            else:
+                parts.append(element(depth + 1))
+        return f"<{head}>{''.join(parts)}</{name}>" if parts else f"<{head}/>"
+
+    text = element(0)
+    damage = draw(st.sampled_from(["none", "cut", "byte", "entity", "junk", "bom"]))
+    if damage == "cut":
+        text = text[:draw(st.integers(0, len(text)))]
+    elif damage == "byte":
+        i = draw(st.integers(0, len(text) - 1))
+        text = text[:i] + draw(st.sampled_from(["<", ">", "&", '"', "/", "\x00", "\ufffd"])) + text[i + 1:]
+    elif damage == "entity":
+        text = text.replace(">", ">&undefined;", 1)
+    elif damage == "junk":
+        text += draw(st.sampled_from(["<x/>", "x", " "]))
+    elif damage == "bom":
+        text = "\ufeff" + text
+    return text
+
+
+def _plain(attrs: dict[str, str]) -> dict[str, str]:
+    """Attributes without a namespace: the only ones the decoder reads (ElementTree spells a namespaced one
+    "{uri}name", expat "uri}name")."""
+    return {k: v for k, v in attrs.items() if "}" not in k}
+
+
+def _reference(text: str) -> tuple:
+    """What the readers must find, from ElementTree's tree (or its error)."""
+    from xml.etree import ElementTree
+
+    if not text:
+        return ("error", None)
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        return ("error", str(exc))
+    def local(tag: str) -> str:
+        return tag.rpartition("}")[2]
+
+    texts: dict[str, str] = {}
+    compressed, lengths = False, []
+    for el in root:
+        name = local(el.tag)
+        texts.setdefault(name, el.text or "")
+        if name == "Hooks":
+            compressed = any((h.get("Name") or "").lower() == "zlib-compress" for h in el)
+        elif name == "Body":
+            lengths.append(el.get("Length"))
+    every = [(local(el.tag), _plain(el.attrib)) for el in root.iter()]
+    last = {name: attrs for name, attrs in every if name in ("Data", "AgentInformation")}
+    props = {(a.get("Name") or "").lower(): a.get("Value") for name, a in every if name == "Property"}
+    props = {k: v for k, v in props.items() if k in ("netbios name", "fq name", "hardwareid1")}
+    return ("ok", local(root.tag), texts, compressed, lengths, every[:256], last, props)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(_xml_documents())
+@example('<Msg><Hooks><Hook3 Name="zlib-compress"/></Hooks><Hooks><Hook1 Name="x"/></Hooks></Msg>')  # the last governs
+@example("<Msg><ID> a <x>b</x> c </ID><ID>d</ID><Body Length='1'/><Body/></Msg>")  # text before the first child
+@example('<R><Property Name="FQ Name" Value="a"/><Property Name="fq name" Value="b"/><Data SMSID="1"/><Data/></R>')
+def test_expat_readers_match_elementtree(text: str) -> None:
+    expected = _reference(text)
+    header, body = ccm_module._Header(), ccm_module._Body()
+    warnings: list[str] = []
+    ok = ccm_module._parse(text, warnings, "header", header.start, header.data, header.end)
+    ok_body = ccm_module._parse(text, warnings, "body", body.start)
+    assert ok == ok_body
+    if expected[0] == "error":
+        why = "empty" if expected[1] is None else f"XML not well-formed ({expected[1]})"
+        assert not ok and warnings == [f"header: {why}", f"body: {why}"]
+        return
+    assert ok and not warnings
+    _, root, texts, compressed, lengths, first, last, props = expected
+    assert (header.root, header.texts, header.compressed, header.lengths) == (root, texts, compressed, lengths)
+    plain_last = {name: _plain(attrs) for name, attrs in body.last.items()}
+    assert ([(n, _plain(a)) for n, a in body.first], plain_last, body.properties) == (first, last, props)

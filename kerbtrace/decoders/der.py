@@ -97,24 +97,11 @@ def ctx_fields(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     """Map the context tags [n] of a SEQUENCE body to the content span of each explicit wrapper.
 
     Kerberos and SPNEGO tag every SEQUENCE component explicitly ([n] constructed, 0xA0 | n), so a
-    component is found by number. Universal or application elements between them are skipped.
+    component is found by number (the last of a number wins). Universal or application elements between
+    them are skipped.
     """
-    # `elements` holds the inlined header reading: this runs for every SEQUENCE decoded.
-    return {t & 0x1F: (s, e) for t, s, e in elements(buf, start, end) if t & 0xE0 == 0xA0}
-
-
-def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """Yield (tag, start, end) of each element in a constructed value's content."""
-    pos = start
-    while pos < end:
-        t, s, e = tlv(buf, pos, end)
-        yield t, s, e
-        pos = e
-
-
-def elements(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """(tag, start, end) of each element in a constructed value's content, as a list (no generator)."""
-    out = []
+    # The element header is read inline, straight into the dict: this runs for every SEQUENCE decoded.
+    out = {}
     pos = start
     while pos < end:
         if pos + 2 > end:
@@ -136,8 +123,18 @@ def elements(buf: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
         pos = s + n
         if pos > end:
             raise DecodeError(f"DER length {n} exceeds the {end - s} bytes left")
-        out.append((t, s, pos))
+        if t & 0xE0 == 0xA0:
+            out[t & 0x1F] = (s, pos)
     return out
+
+
+def children(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Yield (tag, start, end) of each element in a constructed value's content."""
+    pos = start
+    while pos < end:
+        t, s, e = tlv(buf, pos, end)
+        yield t, s, e
+        pos = e
 
 
 def integer(buf: bytes, span: tuple[int, int]) -> int:

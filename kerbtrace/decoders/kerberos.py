@@ -23,7 +23,6 @@ from .der import (
     STRING_TAGS,
     bit_string32,
     ctx_fields,
-    elements,
     expect,
     generalized_time,
     int_sequence,
@@ -85,10 +84,7 @@ class KerberosMessage:
 def principal_name(buf: bytes, span: tuple[int, int]) -> str:
     """PrincipalName inside a wrapper -> name-string components joined with "/"."""
     s, e = expect(buf, span[0], span[1], SEQUENCE, "PrincipalName")
-    names = None
-    for t, cs, ce in elements(buf, s, e):  # ctx_fields(...).get(1) without the dict
-        if t == 0xA1:
-            names = cs, ce
+    names = ctx_fields(buf, s, e).get(1)
     if names is None:
         raise DecodeError("PrincipalName without name-string")
     s, e = expect(buf, names[0], names[1], SEQUENCE, "name-string")

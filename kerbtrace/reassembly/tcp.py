@@ -162,6 +162,30 @@ class TcpReassembler:
             half, other = flow.c, flow.s
         else:
             half, other = flow.s, flow.c
+        start = t + hl
+        if (flags & 0x17 == _ACK and end > start and flow.accepted and not half.pending
+                and half.base is not None and seq == (half.base + half.delivered) & _M):
+            # Fast path, most segments of a registration: data that continues the stream exactly, no
+            # SYN/FIN/RST and nothing buffered; what `_data` and the flag handling below would do.
+            other.ack = ack
+            half.delivered += end - start
+            self.sink.on_tcp_data(flow.conn, from_client, data[start:end], frame, time)
+            if flow.conn.detached:
+                self.stats["tcp_detached_connections"] += 1
+                self._forget(flow)
+                return
+        elif not self._flags(flow, half, other, from_client, flags, seq, ack, data, start, end, frame, time):
+            return
+        if other.pending and other.ack is not None and flow.accepted:
+            self._give_up_acked(flow, other, not from_client, frame, time)
+        c, s = flow.c, flow.s
+        if c.fin is not None and s.fin is not None and c.delivered >= c.fin and s.delivered >= s.fin:
+            self._close(flow, frame, time)
+
+    def _flags(self, flow: _Flow, half: _Half, other: _Half, from_client: bool, flags: int, seq: int, ack: int,
+               data: bytes, start: int, end: int, frame: int, time: float) -> bool:
+        """Every other segment: RST, SYN, FIN, the first payload, out of order or overlapping data. False when
+        the segment ends here (a reset, or a connection now forgotten)."""
         if flags & _RST:
             if not flow.accepted and not from_client and not flow.reset and flow.conn.server_port in self.watch:
                 self._connect_failed(flow, "TCP connection reset by the server", frame, time)
@@ -169,7 +193,7 @@ class TcpReassembler:
                 flow.reset = True
                 self._resets.append((time + RST_LINGER, flow))
                 self.next_sweep = min(self.next_sweep, time + RST_LINGER)
-            return
+            return False
         if flags & _SYN:
             half.syn = True
             seq = (seq + 1) & _M
@@ -177,13 +201,12 @@ class TcpReassembler:
                 half.base = seq
         if flags & _ACK:
             other.ack = ack
-        start = t + hl
         if end > start:
             if not flow.accepted:
                 if not self.sink.wants_tcp(flow.conn, data[start:end], from_client):
                     self.stats["tcp_ignored_connections"] += 1
                     self._forget(flow)
-                    return
+                    return False
                 flow.accepted = True
             if half.base is None:
                 half.base = seq
@@ -194,16 +217,12 @@ class TcpReassembler:
             if flow.conn.detached:
                 self.stats["tcp_detached_connections"] += 1
                 self._forget(flow)
-                return
+                return False
         if flags & _FIN:
             if half.base is None:
                 half.base = seq
             half.fin = half.offset((seq + end - start) & _M)
-        if other.pending and other.ack is not None and flow.accepted:
-            self._give_up_acked(flow, other, not from_client, frame, time)
-        c, s = flow.c, flow.s
-        if c.fin is not None and s.fin is not None and c.delivered >= c.fin and s.delivered >= s.fin:
-            self._close(flow, frame, time)
+        return True
 
     # -- data --------------------------------------------------------------------------------------
     def _data(self, flow: _Flow, half: _Half, from_client: bool, seq: int, data: bytes, start: int,

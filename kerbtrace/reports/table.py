@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import textwrap
 from collections import Counter
 
+import tabulate as tabulate_module
 from tabulate import tabulate
 
 from kerbtrace.analysis import Analysis, ClientResult
@@ -67,8 +69,7 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
     if analysis.log_clients:
         parts += _log_clients(analysis)
     elif rows:
-        parts.append(tabulate(rows, headers=["client", "host", "realm", "MP", "verdict", "auth", "cause",
-                                             "evidence frames"], disable_numparse=True))
+        parts.append(_table(rows, ["client", "host", "realm", "MP", "verdict", "auth", "cause", "evidence frames"]))
     else:
         parts.append("No ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
     counts = Counter(r.verdict for r in analysis.clients)
@@ -111,6 +112,20 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         parts.append("Warnings:\n" + "\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    """tabulate's plain table. Where every cell is printable ASCII (or the "…" of a cut frame list), each
+    character is one column wide, so tabulate is told to count characters instead of asking wcwidth for
+    each cell's width (a fifth of the table's time); the text is the same."""
+    text = "".join(itertools.chain(headers, itertools.chain.from_iterable(rows)))
+    narrow = text.isprintable() and text.replace("…", "").isascii()
+    saved = tabulate_module.WIDE_CHARS_MODE
+    tabulate_module.WIDE_CHARS_MODE = saved and not narrow
+    try:
+        return tabulate(rows, headers=headers, disable_numparse=True)
+    finally:
+        tabulate_module.WIDE_CHARS_MODE = saved
 
 
 def _wrap(text: str, first: str, rest: str) -> str:
