@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from kerbtrace.parallel import analyze_files, analyze_one, merge  # noqa: E402
 from kerbtrace.reports.json_report import to_json  # noqa: E402
 
 WORKERS = 2
+GENERATED_AT = re.compile(r"Generated\s+(?:#\s*)?\d{4}-\d\d-\d\d \d\d:\d\d UTC")
 
 
 def _doc(result) -> str:
@@ -91,13 +93,16 @@ def with_scheduler(address: str, paths: list[str]) -> int:
             subprocess.run([sys.executable, "-m", "kerbtrace", "analyze", *paths, "--jobs", "1", "--no-progress",
                             "--json", str(out[1])], stdout=subprocess.DEVNULL, cwd=REPO, check=False)
             docs = [json.loads(p.read_text()) for p in out]
-    for doc in docs:
+    for doc in docs:  # the time of the run, to the minute, is in both; the rest must be equal
         doc.pop("generated", None)
+        doc["fix_script"] = GENERATED_AT.sub("", doc.get("fix_script") or "")
     print(f"{len(paths)} files, {size_gb:.2f} GB, {workers} workers at {address} (load "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ")")
     print(tabulate([[f"{wall:.1f}", f"{cpu:.1f}", f"{size_gb / wall * 3600 / workers:.0f}",
                      f"{size_gb / cpu * 3600:.0f}", "same" if docs[0] == docs[1] else "DIFFERENT"]],
                    headers=["wall s", "workers' CPU s", "GB/hour/worker", "GB per worker CPU-hour", "report"]))
+    for key in sorted(k for k in docs[1] if docs[0].get(k) != docs[1][k]):
+        print(f"differs: {key}: {json.dumps(docs[0].get(key))[:400]} against {json.dumps(docs[1][key])[:400]}")
     return 0 if docs[0] == docs[1] else 1
 
 
