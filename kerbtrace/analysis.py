@@ -221,6 +221,11 @@ class Session:
             out.append("no Kerberos on port 88 and no registration in this file")
         for host, count in sorted(self.correlator.unknown_spn_hosts().items())[:10]:
             out.append(f"Kerberos tickets for HTTP/{host} ({count} request(s)): pass --mp-name {host} if it is an MP")
+        dropped = self.evictions()
+        if dropped:  # a capture larger than the tables: what was forgotten, counted (never silent)
+            out.append("size limits dropped state, least recently used first: " + ", ".join(
+                f"{table} {n:,}" for table, n in sorted(dropped.items())) + "; a client whose state was dropped may "
+                "show less of its exchange than the capture holds")
         if self.inventory.dropped:
             out.append(f"{self.inventory.dropped} Kerberos messages past the first {self.inventory.limit} are counted, "
                        "not listed")

@@ -128,6 +128,11 @@ def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_t
                         help="read the files of a ring buffer (NAME_00001[_TIMESTAMP].pcapng, NAME_00002…, numbers "
                              "in sequence) each as a capture of its own; by default they are one capture, so an "
                              "exchange cut by a rotation is read whole")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="analyse on the running Dask scheduler at ADDRESS (tcp://HOST:PORT): its workers read "
+                             "the captures, one file or ring each, at the same paths (shared storage), and the "
+                             "report is the one a single process gives; needs the cluster extra. Not with logs, "
+                             "DC events, a directory or a keytab")
     add_context_arguments(parser)
 
 
@@ -205,9 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.captures and not (loaded.beside.logs or loaded.beside.dc_events):
         parser.error("analyze needs a CAPTURE, or logs (--iis-log, --mp-log, --client-log, --logs) or --events")
     with RelaxedCollector() as collector:
-        if args.command == "report":
-            return _escalation(args, loaded, collector)
-        result = _analyze(args, loaded)
+        try:
+            if args.command == "report":
+                return _escalation(args, loaded, collector)
+            result = _analyze(args, loaded)
+        except UnusableRun as exc:
+            print(f"kerbtrace: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
         collector.tick()  # the report only reads the results: keep the collector off them
         return _report(args, result)
 
@@ -221,14 +230,35 @@ def _analyze(args: argparse.Namespace, loaded: LoadedContext):
     if args.captures:
         beside = loaded.beside
         given = any(x is not None for x in (beside.directory, beside.keytab, beside.logs, beside.dc_events))
-        # Context is joined across the files of one run: with context, the files are read in this process.
-        result = analyze_files(expand_inputs(args.captures), jobs=1 if given else args.jobs,
-                               progress=False if args.no_progress else None, mp_names=tuple(args.mp_name),
-                               beside=beside, stitch=not args.no_stitch)
+        if args.scheduler:
+            result = _analyze_on_cluster(args, given)
+        else:  # context is joined across the files of one run: with context, the files are read in this process
+            result = analyze_files(expand_inputs(args.captures), jobs=1 if given else args.jobs,
+                                   progress=False if args.no_progress else None, mp_names=tuple(args.mp_name),
+                                   beside=beside, stitch=not args.no_stitch)
     else:
         result = analyze_beside(loaded.beside)
     loaded.warn_into(result.diag)
     return result
+
+
+class UnusableRun(Exception):
+    """The analysis cannot run as asked (exit status 2, the message on stderr)."""
+
+
+def _analyze_on_cluster(args: argparse.Namespace, context_given: bool):
+    """`--scheduler`: the captures read by the workers of a Dask cluster (kerbtrace/distributed.py)."""
+    from kerbtrace.distributed import ClusterError, analyze_at
+    from kerbtrace.sources.inputs import expand_inputs
+
+    if context_given:  # context is joined across the files of one run, so it needs them in one process
+        raise UnusableRun("--scheduler reads captures only: run without it to join logs, DC events, a directory "
+                          "or a keytab")
+    try:
+        return analyze_at(args.scheduler, expand_inputs(args.captures), mp_names=tuple(args.mp_name),
+                          stitch=not args.no_stitch)
+    except ClusterError as exc:
+        raise UnusableRun(str(exc)) from None
 
 
 def _escalation(args: argparse.Namespace, loaded: LoadedContext, collector) -> int:
