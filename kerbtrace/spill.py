@@ -235,7 +235,8 @@ class Chain(Sequence[T]):
         raise IndexError("Chain index out of range")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return (isinstance(other, Sequence) and len(self) == len(other)
+                and all(a == b for a, b in zip(self, other, strict=True)))
 
     def __repr__(self) -> str:
         return f"Chain({len(self)} items in {len(self.parts)} parts)"
