@@ -35,6 +35,12 @@ CHUNK = 16
 NEVER = sys.maxsize  # a threshold that keeps everything in memory
 
 
+def _same_items(self: Sequence, other: object) -> bool:
+    """As a list compares: the same items in the same order (against any sequence)."""
+    return (isinstance(other, Sequence) and len(self) == len(other)
+            and all(a == b for a, b in zip(self, other, strict=True)))
+
+
 class SpillList(Sequence[T]):
     """A list that only grows, kept in memory up to `threshold` items and on disk past it.
 
@@ -118,6 +124,8 @@ class SpillList(Sequence[T]):
         if self._cached[0] != number:
             self._cached = (number, _read(self._file, self._bounds, self._fixes, number))
         return self._cached[1][index % self.chunk]
+
+    __eq__ = _same_items
 
     def __reduce__(self):
         # Sent to another process (`--jobs`, a cluster): the items themselves, in order; the receiver keeps
@@ -234,9 +242,7 @@ class Chain(Sequence[T]):
             index -= len(part)
         raise IndexError("Chain index out of range")
 
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Sequence) and len(self) == len(other)
-                and all(a == b for a, b in zip(self, other, strict=True)))
+    __eq__ = _same_items
 
     def __repr__(self) -> str:
         return f"Chain({len(self)} items in {len(self.parts)} parts)"
