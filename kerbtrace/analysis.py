@@ -6,9 +6,11 @@ source -> reassembly -> decoders -> exchanges -> checks; the reports only format
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
 from kerbtrace.sources import CaptureError, open_capture, prefilter
+from kerbtrace.spill import NEVER, Chain, SpillList
 
 SCHEMA = "kerbtrace/1"
 PROGRESS_EVERY = 1 << 16  # packets between progress updates (and collector ticks)
@@ -91,8 +94,9 @@ class ClientResult:
 @dataclass(slots=True)
 class Analysis:
     inputs: list[InputSummary] = field(default_factory=list)
-    clients: list[ClientResult] = field(default_factory=list)
-    kerberos: list[KerberosRecord] = field(default_factory=list)
+    #: In report order (per capture: first time, then address); past a threshold kept on disk (kerbtrace.spill).
+    clients: Chain[ClientResult] = field(default_factory=Chain)
+    kerberos: Chain[KerberosRecord] = field(default_factory=Chain)
     fleet: list[FleetFinding] = field(default_factory=list)  # findings across clients (checks/fleet.py)
     diag: Diagnostics = field(default_factory=Diagnostics)
     beside: Beside | None = None  # what the run was given beside the captures
@@ -170,10 +174,23 @@ class Session:
         needed the whole capture, such as a duplicate GUID registered after them."""
         _guarded(self.diag, None, self.network.flush)
         results = self._evaluate(self.correlator.finish())
+        late = self.late()
         for r in earlier:
-            r.findings = _guarded(self.diag, None, late_findings, r.client, r.verdict, r.findings,
-                                  self.context) or r.findings
+            late(r)
         return results
+
+    def late(self) -> Callable[[ClientResult], None]:
+        """After `finish`: what gives a client `poll` gave the findings that needed the whole capture (a duplicate
+        GUID registered after it); a client `finish` gave has them already and stays as it is. The function holds
+        only the SMSIDs that more than one computer used, not the session (results on disk get it as read)."""
+        shared = {smsid: users for smsid, users in self.context.smsid_users.items() if len(users) > 1}
+        context, diag = dataclasses.replace(self.context, smsid_users=shared), self.diag
+
+        def late(r: ClientResult) -> None:
+            smsid = r.client.smsid
+            if smsid and smsid.upper() in shared:
+                r.findings = _guarded(diag, None, late_findings, r.client, r.verdict, r.findings, context) or r.findings
+        return late
 
     def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
         self.context.kdc_visible = self.correlator.legs.kdc > 0
@@ -273,11 +290,14 @@ def analyze_beside(beside: Beside) -> Analysis:
 
 
 def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
-                   beside: Beside | None = None) -> tuple[list[InputSummary], list[ClientResult], list[KerberosRecord],
-                                                         list[FleetFinding], FileBeside]:
+                   beside: Beside | None = None) -> tuple[list[InputSummary], Sequence[ClientResult],
+                                                         Sequence[KerberosRecord], list[FleetFinding], FileBeside]:
     """One capture made of one file, or of a ring's files in order (frames numbered on across the files)."""
     session = Session(diag, mp_names=mp_names, beside=beside)
-    done: list[ClientResult] = []
+    # Past a threshold the results wait on disk (kerbtrace.spill), except when logs or DC events are joined to
+    # them: the join reads every client at once.
+    joins = beside is not None and (beside.logs is not None or beside.dc_events is not None)
+    done: SpillList[ClientResult] = SpillList(key=_report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
     offsets: list[int] = []
     offset = 0
@@ -292,10 +312,10 @@ def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show
     if not read:
         return summaries, [], [], [], FileBeside([])
     diag.current_input = indices[0]
-    done.extend(session.finish(done))
+    done.extend(session.finish())
+    done.update(session.late())
     stitch = Stitch(tuple(indices), tuple(offsets)) if len(paths) > 1 else None
     _place(done, session.inventory.records, diag, stitch, indices)
-    done.sort(key=lambda r: (r.client.first_time, r.client.ip))
     joined = join_context(done, session.inventory.records, beside, diag)
     head = summaries[0]
     head.legs = session.correlator.legs
@@ -308,22 +328,31 @@ def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show
     return summaries, done, session.inventory.records, fleet, joined
 
 
-def _place(done: list[ClientResult], kerberos: list[KerberosRecord], diag: Diagnostics, stitch: Stitch | None,
-           indices: list[int]) -> None:
+def _report_order(r: ClientResult) -> tuple[float, str]:
+    return r.client.first_time, r.client.ip
+
+
+def _place(done: SpillList[ClientResult], kerberos: SpillList[KerberosRecord], diag: Diagnostics,
+           stitch: Stitch | None, indices: list[int]) -> None:
     """Each client, Kerberos message and warning to the file its frames are in (a ring's frames are numbered
     on across its files while read; Wireshark numbers them per file)."""
+    first_input = indices[0]
     if stitch is None:
-        for r in done:
-            r.input = indices[0]
-        for k in kerberos:
-            k.input = indices[0]
+        def to_input(item: ClientResult | KerberosRecord) -> None:
+            item.input = first_input
+        done.update(to_input)
+        kerberos.update(to_input)
         return
-    for r in done:
+
+    def place_client(r: ClientResult) -> None:
         r.stitch = stitch
         frames = [e.frame for e in r.client.timeline if e.frame]
-        r.input = stitch.locate(min(frames))[0] if frames else indices[0]
-    for k in kerberos:
+        r.input = stitch.locate(min(frames))[0] if frames else first_input
+
+    def place_record(k: KerberosRecord) -> None:
         k.input, k.frame = stitch.locate(k.frame)
+    done.update(place_client)
+    kerberos.update(place_record)
     first = dict(zip(stitch.inputs, stitch.offsets, strict=True))
     for w in diag.warnings:
         # the pipeline's warnings carry stitched frame numbers (a file's reader its own, all below its offset)
@@ -331,7 +360,7 @@ def _place(done: list[ClientResult], kerberos: list[KerberosRecord], diag: Diagn
             w.input, w.frame = stitch.locate(w.frame)
 
 
-def _read_file(path: str, session: Session, done: list[ClientResult], diag: Diagnostics, show: bool,
+def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag: Diagnostics, show: bool,
                offset: int) -> InputSummary:
     """Feed one file's packets to the session, their frame numbers moved on by `offset` (ring files after the
     first); clients whose exchange is over are checked on the way into `done`."""
@@ -372,7 +401,7 @@ def _read_file(path: str, session: Session, done: list[ClientResult], diag: Diag
     return summary
 
 
-def join_context(done: list[ClientResult], kerberos: list[KerberosRecord], beside: Beside | None,
+def join_context(done: Sequence[ClientResult], kerberos: Sequence[KerberosRecord], beside: Beside | None,
                  diag: Diagnostics) -> FileBeside:
     """After every client of the file was evaluated: join the logs and DC events to them, and let what
     they say settle each client's findings (`checks.verdict.settle`)."""

@@ -285,7 +285,7 @@ def _escalation(args: argparse.Namespace, loaded: LoadedContext, collector) -> i
 def _report(args: argparse.Namespace, result) -> int:
     from kerbtrace.context.options import write_fix_script
     from kerbtrace.reports.json_report import write_json
-    from kerbtrace.reports.table import render
+    from kerbtrace.reports.table import write as write_table
 
     for number, i in enumerate(result.inputs, 1):
         if i.error:  # once, on stderr; the table only marks the input as not analysed
@@ -308,12 +308,12 @@ def _report(args: argparse.Namespace, result) -> int:
             except OSError as exc:
                 print(f"kerbtrace: cannot write {args.json}: {exc}", file=sys.stderr)
                 return EXIT_UNUSABLE
-        sys.stdout.write(render(result, verbose=args.verbose))
+        write_table(result, sys.stdout, verbose=args.verbose)
     if result.inputs and not result.usable:
         return EXIT_UNUSABLE
-    verdicts = [r.verdict for r in result.clients] or [v.verdict for v in result.log_clients]
-    if not verdicts:
+    clients = result.clients or result.log_clients  # read until the first one not approved (maybe from disk)
+    if not clients:
         return EXIT_NO_REGISTRATION
-    if any(v != "approved" for v in verdicts):
+    if any(r.verdict != "approved" for r in clients):
         return EXIT_NOT_APPROVED
     return EXIT_ALL_APPROVED

@@ -10,6 +10,7 @@ one ring (read as one capture) by one process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import sys
@@ -55,13 +56,8 @@ def merge(parts: list[Analysis]) -> Analysis:
     index = 0  # a part's inputs are numbered from 0: they follow the parts before it
     for part in parts:
         out.inputs.extend(part.inputs)
-        for client in part.clients:
-            client.input += index
-            if client.stitch is not None:
-                client.stitch = dataclasses.replace(client.stitch,
-                                                    inputs=tuple(i + index for i in client.stitch.inputs))
-        for record in part.kerberos:
-            record.input += index
+        part.clients.update(functools.partial(_move_client, index))  # in place, also on results kept on disk
+        part.kerberos.update(functools.partial(_move_record, index))
         for finding in part.fleet:
             finding.input = index
         out.clients.extend(part.clients)
@@ -70,6 +66,16 @@ def merge(parts: list[Analysis]) -> Analysis:
         _merge_diagnostics(diag, part.diag, index)
         index += max(1, len(part.inputs))
     return out
+
+
+def _move_client(index: int, client) -> None:
+    client.input += index
+    if client.stitch is not None:
+        client.stitch = dataclasses.replace(client.stitch, inputs=tuple(i + index for i in client.stitch.inputs))
+
+
+def _move_record(index: int, record) -> None:
+    record.input += index
 
 
 def _merge_diagnostics(into: Diagnostics, part: Diagnostics, index: int) -> None:

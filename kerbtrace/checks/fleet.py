@@ -120,37 +120,40 @@ def common_cause(results: Iterable, input_index: int = 0, reported: Iterable[str
     """`results`: ClientResult-like objects (client, verdict, primary) of one input; `reported`: principals a
     lockout_sources finding already names (the fault is the account: not said twice, nor blamed on the MP)."""
     known = {p.lower() for p in reported}
-    by_mp: dict[tuple[str, str], list] = defaultdict(list)
-    by_account: dict[tuple[str, str], list] = defaultdict(list)
-    for r in results:
+    # each failing client as (number, address, its cause's first evidence): the results may be read from disk
+    # one by one (kerbtrace.spill), so none is kept whole
+    by_mp: dict[tuple[str, str], list[tuple[int, str, list]]] = defaultdict(list)
+    by_account: dict[tuple[str, str], list[tuple[int, str, list]]] = defaultdict(list)
+    for number, r in enumerate(results):
         primary = r.primary
         if r.verdict == Verdict.APPROVED or primary is None or primary.severity != Severity.ERROR \
                 or primary.candidates:
             continue  # a hedged cause stands for several: it is not one fault shared
+        mine = (number, r.client.ip, primary.evidence[:1])
         mp = r.client.mp_name or r.client.mp_ip
         if mp and (r.client.account or "").lower() not in known:
-            by_mp[(mp, primary.code)].append(r)
+            by_mp[(mp, primary.code)].append(mine)
         account = r.client.account
         if account and not is_computer_account(account):
             if account.lower() in known:
                 continue
-            by_account[(account, primary.code)].append(r)
+            by_account[(account, primary.code)].append(mine)
     out = []
     groups = [(f"the account {s}", s, c, g) for (s, c), g in by_account.items() if len(g) >= 2]
-    by_user = {id(r) for _, _, _, g in groups for r in g}
+    by_user = {m[0] for _, _, _, g in groups for m in g}
     for (s, c), g in by_mp.items():
-        g = [r for r in g if id(r) not in by_user]  # a shared user account explains them, not the MP
+        g = [m for m in g if m[0] not in by_user]  # a shared user account explains them, not the MP
         if len(g) >= MIN_CLIENTS:
             groups.append((f"the MP {s}", s, c, g))
     for where, subject, code, group in groups:
-        ips = sorted({r.client.ip for r in group})
+        ips = sorted({ip for _, ip, _ in group})
         out.append(FleetFinding(
             COMMON_CAUSE, Severity.WARNING,
             f"{len(ips)} clients fail with the same cause ({code}) at {where}: the fault is most likely there, "
             "not in each client.",
             fix=f"Fix {code} once for {where} (see the {code} finding of any of these clients).",
             input=input_index, subject=subject, cause=code, clients=ips[:MAX_LISTED],
-            evidence=[e for r in group[:3] for e in r.primary.evidence[:1]]))
+            evidence=[e for _, _, first in group[:3] for e in first]))
     return out
 
 

@@ -36,38 +36,40 @@ and nltest only read; setspn -D/-S and the rest change the directory or a comput
 
 def fix_script(analysis: Analysis) -> str | None:
     """The script, or None when no finding of the run carries a fix command."""
-    groups: dict[str, list[tuple[ClientResult, Finding]]] = {}
+    # per cause, per set of commands: each client's name and computer, and the finding of the first few quoted
+    # (the results may be read from disk one by one, kerbtrace.spill: none is kept whole)
+    groups: dict[str, dict[tuple[str, ...], list[tuple[str, str, Finding | None]]]] = {}
     for result in analysis.clients:
         for finding in result.findings:
             if finding.fix_commands:
-                groups.setdefault(finding.code, []).append((result, finding))
+                members = groups.setdefault(finding.code, {}).setdefault(tuple(finding.fix_commands), [])
+                members.append((_name(analysis, result), _computer(result),
+                                finding if len(members) < MAX_CLIENTS_QUOTED else None))
     if not groups:
         return None
     inputs = ", ".join(i.path for i in analysis.inputs) or "no input"
     out = [*_comment(HEADER), *_comment(f"Inputs: {inputs}. Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")]
-    for code, found in groups.items():
-        out += _cause(analysis, code, found)
+    for code, blocks in groups.items():
+        out += _cause(code, blocks)
     return "\n".join(out) + "\n"
 
 
-def _cause(analysis: Analysis, code: str, found: list[tuple[ClientResult, Finding]]) -> list[str]:
+def _cause(code: str, blocks: dict[tuple[str, ...], list[tuple[str, str, Finding | None]]]) -> list[str]:
     """One cause: a block per distinct set of commands (one SPN, one trust...), each command written once."""
-    out = ["#", f"# ======== {code}: {len(found)} client(s) ========"]
-    blocks: dict[tuple[str, ...], list[tuple[ClientResult, Finding]]] = {}
-    for result, finding in found:
-        blocks.setdefault(tuple(finding.fix_commands), []).append((result, finding))
+    out = ["#", f"# ======== {code}: {sum(len(m) for m in blocks.values())} client(s) ========"]
     written: set[str] = set()
     for commands, members in blocks.items():
+        first = members[0][2]
         out.append("#")
-        out += _comment(members[0][1].summary, "# ")
-        if members[0][1].fix:
-            out += _comment("Fix: " + members[0][1].fix, "# ")
-        for result, finding in members[:MAX_CLIENTS_QUOTED]:
-            out.append(f"# Evidence for {_name(analysis, result)}:")
+        out += _comment(first.summary, "# ")
+        if first.fix:
+            out += _comment("Fix: " + first.fix, "# ")
+        for name, _, finding in members[:MAX_CLIENTS_QUOTED]:
+            out.append(f"# Evidence for {name}:")
             for e in finding.evidence[:MAX_EVIDENCE_LINES]:
                 out += _comment(f"{e.locator()}: {e.text}", "#   ", "#       ")
         if len(members) > MAX_CLIENTS_QUOTED:
-            more = [_name(analysis, r) for r, _ in members[MAX_CLIENTS_QUOTED:MAX_CLIENTS_NAMED]]
+            more = [name for name, _, _ in members[MAX_CLIENTS_QUOTED:MAX_CLIENTS_NAMED]]
             out += _comment(f"Also: {', '.join(more)}" + (" …" if len(members) > MAX_CLIENTS_NAMED else ""), "# ")
         out.append("#")
         for command in commands:
@@ -78,7 +80,7 @@ def _cause(analysis: Analysis, code: str, found: list[tuple[ClientResult, Findin
             written.add(command)
         on_clients = [c for c in commands if c in CLIENT_COMMANDS]
         if on_clients:
-            names = ",".join(dict.fromkeys(_computer(r) for r, _ in members))
+            names = ",".join(dict.fromkeys(computer for _, computer, _ in members))
             out.append("# Then on the clients, as administrator:")
             out.append(f"# Invoke-Command -ComputerName {names} -ScriptBlock {{ {'; '.join(on_clients)} }}")
     return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
 import textwrap
 from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import tabulate as tabulate_module
 from tabulate import tabulate
@@ -17,6 +20,7 @@ MAX_FRAMES_SHOWN = 6
 #: still lists every client, and the JSON report explains them all.
 MAX_EXPLAINED = 50
 MAX_CONTEXT_SHOWN = 5  # log lines and DC events beside a client's findings, without -v
+BLOCK = 2048  # rows tabulate formats at a time: a table of 100,000 clients is never built as one list
 
 
 def _frames(result: ClientResult) -> str:
@@ -50,12 +54,14 @@ def _input_tag(analysis: Analysis, index: int | None) -> str:
 
 
 def render(analysis: Analysis, verbose: bool = False) -> str:
-    rows = []
-    for r in analysis.clients:
-        c = r.client
-        where = f"{c.ip} {_input_tag(analysis, r.input)}".strip()
-        rows.append([where, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
-                     r.verdict, c.auth, r.primary.code if r.primary else "", _frames(r)])
+    out = io.StringIO()
+    write(analysis, out, verbose)
+    return out.getvalue()
+
+
+def write(analysis: Analysis, out: IO[str], verbose: bool = False) -> None:
+    """The report, written piece by piece: the clients (maybe on disk, kerbtrace.spill) are read in three
+    passes — counts and column widths, the table, the explanations — and never held as one list."""
     header = []
     for index, i in enumerate(analysis.inputs):
         tag = _input_tag(analysis, index)
@@ -65,16 +71,20 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
             header.append(f"{tag}{i.path}: {i.format}, {i.packets} packets")
     if not analysis.inputs:
         header.append("no capture: per-client verdicts from the logs alone (what each log saw, not the exchange)")
-    parts = ["\n".join(header)]
+    out.write("\n".join(header))
+    counts: Counter = Counter()
+    causes: Counter = Counter()
     if analysis.log_clients:
-        parts += _log_clients(analysis)
-    elif rows:
-        parts.append(_table(rows, ["client", "host", "realm", "MP", "verdict", "auth", "cause", "evidence frames"]))
+        out.write("\n\n" + "\n\n".join(_log_clients(analysis)))
+    elif analysis.clients:
+        out.write("\n\n")
+        _write_table(lambda: (_row(analysis, r) for r in analysis.clients), CLIENT_HEADERS, out,
+                     lambda r: _count(r, counts, causes))
     else:
-        parts.append("No ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
-    counts = Counter(r.verdict for r in analysis.clients)
-    causes = Counter(r.primary.code for r in analysis.clients if r.primary and r.verdict != "approved")
-    summary = (f"{len(analysis.clients)} client(s): {counts['approved']} approved, "
+        out.write("\n\nNo ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
+    parts = []
+    total = sum(counts.values())
+    summary = (f"{total} client(s): {counts['approved']} approved, "
                f"{counts['not_approved']} not approved, {counts['inconclusive']} inconclusive")
     if causes:
         summary += " — causes: " + ", ".join(f"{code} {n}" for code, n in causes.most_common())
@@ -90,18 +100,19 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         parts.append("Across clients:\n" + "\n".join(_wrap(f"{_input_tag(analysis, f.input)}[{f.severity}] {f.code}: "
                                                                f"{f.summary}", "  ", "      ")
                                                          for f in analysis.fleet))
+    out.write("\n\n" + "\n\n".join(parts))
+    to_explain = total - counts["approved"] if not verbose else total
     explained = 0
-    hidden = 0
     for r in analysis.clients:
+        if explained >= to_explain or (not verbose and explained >= MAX_EXPLAINED):
+            break  # the rest need not be read
         if r.verdict == "approved" and not verbose:
             continue
-        if not verbose and explained >= MAX_EXPLAINED:
-            hidden += 1
-            continue
         explained += 1
-        parts.append(_explain(r, verbose, _input_tag(analysis, r.input)))
+        out.write("\n\n" + _explain(r, verbose, _input_tag(analysis, r.input)))
+    hidden = to_explain - explained
     if hidden:
-        parts.append(f"… {hidden} more clients not approved are explained with -v or in the --json report.")
+        out.write(f"\n\n… {hidden} more clients not approved are explained with -v or in the --json report.")
     if analysis.diag.warnings:
         shown = analysis.diag.warnings[:10]
         lines = [f"  {_input_tag(analysis, w.input)}{f'frame {w.frame}: ' if w.frame else ''}{w.message}"
@@ -109,9 +120,56 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
         more = len(analysis.diag.warnings) - len(shown) + sum(analysis.diag.dropped.values())
         if more > 0:
             lines.append(f"  … {more} more (see --json)")
-        parts.append("Warnings:\n" + "\n".join(lines))
-    return "\n\n".join(parts) + "\n"
+        out.write("\n\nWarnings:\n" + "\n".join(lines))
+    out.write("\n")
 
+
+CLIENT_HEADERS = ["client", "host", "realm", "MP", "verdict", "auth", "cause", "evidence frames"]
+
+
+def _row(analysis: Analysis, r: ClientResult) -> tuple[list[str], ClientResult]:
+    c = r.client
+    where = f"{c.ip} {_input_tag(analysis, r.input)}".strip()
+    return [where, c.hostname or "", c.realm or "", f"{c.mp_name or ''} {c.mp_ip or ''}".strip(),
+            r.verdict, c.auth, r.primary.code if r.primary else "", _frames(r)], r
+
+
+def _count(r: ClientResult, counts: Counter, causes: Counter) -> None:
+    counts[r.verdict] += 1
+    if r.primary and r.verdict != "approved":
+        causes[r.primary.code] += 1
+
+
+def _write_table(rows: Callable[[], Iterator[tuple[list[str], Any]]], headers: list[str], out: IO[str],
+                 seen: Callable[[Any], None]) -> None:
+    """tabulate's table of `rows()` (pairs of cells and the item they show; `seen` gets each item once), BLOCK
+    rows at a time. Past one block, a first pass takes the column widths from tabulate's own separator line,
+    and each block is formatted under a row of those widths, which is then left out."""
+    blocks = _batched(rows())
+    first = next(blocks, ())
+    for _, item in first:
+        seen(item)
+    table = _table([cells for cells, _ in first], headers)
+    rest = next(blocks, None)
+    if rest is None:
+        out.write(table)
+        return
+    widths = [len(dashes) for dashes in table.split("\n")[1].split("  ")]
+    while rest is not None:
+        for _, item in rest:
+            seen(item)
+        measured = _table([cells for cells, _ in rest], headers)
+        widths = [max(w, len(d)) for w, d in zip(widths, measured.split("\n")[1].split("  "), strict=True)]
+        rest = next(blocks, None)
+    ruler = ["x" * w for w in widths]
+    for n, block in enumerate(_batched(rows())):
+        lines = _table([ruler, *(cells for cells, _ in block)], headers).split("\n")
+        out.write(("\n".join(lines[:2] + lines[3:])) if n == 0 else "\n" + "\n".join(lines[3:]))
+
+
+def _batched(items: Iterator) -> Iterator[list]:
+    while block := list(itertools.islice(items, BLOCK)):
+        yield block
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:

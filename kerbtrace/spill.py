@@ -1,0 +1,275 @@
+"""Results kept on disk past a threshold, so memory does not grow with the number of clients a capture reports.
+
+A 1 GB capture reports over ten thousand clients at about 13 KB each in memory (timeline, findings,
+evidence), and some 100,000 Kerberos messages; 10 GB ten times as many. `SpillList` keeps the first
+`THRESHOLD` items in memory (a capture with fewer clients pays nothing), then writes them in chunks to an
+anonymous temporary file in the system's temp directory, which the operating system removes when the file
+is closed or the process ends, whatever ends it. The reports read the items back a chunk at a time, in order.
+
+pickle (standard library) serialises: the results are plain dataclasses, and a chunk stores the strings its
+items share once. Dataclasses are reduced to their constructor's arguments (`_Pickler`), half the time of
+their default `__getstate__` path. A result holds what the JSON report prints: no ticket, hash or key.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import pickle
+import sys
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import fields, is_dataclass
+from operator import attrgetter
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Items kept in memory before the first spill (2,000 client results: about 26 MB); the environment variable
+#: KERBTRACE_SPILL_AFTER sets another (tests force a tiny one).
+THRESHOLD = int(os.environ.get("KERBTRACE_SPILL_AFTER", "2000"))
+#: Items per pickled chunk: while reading, one chunk per spill (run) is in memory.
+CHUNK = 16
+NEVER = sys.maxsize  # a threshold that keeps everything in memory
+
+
+def _same_items(self: Sequence, other: object) -> bool:
+    """As a list compares: the same items in the same order (against any sequence)."""
+    return (isinstance(other, Sequence) and len(self) == len(other)
+            and all(a == b for a, b in zip(self, other, strict=True)))
+
+
+class SpillList(Sequence[T]):
+    """A list that only grows, kept in memory up to `threshold` items and on disk past it.
+
+    With a `key`, it reads back in the order of the key (stable: equal keys in the order appended), as
+    `list.sort(key=...)` would leave it: each spill is sorted, and reading merges them. `update(fn)` changes
+    every item in place: at once for those in memory, as they are read for those on disk. Indexing reads the
+    chunk that holds the item (after one rewrite into a single run, if reading needs a merge)."""
+
+    def __init__(self, items: Iterable[T] = (), *, key: Callable[[T], Any] | None = None,
+                 threshold: int | None = None, chunk: int = CHUNK) -> None:
+        self.key = key
+        self.threshold = max(1, THRESHOLD if threshold is None else threshold)
+        self.chunk = max(1, chunk)
+        self._mem: list[T] = []
+        self._file = None
+        self._bounds = array("q")  # each chunk's first byte in the file, then the end of the last
+        self._runs: list[tuple[int, int]] = []  # (first chunk, chunks) of each spill, in the order written
+        self._fixes: list[Callable[[T], object]] = []  # `update`s still to apply to the items read from disk
+        self._spilled = 0
+        self._cached: tuple[int, list[T]] = (-1, [])
+        self.extend(items)
+
+    @property
+    def spilled(self) -> int:
+        """How many items are on disk."""
+        return self._spilled
+
+    def append(self, item: T) -> None:
+        self._mem.append(item)
+        if len(self._mem) >= self.threshold:
+            self._spill()
+
+    def extend(self, items: Iterable[T]) -> None:
+        for item in items:
+            self.append(item)
+
+    def update(self, fn: Callable[[T], object]) -> None:
+        """Apply `fn` to every item (it changes the item in place; its return value is ignored)."""
+        for item in self._mem:
+            fn(item)
+        if self._spilled:
+            self._fixes.append(fn)
+            self._cached = (-1, [])
+
+    def close(self) -> None:
+        """Forget every item and remove the file (also done when the list is garbage)."""
+        if self._file is not None:
+            self._file.close()
+        self._file, self._mem, self._runs, self._spilled = None, [], [], 0
+        self._bounds, self._fixes, self._cached = array("q"), [], (-1, [])
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._mem)
+
+    def __iter__(self) -> Iterator[T]:
+        if self.key is not None:
+            self._mem.sort(key=self.key)
+        if not self._runs:
+            return iter(self._mem)
+        f, bounds, fixes = self._file, self._bounds, tuple(self._fixes)
+        runs = [_read_run(f, bounds, fixes, first, count) for first, count in self._runs]
+        if self.key is None or (len(runs) == 1 and not self._mem):
+            return itertools.chain(*runs, self._mem)
+        return heapq.merge(*runs, self._mem, key=self.key)  # ties: the earlier spill first, as a stable sort
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("SpillList index out of range")
+        if len(self._runs) > 1 or (self._runs and self._mem and self.key is not None):
+            self._rewrite()
+        if index >= self._spilled:
+            if self.key is not None:
+                self._mem.sort(key=self.key)
+            return self._mem[index - self._spilled]
+        number = index // self.chunk  # one run, its chunks full but the last
+        if self._cached[0] != number:
+            self._cached = (number, _read(self._file, self._bounds, self._fixes, number))
+        return self._cached[1][index % self.chunk]
+
+    __eq__ = _same_items
+
+    def __reduce__(self):
+        # Sent to another process (`--jobs`, a cluster): the items themselves, in order; the receiver keeps
+        # them in a list of its own, spilled past its threshold.
+        return _rebuild, (list(self),)
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _spill(self) -> None:
+        items = self._mem
+        if self.key is not None:
+            items.sort(key=self.key)
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+            self._bounds.append(0)
+        first = len(self._bounds) - 1
+        self._write(items)
+        self._runs.append((first, len(self._bounds) - 1 - first))
+        self._spilled += len(items)
+        self._mem = []
+
+    def _write(self, items: list[T]) -> None:
+        f = self._file
+        f.seek(self._bounds[-1])
+        for start in range(0, len(items), self.chunk):
+            _Pickler(f, pickle.HIGHEST_PROTOCOL).dump(items[start:start + self.chunk])
+            self._bounds.append(f.tell())
+
+    def _rewrite(self) -> None:
+        """Everything into one run, in order, in a new file (for indexing: item i is in chunk i // chunk)."""
+        merged = iter(self)  # reads the current file, which it keeps open until it is done
+        self._file, self._bounds, self._runs = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill"), \
+            array("q", [0]), []
+        count = 0
+        batch: list[T] = []
+        for item in merged:
+            batch.append(item)
+            if len(batch) == self.chunk:
+                self._write(batch)
+                count += len(batch)
+                batch = []
+        self._write(batch)
+        count += len(batch)
+        self._runs = [(0, len(self._bounds) - 1)]
+        self._spilled, self._mem, self._fixes, self._cached = count, [], [], (-1, [])
+
+
+def _read(f, bounds: array, fixes: Sequence[Callable], number: int) -> list:
+    """The items of chunk `number`, with the `update`s made since they were written."""
+    start = bounds[number]
+    f.seek(start)
+    items = pickle.loads(f.read(bounds[number + 1] - start))
+    for fn in fixes:
+        for item in items:
+            fn(item)
+    return items
+
+
+def _read_run(f, bounds: array, fixes: Sequence[Callable], first: int, count: int) -> Iterator:
+    for number in range(first, first + count):
+        yield from _read(f, bounds, fixes, number)
+
+
+def _rebuild(items: list) -> SpillList:
+    return SpillList(items)
+
+
+class Chain(Sequence[T]):
+    """Sequences read one after the other as one (the results of several captures): `extend` adds a
+    sequence without copying it, `append` adds an item to a list at the end."""
+
+    def __init__(self, parts: Iterable[Sequence[T]] = ()) -> None:
+        self.parts: list[Sequence[T]] = []
+        for part in parts:
+            self.extend(part)
+
+    def extend(self, items: Iterable[T]) -> None:
+        self.parts.append(items if isinstance(items, Sequence) else list(items))
+
+    def append(self, item: T) -> None:
+        if not self.parts or type(self.parts[-1]) is not list:
+            self.parts.append([])
+        self.parts[-1].append(item)  # type: ignore[attr-defined]
+
+    def update(self, fn: Callable[[T], object]) -> None:
+        """`fn` on every item, in place (see `SpillList.update`)."""
+        for part in self.parts:
+            if isinstance(part, SpillList | Chain):
+                part.update(fn)
+            else:
+                for item in part:
+                    fn(item)
+
+    def sort(self, *, key: Callable[[T], Any]) -> None:
+        """In place (callers that sort a result made in memory); the parts become one list."""
+        self.parts = [sorted(self, key=key)]
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def __iter__(self) -> Iterator[T]:
+        return itertools.chain.from_iterable(self.parts)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        for part in self.parts:
+            if 0 <= index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError("Chain index out of range")
+
+    __eq__ = _same_items
+
+    def __repr__(self) -> str:
+        return f"Chain({len(self)} items in {len(self.parts)} parts)"
+
+
+class _Pickler(pickle.Pickler):
+    """pickle with dataclasses reduced to (class, constructor arguments): attrgetter collects the fields in C."""
+
+    _getters: dict[type, Callable[[Any], tuple] | None] = {}
+
+    def reducer_override(self, obj: Any):
+        cls = type(obj)
+        try:
+            get = self._getters[cls]
+        except KeyError:
+            get = self._getters[cls] = _fields_getter(cls)
+        return NotImplemented if get is None else (cls, get(obj))
+
+
+def _fields_getter(cls: type) -> Callable[[Any], tuple] | None:
+    if not is_dataclass(cls):
+        return None
+    names = [f.name for f in fields(cls)]
+    if not names or not all(f.init for f in fields(cls)):
+        return None
+    get = attrgetter(*names)
+    return (lambda obj: (get(obj),)) if len(names) == 1 else get
+
+
+__all__ = ["CHUNK", "NEVER", "THRESHOLD", "Chain", "SpillList"]

@@ -1,0 +1,99 @@
+"""The on-disk result store (kerbtrace/spill.py) behaves as the list it replaces, and leaves no file behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kerbtrace.spill import Chain, SpillList
+
+
+@dataclass(slots=True)
+class Item:
+    time: float
+    ip: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(item: Item) -> tuple[float, str]:
+    return item.time, item.ip
+
+
+def temp_files() -> set[str]:
+    """Open files of this process in the temp directory (a spill file shows as deleted, but open)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(tempfile.gettempdir()):
+            out.add(target)
+    return out
+
+
+items_strategy = st.lists(st.builds(Item, st.integers(0, 5).map(float), st.sampled_from(["a", "b", "10.0.0.2"])),
+                          max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items_strategy, st.integers(1, 9), st.integers(1, 4), st.booleans())
+def test_reads_back_as_a_sorted_list(items, threshold, chunk, keyed):
+    store = SpillList(key=_key if keyed else None, threshold=threshold, chunk=chunk)
+    for n, item in enumerate(items):
+        item.notes.append(str(n))  # tells equal keys apart: the order among them must be kept
+        store.append(item)
+    expected = sorted(items, key=_key) if keyed else list(items)
+    assert len(store) == len(items)
+    assert store.spilled == (len(items) // threshold) * threshold
+    assert list(store) == expected
+    assert list(store) == expected  # twice: reading does not consume
+    store.update(lambda it: it.notes.append("late"))
+    for it in expected:
+        it.notes.append("late")
+    assert list(store) == expected
+    assert [store[i] for i in range(len(store))] == expected
+    if expected:
+        assert store[-1] == expected[-1]
+    assert store[1:4] == expected[1:4]
+    assert list(store) == expected  # after the rewrite that indexing made
+    assert list(pickle.loads(pickle.dumps(store))) == expected
+
+
+def test_spill_file_is_removed_when_the_list_goes():
+    before = temp_files()
+    store = SpillList(key=_key, threshold=2)
+    store.extend(Item(float(i % 3), "x") for i in range(10))
+    assert store.spilled == 10
+    assert temp_files() - before, "a spilled list keeps its file open"
+    assert not [name for name in os.listdir(tempfile.gettempdir()) if name.endswith(".spill")], \
+        "the file has no name in the temp directory while in use"
+    del store
+    gc.collect()
+    assert temp_files() == before
+
+
+def test_nothing_is_written_below_the_threshold():
+    before = temp_files()
+    store = SpillList(threshold=100)
+    store.extend(Item(1.0, "x") for _ in range(99))
+    assert store.spilled == 0 and temp_files() == before
+    store.close()
+
+
+def test_chain_adopts_parts_and_updates_them():
+    spilled = SpillList([Item(2.0, "b"), Item(1.0, "a"), Item(3.0, "c")], key=_key, threshold=1)
+    chain = Chain([[Item(0.0, "z")]])
+    chain.extend(spilled)
+    chain.append(Item(9.0, "y"))
+    assert [i.ip for i in chain] == ["z", "a", "b", "c", "y"] and len(chain) == 5
+    chain.update(lambda it: it.notes.append("seen"))
+    assert all(it.notes == ["seen"] for it in chain)
+    assert chain[2].ip == "b" and chain[-1].ip == "y"
+    assert spilled.spilled == 3
