@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from kerbtrace.sources import pcapng
 
 if TYPE_CHECKING:
+    from kerbtrace.reassembly.tcp import TcpReassembler
     from kerbtrace.sources import Capture
 
 #: Records per libpcap call: large enough that the call costs nothing per packet, small enough for the cache.
@@ -89,6 +90,7 @@ class Prefilter:
         self.connections = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections to keep
         self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
         self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
+        self.dropped = _Dropped()  # the connection table's `ignored` generation (directional IPv4 keys)
 
     # -- per batch -------------------------------------------------------------------------------------
     def _fields(self, data: np.ndarray, meta: np.ndarray):
@@ -122,6 +124,7 @@ class Prefilter:
         b = (word(30) << 32 | word(32) << 16 | dport).astype(np.uint64)
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = lo * _HASH ^ hi  # collisions only keep a connection more: harmless
+        self._a, self._b = a, b
         self._syn = (at(47) & 0x12) == 0x02
         self._seq = word(38) << 16 | word(40)
         return simple, proto, sport, dport, start, plen, key
@@ -145,19 +148,38 @@ class Prefilter:
         if len(found):
             self.connections = np.union1d(self.connections, found)
 
-    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Second pass: indices (in the batch) of the records the analysis must see, and for each record
-        how many TCP stream numbers the skipped connections took before it (one more entry: the batch's total)."""
+    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Second pass: a mask of the records the analysis must see, a mask of those among them that the
+        connection table drops anyway (`quiet`: skipped while the table's generations stand), and for each
+        record how many TCP stream numbers the skipped connections took before it (one more entry: the
+        batch's total)."""
         simple, proto, sport, dport, _start, _plen, key = self._fields(data, meta)
         udp = proto == 17
         tcp = proto == 6
         wanted = ~simple | ~(udp | tcp)
         wanted |= udp & (self.udp[sport] | self.udp[dport])
-        tcp_wanted = tcp & (self.tcp[sport] | self.tcp[dport])
+        tcp_wanted = simple & tcp & (self.tcp[sport] | self.tcp[dport])
         if len(self.connections):
-            tcp_wanted |= tcp & np.isin(key, self.connections)
+            tcp_wanted |= simple & tcp & np.isin(key, self.connections)
         keep = wanted | tcp_wanted
-        return np.flatnonzero(keep), self._streams(simple & tcp & ~keep, key)
+        return keep, self._quiet(tcp_wanted, key), self._streams(simple & tcp & ~keep, key)
+
+    def _quiet(self, tcp_wanted: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """TCP records whose directional key is in the connection table's `ignored` generation and that the
+        hot path therefore drops at its first lookup (network.py: ignored and not a SYN): every such record
+        before the pair's first SYN in the batch (a SYN starts a new connection on the same ports)."""
+        quiet = np.zeros(len(key), dtype=bool)
+        idx = np.flatnonzero(tcp_wanted)
+        if not len(idx) or not self.dropped.size:
+            return quiet
+        cand = idx[self.dropped.contains(self._a[idx], self._b[idx])]
+        syn = idx[self._syn[idx]]
+        if len(syn) and len(cand):
+            pairs, first = np.unique(key[syn], return_index=True)
+            j = np.minimum(np.searchsorted(pairs, key[cand]), len(pairs) - 1)
+            cand = cand[(pairs[j] != key[cand]) | (cand < syn[first][j])]
+        quiet[cand] = True
+        return quiet
 
     def _streams(self, skipped: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Stream numbers the reassembler would have given the skipped connections (Wireshark's tcp.stream:
@@ -181,6 +203,73 @@ class Prefilter:
                 for k in list(isn)[:len(isn) // 2]:
                     del isn[k]
         return np.cumsum(opens)
+
+
+class _Dropped:
+    """The connection table's `ignored` generation as directional IPv4 keys (address << 16 | port of each
+    side), looked up a batch at a time: a large sorted part and a small recent one, merged when the recent
+    one grows, so following the table costs a sort of what changed, not of everything."""
+
+    def __init__(self) -> None:
+        self.keys: dict[bytes, None] = {}  # the table's 12-byte keys (source, destination, ports)
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hash, a, b), sorted by hash
+        self.size = 0
+
+    def apply(self, log: list[tuple[bytes | None, bool]]) -> None:
+        """Follow the table's changes since the last call (its `ignored_log`, which this empties)."""
+        keys = self.keys
+        added: list[bytes] = []
+        removed = False
+        for key, present in log:
+            if key is None:  # the generations turned: nothing is dropped without a trace any more
+                keys.clear()
+                added.clear()
+                self._parts = []
+            elif len(key) == 12:
+                if present:
+                    if key not in keys:
+                        keys[key] = None
+                        added.append(key)
+                elif keys.pop(key, 0) is None:
+                    removed = True
+        log.clear()
+        if removed:
+            self._parts = [_sorted_keys(list(keys))] if keys else []
+        elif added:
+            recent = _sorted_keys(added)
+            if len(self._parts) == 2:
+                big, small = self._parts
+                if len(small[0]) + len(added) > max(1024, len(big[0]) // 4):
+                    self._parts = [_merge(big, _merge(small, recent))]
+                else:
+                    self._parts = [big, _merge(small, recent)]
+            else:
+                self._parts.append(recent)
+        self.size = len(keys)
+
+    def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which (a, b) keys are in the set (exactly: a hash match is confirmed on both halves)."""
+        h = a * _HASH ^ b
+        found = np.zeros(len(a), dtype=bool)
+        for ph, pa, pb in self._parts:
+            j = np.minimum(np.searchsorted(ph, h), len(ph) - 1)
+            found |= (ph[j] == h) & (pa[j] == a) & (pb[j] == b)
+        return found
+
+
+def _sorted_keys(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 12).astype(np.uint64)
+    a = r[:, 0] << 40 | r[:, 1] << 32 | r[:, 2] << 24 | r[:, 3] << 16 | r[:, 8] << 8 | r[:, 9]
+    b = r[:, 4] << 40 | r[:, 5] << 32 | r[:, 6] << 24 | r[:, 7] << 16 | r[:, 10] << 8 | r[:, 11]
+    h = a * _HASH ^ b
+    order = np.argsort(h, kind="stable")
+    return h[order], a[order], b[order]
+
+
+def _merge(x: tuple[np.ndarray, ...], y: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, a, b = (np.concatenate((p, q)) for p, q in zip(x, y, strict=True))
+    order = np.argsort(h, kind="stable")
+    return h[order], a[order], b[order]
 
 
 def _batches(path: str) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
@@ -223,91 +312,129 @@ def _clock(capture: Capture) -> str | None:
 
 
 def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int], *,
-            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None
-            ) -> Iterator[tuple[int, float, int, bytes]] | None:
+            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None,
+            dropping: Callable[[], TcpReassembler] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
     or None when this file must be read by the pure-Python reader. Reads the file twice (libpcap is fast
     enough that a first pass to find HTTP/TLS on unusual ports costs little).
 
     So that the analysis runs exactly as over every record, a skipped record comes through with empty data
     when `due()` (the capture time of the connection table's next housekeeping) has come, and when its
-    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once."""
+    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once.
+    With `dropping` (`NetworkLayer.dropping`: the connection table, logging the keys it drops), the records
+    that table would drop at its first lookup are skipped too: TLS after its handshake, connections closed
+    or not wanted."""
     if not ENABLED or not available():
         return None
     clock = _clock(capture)
     if clock is None:
         return None
     flt = Prefilter(udp_ports, tcp_ports)
+    total = 0
     try:
         reader = pcapy.open_offline(capture.path)
         linktype = reader.datalink()
         reader.close()
         for _raw, data, meta in _batches(capture.path):
+            total += len(meta)
             if linktype == _ETHERNET:
                 flt.learn(data, meta)
     except pcapy.PcapError:
         return None  # the pure-Python reader reads what it can and says where the file is damaged
     capture._iterated = True
+    capture.read_position = 0
     return _second_pass(capture, flt, linktype, clock, due or (lambda: float("inf")), every,
-                        streams or (lambda n: None))
+                        streams or (lambda n: None), dropping() if dropping is not None else None, total)
 
 
 def _second_pass(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Callable[[], float],
-                 every: int, streams: Callable[[int], None]) -> Iterator[tuple[int, float, int, bytes]]:
+                 every: int, streams: Callable[[int], None], table: TcpReassembler | None,
+                 total: int) -> Iterator[tuple[int, float, int, bytes]]:
     frame = 0
     given = 0  # stream numbers taken by skipped connections in earlier batches and handed over
+    log = table.ignored_log if table is not None else None
     try:
         for blob, data, meta in _batches(capture.path):
             times = _times(clock, meta)
             if frame == 0:
                 capture.start = float(times[0])
             n = len(meta)
-            wanted = np.ones(n, dtype=bool)
-            keep = np.arange(n)
-            opened = np.zeros(n + 1, dtype=np.int64)
             if linktype == _ETHERNET:
-                keep, opened = flt.keep(data, meta)
-                wanted[:] = False
-                wanted[keep] = True
+                if log is not None:
+                    flt.dropped.apply(log)
+                needed, quiet, opened = flt.keep(data, meta)
+            else:
+                needed, quiet, opened = np.ones(n, dtype=bool), None, np.zeros(n + 1, dtype=np.int64)
+            if quiet is not None and not quiet.any():
+                quiet = None
             owed = opened.tolist()
-            if every:  # the caller's tick follows these frame numbers: they come through, empty if skipped
-                keep = np.union1d(keep, np.arange(every - frame % every - 1, n, every))
             latest = np.maximum.accumulate(times)
-            cur = 0
-            for i, (sec, usec, off, caplen), real in zip(keep.tolist(), meta[keep].tolist(), wanted[keep].tolist(),
-                                                         strict=True):
-                # skipped records before this one at which the connection table's housekeeping fell due
-                if i > cur:
-                    yield from _due(frame, times, latest, cur, i, due, linktype)
-                cur = i + 1
-                if owed[i] != given:
-                    streams(owed[i] - given)
-                    given = owed[i]
-                yield frame + i + 1, _time(clock, sec, usec), linktype, blob[off:off + caplen] if real else b""
-            if n > cur:
-                yield from _due(frame, times, latest, cur, n, due, linktype)
+            turned = table.generations if table is not None else 0
+            real = needed if quiet is None else needed & ~quiet
+            cur = 0  # records before this one were handed over or passed
+            restart: int | None = 0
+            while restart is not None:
+                rows = np.flatnonzero(real[restart:]) + restart
+                if every:  # the caller's tick follows these frame numbers: they come through, empty if skipped
+                    first = every - (frame + restart) % every - 1 + restart
+                    rows = np.union1d(rows, np.arange(first, n, every))
+                restart = None
+                for i, when, off, size, whole in zip(rows.tolist(), times[rows].tolist(), meta[rows, 2].tolist(),
+                                                     meta[rows, 3].tolist(), real[rows].tolist(), strict=True):
+                    if i > cur:
+                        # skipped records before this one at which the connection table's housekeeping fell due
+                        stop = yield from _due(frame, times, latest, cur, i, due, linktype, table, turned)
+                        if stop is not None:
+                            cur = restart = stop
+                            break
+                    if quiet is not None and table.generations != turned:  # type: ignore[union-attr]
+                        restart = i
+                        break
+                    cur = i + 1
+                    if owed[i] != given:
+                        streams(owed[i] - given)
+                        given = owed[i]
+                    yield frame + i + 1, when, linktype, blob[off:off + size] if whole else b""
+                else:
+                    if n > cur:
+                        stop = yield from _due(frame, times, latest, cur, n, due, linktype, table, turned)
+                        if stop is not None:
+                            cur = restart = stop
+                    if quiet is not None and table.generations != turned and cur < n:  # type: ignore[union-attr]
+                        restart = cur
+                if restart is not None:
+                    # The table's generations turned: its dropped keys became old keys, which a packet renews
+                    # (it is no longer dropped without a trace), so the rest of the batch comes through.
+                    real, quiet = needed, None
             streams(owed[n] - given)
             given = 0
             frame += n
             capture.packets = frame
             capture.end = float(times[-1])
+            capture.read_position = capture.size * frame // max(total, 1)
     finally:
         capture.packets = frame
 
 
 def _due(frame: int, times: np.ndarray, latest: np.ndarray, lo: int, hi: int, due: Callable[[], float],
-         linktype: int) -> Iterator[tuple[int, float, int, bytes]]:
-    """Empty records for the skipped records lo..hi-1 of a batch at which housekeeping falls due."""
+         linktype: int, table: TcpReassembler | None = None, turned: int = 0
+         ) -> Generator[tuple[int, float, int, bytes], None, int | None]:
+    """Empty records for the skipped records lo..hi-1 of a batch at which housekeeping falls due. Returns
+    the record after the one at which the table's generations turned (housekeeping closes connections,
+    whose keys may turn them), or None."""
     while lo < hi:
         when = due()
         if latest[hi - 1] < when:
-            return
+            return None
         hit = np.flatnonzero(times[lo:hi] >= when)
         if not len(hit):
-            return
+            return None
         j = lo + int(hit[0])
         yield frame + j + 1, float(times[j]), linktype, b""
         lo = j + 1
+        if table is not None and table.generations != turned:
+            return lo
+    return None
 
 
 def _times(clock: str, meta: np.ndarray) -> np.ndarray:
