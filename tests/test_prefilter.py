@@ -41,7 +41,7 @@ def _document(path: Path, monkeypatch, enabled: bool) -> dict:
 def _fast(path: Path) -> bool:
     """Whether the prefilter reads this file (else the pure-Python reader does, and nothing is compared)."""
     with open_capture(path, Diagnostics()) as cap:
-        return prefilter.records(cap, Pipeline.udp_ports, Pipeline.tcp_ports) is not None
+        return prefilter.records(cap, Pipeline.udp_ports) is not None
 
 
 LAB = sorted(CAPTURES.glob("*.pcapng"))
@@ -72,15 +72,30 @@ def test_prefilter_reads_the_usual_formats():
     assert not any(p.read_bytes()[:4] == b"GMBU" for p in fast)  # NetMon: the pure-Python reader
 
 
+def _handed(path: Path, monkeypatch) -> tuple[int, int]:
+    """(records handed to the analysis with their data, packets in the file) in a run with the prefilter."""
+    counted = [0]
+    records = prefilter.records
+
+    def counting(*args, **kwargs):
+        frames = records(*args, **kwargs)
+        assert frames is not None
+        for record in frames:
+            counted[0] += bool(record[3])
+            yield record
+
+    monkeypatch.setattr(prefilter, "records", counting)
+    packets = analyze([str(path)], progress=False).inputs[0].packets
+    monkeypatch.setattr(prefilter, "records", records)
+    return counted[0], packets
+
+
 def test_http_on_an_unusual_port_is_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(make_capture, "MP_PORT", 8123)  # the WinRM exchange moves to a port nobody expects
     out = tmp_path / "odd-port.pcap"
-    make_capture.generate(out, 2, 20, templates=[])
-    with open_capture(out, Diagnostics()) as cap:
-        frames = prefilter.records(cap, Pipeline.udp_ports, Pipeline.tcp_ports)
-        assert frames is not None
-        kept = sum(1 for _ in frames)
-        assert kept < cap.packets / 2  # the background was skipped
+    make_capture.generate(out, 8, 20, templates=[])
+    kept, packets = _handed(out, monkeypatch)
+    assert kept < packets / 2  # the background was skipped
     fast, slow = _document(out, monkeypatch, True), _document(out, monkeypatch, False)
     assert fast == slow
     # Kerberos read from the Negotiate headers on port 8123 is listed (the TCP exchanges on port 88 too)
@@ -96,13 +111,32 @@ def test_same_document_over_progress_ticks_and_idle_sweeps(tmp_path, monkeypatch
     assert fast["clients"] and fast == slow
 
 
-@pytest.mark.parametrize("cut", [37, 5000])
-def test_damaged_file_read_by_python_with_its_warning(cut, tmp_path, monkeypatch):
-    """A file cut short: libpcap refuses it, so the pure-Python reader reads it and names the frame."""
+@pytest.mark.parametrize("cut", [5, 37, 5000])
+def test_damaged_file_read_by_python_from_the_damage_with_its_warning(cut, tmp_path, monkeypatch):
+    """A file cut short: libpcap reads up to the damage, the pure-Python reader the rest, naming the frame."""
     src = next(p for p in real_capture_files() if p.suffix == ".pcap" and p.stat().st_size > 20000)
     out = tmp_path / "cut.pcap"
     out.write_bytes(src.read_bytes()[:-cut])
-    assert not _fast(out)
+    assert _fast(out)
     doc = _document(out, monkeypatch, True)
     assert doc == _document(out, monkeypatch, False)
     assert any("cut short" in w["message"] for w in doc["warnings"]), doc["warnings"]
+    assert doc["inputs"][0]["packets"] > 0
+
+
+def test_damage_in_the_middle_of_a_long_capture(tmp_path, monkeypatch):
+    """A record header claiming an impossible length after several batches: what libpcap read is kept, the
+    pure-Python reader goes on from there and stops where it stops without the prefilter."""
+    out = tmp_path / "long.pcap"
+    make_capture.generate(out, 12, 20, templates=[])
+    raw = bytearray(out.read_bytes())
+    pos, frame = 24, 0
+    while frame < 30_000:  # past the first batches
+        pos += 16 + int.from_bytes(raw[pos + 8:pos + 12], "little")
+        frame += 1
+    raw[pos + 8:pos + 12] = (1 << 23).to_bytes(4, "little")  # over libpcap's and kerbtrace's limits
+    out.write_bytes(bytes(raw))
+    doc = _document(out, monkeypatch, True)
+    assert doc == _document(out, monkeypatch, False)
+    assert doc["inputs"][0]["packets"] == 30_000, doc["inputs"]
+    assert any("damaged" in w["message"] for w in doc["warnings"]), doc["warnings"]
