@@ -140,3 +140,20 @@ def test_damage_in_the_middle_of_a_long_capture(tmp_path, monkeypatch):
     assert doc == _document(out, monkeypatch, False)
     assert doc["inputs"][0]["packets"] == 30_000, doc["inputs"]
     assert any("damaged" in w["message"] for w in doc["warnings"]), doc["warnings"]
+
+
+def test_progress_follows_the_file(tmp_path):
+    """The progress bar reads `Capture.position()`: with libpcap reading, it still advances batch by batch
+    and ends at the file's size (a pcap file: 24 header bytes, 16 per record and the records)."""
+    out = tmp_path / "progress.pcap"
+    make_capture.generate(out, 6, 20, templates=[])
+    seen = []
+    with open_capture(out, Diagnostics()) as cap:
+        frames = prefilter.records(cap, Pipeline.udp_ports)
+        assert frames is not None
+        for frame, *_ in frames:
+            if frame % 2000 == 0:
+                seen.append(cap.position())
+        end = cap.position()
+    assert end == out.stat().st_size
+    assert seen == sorted(seen) and 0 < seen[0] < seen[-1] < end, seen
