@@ -5,6 +5,7 @@ table's housekeeping fall on the same frames over a capture long enough to tick.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.skipif(not prefilter.available(), reason="pcapy-ng or n
 
 @pytest.fixture(autouse=True)
 def _prefilter_on(monkeypatch):
-    """The prefilter is opt-in (KERBTRACE_PREFILTER=1): on for these tests, whatever the environment."""
+    """The prefilter reads only large files by default: on for every file in these tests, whatever the
+    environment."""
     monkeypatch.setattr(prefilter, "ENABLED", True)
 
 
@@ -157,3 +159,19 @@ def test_progress_follows_the_file(tmp_path):
         end = cap.position()
     assert end == out.stat().st_size
     assert seen == sorted(seen) and 0 < seen[0] < seen[-1] < end, seen
+
+
+def test_default_reads_large_files_only(tmp_path, monkeypatch):
+    """Unset, KERBTRACE_PREFILTER leaves small files to the pure-Python reader (the prefilter would not win
+    back what importing numpy costs) and reads files of MIN_BYTES and more; 0 and 1 decide for every file."""
+    path = next(p for p in real_capture_files() if p.suffix == ".pcap")
+    monkeypatch.setattr(prefilter, "ENABLED", None)
+    assert not _fast(path)
+    monkeypatch.setattr(prefilter, "MIN_BYTES", path.stat().st_size)
+    assert _fast(path)
+    show = "from kerbtrace.sources import prefilter; print(prefilter.ENABLED)"
+    for value, expected in (("0", False), ("1", True), ("", None)):
+        env = {**os.environ, "KERBTRACE_PREFILTER": value}
+        out = subprocess.run([sys.executable, "-c", show], cwd=REPO, env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == str(expected)

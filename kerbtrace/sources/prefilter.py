@@ -24,7 +24,8 @@ by its content, as without the prefilter). Skipped records at which the table's 
 whose frame number is the caller's progress tick, come through with empty data. So the analysis runs exactly
 as over every record: same stream numbers, same table, same sweeps.
 
-Where libpcap cannot stand in exactly (gzip, NetMon, nanosecond pcap, pcapng with several link types or
+On by default for files of at least 128 MiB (`MIN_BYTES`; `KERBTRACE_PREFILTER=1` for every file, `=0` for
+none). Where libpcap cannot stand in exactly (gzip, NetMon, nanosecond pcap, pcapng with several link types or
 clocks other than microseconds), `records` returns None and the pure-Python reader is used; where libpcap
 stops on damage, the pure-Python reader takes over from that record on and names the frame.
 """
@@ -47,8 +48,10 @@ BATCH = 8192
 #: The first call's records: the connections the table ignores are learnt batch by batch, and at the start
 #: of a capture every connection is new, so batches grow from this size to BATCH.
 FIRST_BATCH = 512
-#: KERBTRACE_PREFILTER=0 turns the prefilter off (docs/benchmarks.md: what it saves on each mix).
-ENABLED = os.environ.get("KERBTRACE_PREFILTER", "1") != "0"
+#: KERBTRACE_PREFILTER=1: the prefilter reads every file it can; =0: none; unset (None): files of at least
+#: MIN_BYTES, where what it saves exceeds the 0.09 s that importing numpy and pcapy-ng costs (docs/benchmarks.md).
+ENABLED: bool | None = {"1": True, "0": False}.get(os.environ.get("KERBTRACE_PREFILTER", ""))
+MIN_BYTES = 128 << 20
 
 _ETHERNET = 1
 MAX_SKIPPED_SYNS = 1 << 18
@@ -220,11 +223,13 @@ class _Dropped:
 
     def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Which (a, b) keys are in the set (exactly: a hash match is confirmed on both halves)."""
-        h = a * _HASH ^ b
+        # A batch holds few connections: each distinct hash is looked up once (a sort of the batch is cheaper
+        # than a binary search per record into a large set), then every record is confirmed on its own key.
+        hashes, each = np.unique(a * _HASH ^ b, return_inverse=True)
         found = np.zeros(len(a), dtype=bool)
         for ph, pa, pb in self._parts:
-            j = np.minimum(np.searchsorted(ph, h), len(ph) - 1)
-            found |= (ph[j] == h) & (pa[j] == a) & (pb[j] == b)
+            j = np.minimum(np.searchsorted(ph, hashes), len(ph) - 1)[each]
+            found |= (ph[j] == hashes[each]) & (pa[j] == a) & (pb[j] == b)
         return found
 
 
@@ -295,7 +300,7 @@ def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], flo
     frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once.
     With `dropping` (`NetworkLayer.dropping`: the connection table, logging the keys it drops), the TCP
     records that table would drop at its first lookup are skipped too; without it only UDP on other ports is."""
-    if not ENABLED or not available():
+    if ENABLED is False or (ENABLED is None and capture.size < MIN_BYTES) or not available():
         return None
     clock = _clock(capture)
     if clock is None:
