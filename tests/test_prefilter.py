@@ -47,6 +47,7 @@ def _fast(path: Path) -> bool:
 
 
 LAB = sorted(CAPTURES.glob("*.pcapng"))
+TLS = sorted((CAPTURES / "tls").glob("*.pcapng")) + sorted((CAPTURES / "tls" / "sessions").glob("*.pcapng"))
 SHIPPED = LAB + real_capture_files()
 
 
@@ -78,6 +79,7 @@ def _handed(path: Path, monkeypatch) -> tuple[int, int]:
     """(records handed to the analysis with their data, packets in the file) in a run with the prefilter."""
     counted = [0]
     records = prefilter.records
+    monkeypatch.setattr(prefilter, "ENABLED", True)
 
     def counting(*args, **kwargs):
         frames = records(*args, **kwargs)
@@ -175,3 +177,59 @@ def test_default_reads_large_files_only(tmp_path, monkeypatch):
         out = subprocess.run([sys.executable, "-c", show], cwd=REPO, env=env, capture_output=True, text=True,
                              check=True).stdout.strip()
         assert out == str(expected)
+
+
+def _tls_handshakes(path: Path, monkeypatch, enabled: bool) -> list[tuple]:
+    """What the pipeline read of each TLS connection (stream, versions, SNI, certificate facts, frames)."""
+    from kerbtrace import pipeline
+
+    seen: list[tuple] = []
+    original = pipeline.Pipeline._tls_event
+
+    def recording(self, conn, app):
+        info = app.reader.info
+        seen.append((conn.stream, info.version, info.sni, info.client_certificate, info.certificate_requested,
+                     info.alert, info.client_hello_frame, info.server_hello_frame))
+        original(self, conn, app)
+
+    monkeypatch.setattr(pipeline.Pipeline, "_tls_event", recording)
+    monkeypatch.setattr(prefilter, "ENABLED", enabled)
+    analyze([str(path)], progress=False)
+    monkeypatch.setattr(pipeline.Pipeline, "_tls_event", original)
+    return seen
+
+
+@pytest.mark.parametrize("path", TLS, ids=lambda p: p.name)
+def test_same_tls_handshakes_with_and_without_prefilter(path, tmp_path, monkeypatch):
+    """The lab's real TLS handshakes (TLS 1.2 and 1.3, client certificates, a HelloRetryRequest, failures, a
+    resumed session, long application-data phases), in microsecond pcap: the same handshakes are read and the
+    same document comes out; after a handshake the connection's packets are skipped."""
+    editcap = shutil.which("editcap")
+    if editcap is None:
+        pytest.skip("editcap (Wireshark's tools) is not installed")
+    out = tmp_path / (path.stem + ".pcap")
+    subprocess.run([editcap, "-F", "pcap", str(path), str(out)], check=True)
+    fast = _tls_handshakes(out, monkeypatch, True)
+    assert fast and fast == _tls_handshakes(out, monkeypatch, False)
+    assert _document(out, monkeypatch, True) == _document(out, monkeypatch, False)
+    if "long_data" in path.name:
+        kept, packets = _handed(out, monkeypatch)
+        assert kept < packets / 4, (kept, packets)  # the application data after the handshake was skipped
+    if "resumed" in path.name:
+        assert [h[1] for h in fast] == ["TLS 1.2", "TLS 1.2"], fast  # the full handshake and the abbreviated one
+    tshark = shutil.which("tshark")
+    if tshark is not None:  # each connection's ClientHello and ServerHello frames as tshark reads them
+        rows = subprocess.run([tshark, "-n", "-r", str(out), "-Y", "tls.handshake.type == 1 || tls.handshake.type == 2",
+                               "-T", "fields", "-e", "tcp.stream", "-e", "frame.number", "-e", "tls.handshake.type"],
+                              capture_output=True, text=True, check=True).stdout.split("\n")
+        hellos: dict[int, list[int | None]] = {}
+        for row in filter(None, rows):
+            stream, frame, types = row.split("\t")
+            first = hellos.setdefault(int(stream), [None, None])
+            for kind in types.split(","):
+                if kind in ("1", "2") and first[int(kind) - 1] is None:
+                    first[int(kind) - 1] = int(frame)
+        if "hello_retry" in path.name:  # tshark's first ServerHello is the HelloRetryRequest
+            hellos = {stream: [client, None] for stream, (client, _server) in hellos.items()}
+            fast = [(*h[:7], None) for h in fast]
+        assert {h[0]: [h[6], h[7]] for h in fast} == hellos
