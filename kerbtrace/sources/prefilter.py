@@ -402,6 +402,8 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
     finally:
         if frame >= 0:
             capture.packets = frame
+        if table is not None:
+            table.ignored_log = None  # nobody follows it any more (a next file starts its own)
 
 
 def _python_from(capture: Capture, done: int) -> Iterator[tuple[int, float, int, bytes]]:
