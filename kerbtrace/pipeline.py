@@ -81,9 +81,6 @@ class Pipeline:
     """TransportSink that turns reassembled bytes into Kerberos, HTTP, DNS and TLS events."""
 
     udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
-    #: TCP ports whose connections `wants_tcp` takes without looking at the payload (either side's port,
-    #: a superset): a prefilter keeps these and connections that start like HTTP or TLS on any port.
-    tcp_ports = frozenset({KERBEROS_PORT, DNS_PORT}) | HTTP_PORTS | TLS_PORTS
     watch_ports = frozenset({KERBEROS_PORT})
 
     def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:

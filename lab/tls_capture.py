@@ -8,7 +8,9 @@ Python's `ssl` (OpenSSL) server and client, with self-signed certificates made b
 talk over 127.0.5.x while dumpcap records them, one capture per case: TLS 1.2 with a client
 certificate, with an empty one, without a request; TLS 1.3 with and without SNI; a server that
 finds no shared cipher (handshake_failure alert); a server that demands a client certificate the
-client lacks (TLS 1.2 alert); a handshake on a port other than 443; a TLS 1.3 HelloRetryRequest.
+client lacks (TLS 1.2 alert); a handshake on a port other than 443; a TLS 1.3 HelloRetryRequest; a
+TLS 1.2 session resumed by a second connection (abbreviated handshake) and TLS 1.2 and 1.3 connections
+with a long application-data phase (thousands of segments after the handshake, which a prefilter may skip).
 After the handshake the client sends a CCM_POST inside TLS and the server answers, so the captures
 also hold encrypted data.
 """
@@ -53,6 +55,9 @@ class Case:
     server_curve: str | None = None  # one key-exchange group only: a TLS 1.3 client offering another retries
     client_ciphers: str | None = None
     fails: bool = False
+    resume: bool = False  # a second connection resumes the first one's session
+    folder: str = ""  # below --out: "sessions" for captures of more than one connection or a long one
+    chunks: int = 0  # the answer is followed by this many 256-byte application-data writes, 0.3 ms apart
 
 
 CASES = (
@@ -67,7 +72,10 @@ CASES = (
     Case("tls12_client_cert_required", "127.0.5.27", request_cert=ssl.CERT_REQUIRED, fails=True),
     Case("tls12_port_10443", "127.0.5.28", port=10443),
     Case("tls13_hello_retry", "127.0.5.29", version=ssl.TLSVersion.TLSv1_3, server_curve="secp384r1"),
+    Case("tls12_resumed_long_data", "127.0.5.30", resume=True, chunks=2000, folder="sessions"),
+    Case("tls13_long_data", "127.0.5.31", version=ssl.TLSVersion.TLSv1_3, chunks=2000, folder="sessions"),
 )
+CHUNK = bytes(range(256))
 
 
 def _certificate(name: str, usage: ExtendedKeyUsageOID, directory: Path) -> tuple[Path, Path]:
@@ -112,25 +120,52 @@ def _contexts(case: Case, tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
-def _serve(listener: socket.socket, ctx: ssl.SSLContext, errors: list[str]) -> None:
-    conn, _ = listener.accept()
-    try:
-        with ctx.wrap_socket(conn, server_side=True) as tls:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = tls.recv(4096)
-                if not chunk:
+def _serve(listener: socket.socket, ctx: ssl.SSLContext, errors: list[str], case: Case) -> None:
+    for _ in range(2 if case.resume else 1):
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one segment per write
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                tls.sendall(RESPONSE)
+                for _ in range(case.chunks):
+                    tls.sendall(CHUNK)
+                    time.sleep(0.0003)  # each write its own segment, as a slow transfer's
+        except (ssl.SSLError, OSError) as exc:
+            errors.append(f"server: {exc}")
+            conn.close()
+
+
+def _exchange(client_ctx: ssl.SSLContext, case: Case, errors: list[str],
+              session: ssl.SSLSession | None = None) -> ssl.SSLSession | None:
+    """One connection: the request, the answer and the application data after it; the session to resume."""
+    with socket.create_connection((SERVER_IP, case.port), source_address=(case.client_ip, 0)) as raw:
+        with client_ctx.wrap_socket(raw, server_hostname=case.sni, session=session) as tls:
+            tls.sendall(REQUEST)
+            reply = tls.recv(len(RESPONSE))
+            if not reply.startswith(b"HTTP/1.1 200"):
+                errors.append(f"client: reply {reply[:40]!r}")
+            want, got = case.chunks * len(CHUNK), 0
+            while got < want:
+                more = tls.recv(65536)
+                if not more:
+                    errors.append(f"client: {got} of {want} bytes of application data")
                     break
-                data += chunk
-            tls.sendall(RESPONSE)
-    except (ssl.SSLError, OSError) as exc:
-        errors.append(f"server: {exc}")
-        conn.close()
+                got += len(more)
+            if session is not None and not tls.session_reused:
+                errors.append("client: the session was not resumed")
+            return tls.session
 
 
 def run_case(case: Case, out: Path, tmp: Path) -> Path:
     """Record one handshake (and one request inside it) into out/<case>.pcapng."""
-    path = out / f"{case.name}.pcapng"
+    path = out / case.folder / f"{case.name}.pcapng"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     log = tmp / f"{case.name}.dumpcap.log"
     dumpcap = procs.start(["dumpcap", "-i", "lo", "-f", f"host {SERVER_IP} and host {case.client_ip}", "-n",
@@ -142,15 +177,12 @@ def run_case(case: Case, out: Path, tmp: Path) -> Path:
         server_ctx, client_ctx = _contexts(case, tmp)
         errors: list[str] = []
         with socket.create_server((SERVER_IP, case.port)) as listener:
-            thread = threading.Thread(target=_serve, args=(listener, server_ctx, errors))
+            thread = threading.Thread(target=_serve, args=(listener, server_ctx, errors, case))
             thread.start()
             try:
-                with socket.create_connection((SERVER_IP, case.port), source_address=(case.client_ip, 0)) as raw:
-                    with client_ctx.wrap_socket(raw, server_hostname=case.sni) as tls:
-                        tls.sendall(REQUEST)
-                        reply = tls.recv(4096)
-                        if not reply.startswith(b"HTTP/1.1 200"):
-                            errors.append(f"client: reply {reply[:40]!r}")
+                session = _exchange(client_ctx, case, errors)
+                if case.resume:
+                    _exchange(client_ctx, case, errors, session)
             except (ssl.SSLError, OSError) as exc:
                 errors.append(f"client: {exc}")
             thread.join(timeout=10)

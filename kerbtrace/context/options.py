@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kerbtrace.context import Beside
 from kerbtrace.context.directory import DirectoryError, mp_spns
 from kerbtrace.context.directory.options import add_directory_arguments, directory_from_args
-from kerbtrace.context.logs import load_log_context, recognise
-from kerbtrace.context.logs.load import LogContext
 from kerbtrace.diagnostics import Diagnostics
+
+if TYPE_CHECKING:
+    from kerbtrace.context.logs.load import LogContext
 
 CONTEXT_EPILOG = """\
 beside the capture (each optional; kerbtrace joins them to the capture's clients by address, name and time,
@@ -103,6 +105,8 @@ def _logs(args: argparse.Namespace, warnings: list[str]) -> LogContext | None:
     given = {name: list(getattr(args, name, None) or []) for name in ("iis_log", "mp_log", "client_log", "logs")}
     if not any(given.values()):
         return None
+    from kerbtrace.context.logs import load_log_context, recognise  # here: only a run given logs reads them
+
     ctx = load_log_context(iis_logs=given["iis_log"], mp_logs=given["mp_log"], client_logs=given["client_log"],
                            log_dirs=given["logs"])
     for warning in ctx.warnings:

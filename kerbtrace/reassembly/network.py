@@ -56,6 +56,14 @@ class NetworkLayer:
         skips packets: it hands over a packet's time there, so the table ages exactly as over every packet)."""
         return self._tcp.next_sweep
 
+    def dropping(self) -> TcpReassembler:
+        """The connection table, logging the keys whose packets the hot path drops (`ignored_log`): a prefilter
+        may skip those packets itself, as long as the log says they are still dropped."""
+        tcp = self._tcp
+        if tcp.ignored_log is None:
+            tcp.ignored_log = []
+        return tcp
+
     def skip_streams(self, count: int) -> None:
         """`count` TCP connections were skipped before they reached this layer (by a prefilter): the next
         connection's stream number still matches Wireshark's tcp.stream."""

@@ -117,6 +117,11 @@ class TcpReassembler:
         self.ignored: dict[bytes, bool] = {}
         self._ignored_old: dict[bytes, bool] = {}
         self._ignored_limit = max(2 * max_conns, 1024)
+        #: For a prefilter that skips what the hot path would drop: when a list, every key that enters
+        #: `ignored` is appended as (key, True), every key taken out as (key, False), and a turn of the
+        #: generations (every key leaves `ignored` for `_ignored_old`) as (None, False), in order.
+        self.ignored_log: list[tuple[bytes | None, bool]] | None = None
+        self.generations = 0  # turns of the generations so far
         self.next_stream = 0
         #: Capture time of the next housekeeping call (`sweep`); the network layer checks it per frame.
         self.next_sweep = float("-inf")
@@ -339,13 +344,20 @@ class TcpReassembler:
     def _mark(self, key: bytes) -> None:
         ignored = self.ignored
         ignored[key] = True
+        log = self.ignored_log
+        if log is not None:
+            log.append((key, True))
         if len(ignored) >= self._ignored_limit:
             # Two generations: keys not seen for a whole generation are forgotten.
             self._ignored_old = dict(ignored)
             ignored.clear()
+            self.generations += 1
+            if log is not None:
+                log.append((None, False))
 
     def _unmark(self, key: bytes) -> None:
-        self.ignored.pop(key, None)
+        if self.ignored.pop(key, None) and self.ignored_log is not None:
+            self.ignored_log.append((key, False))
         self._ignored_old.pop(key, None)
 
     def _forget(self, flow: _Flow, remember: bool = True) -> None:

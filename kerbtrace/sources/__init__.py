@@ -39,9 +39,13 @@ class Capture:
         self._header = header
         self._diag = diag
         self._iterated = False
+        #: Set by a reader other than this object's own (the prefilter's libpcap): bytes it consumed so far.
+        self.read_position: int | None = None
 
     def position(self) -> int:
         """Bytes of the file consumed so far (compressed bytes for .gz), for progress bars."""
+        if self.read_position is not None:
+            return self.read_position
         if self._raw.closed:
             return self.size
         try:

@@ -7,60 +7,64 @@ records per call) reads the file, and each batch is classified with numpy array 
 the packets that the network layer would not drop, with their Wireshark frame numbers and the same
 timestamps as the pure-Python readers.
 
-What always reaches the analysis (a superset of what `reassembly/network.py` keeps):
-- every packet that is not untagged Ethernet + IPv4 without options, TCP or UDP (IPv6, VLAN, tunnels,
-  ICMP, other link types), every IP fragment, and every packet whose lengths look wrong (so the same
-  warnings are given);
-- UDP on the pipeline's ports (Kerberos 88, DNS 53);
-- TCP with either port among the pipeline's (88, 53, the HTTP and TLS ports);
-- every packet of a TCP connection on other ports one of whose segments starts like HTTP (a request or
-  status line) or a TLS handshake record: a first pass over the file collects these connections, so an MP
-  on an unusual port is found before its connection's first packet.
+Skipped, because the network layer drops them at its first look without a trace:
+- UDP on ports other than the pipeline's (Kerberos 88, DNS 53), in untagged Ethernet + IPv4 without
+  options, not a fragment;
+- TCP in the same framing whose connection the connection table already ignores (`TcpReassembler.ignored`:
+  connections not wanted after their first payload, TLS once the handshake was read, closed ones), except
+  a SYN, which starts a new connection. The table logs the keys entering and leaving that set
+  (`NetworkLayer.dropping`); the prefilter follows the log batch by batch, skips a connection's records
+  up to its next SYN in the batch, and stops skipping for the rest of a batch when the table's two
+  generations turn (an old key is renewed by its next packet: not without a trace).
 
-A dropped TCP connection is one the network layer would have ignored after its first payload; the only
-traces it would have left are counters, TCP stream numbers and pressure on the connection table. The
-connection table's idle sweep runs at the times of the packets that reach it, so a connection idle for
-about the idle timeout (10 minutes) may be closed a little later or earlier than by the pure-Python path.
+Everything else reaches the analysis: every other link type and framing (IPv6, VLAN, tunnels, ICMP), IP
+fragments, packets whose lengths look wrong (so the same warnings are given), and every TCP packet until the
+connection table has decided to ignore its connection, whatever the ports (HTTP on an unusual port is found
+by its content, as without the prefilter). Skipped records at which the table's housekeeping falls due, or
+whose frame number is the caller's progress tick, come through with empty data. So the analysis runs exactly
+as over every record: same stream numbers, same table, same sweeps.
 
-Where libpcap cannot stand in exactly (gzip, NetMon, nanosecond pcap, pcapng with several link types or
-clocks other than microseconds, any read error), `records` returns None and the pure-Python reader is used.
+On by default for files of at least 128 MiB (`MIN_BYTES`; `KERBTRACE_PREFILTER=1` for every file, `=0` for
+none). Where libpcap cannot stand in exactly (gzip, NetMon, nanosecond pcap, pcapng with several link types or
+clocks other than microseconds), `records` returns None and the pure-Python reader is used; where libpcap
+stops on damage, the pure-Python reader takes over from that record on and names the frame.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from kerbtrace.sources import pcapng
 
 if TYPE_CHECKING:
+    from kerbtrace.reassembly.tcp import TcpReassembler
     from kerbtrace.sources import Capture
 
 #: Records per libpcap call: large enough that the call costs nothing per packet, small enough for the cache.
 BATCH = 8192
-#: KERBTRACE_PREFILTER=1 turns the prefilter on. Off by default: on the benchmark's MP mixes it keeps about
-#: 40 % of the records (TLS on 443 must reach the analysis for HTTPS MPs) and then costs more CPU than it
-#: saves (docs/benchmarks.md); it pays where the share it keeps is small.
-ENABLED = os.environ.get("KERBTRACE_PREFILTER", "0") == "1"
+#: The first call's records: the connections the table ignores are learnt batch by batch, and at the start
+#: of a capture every connection is new, so batches grow from this size to BATCH.
+FIRST_BATCH = 512
+#: KERBTRACE_PREFILTER=1: the prefilter reads every file it can; =0: none; unset (None): files of at least
+#: MIN_BYTES, where what it saves exceeds the 0.09 s that importing numpy and pcapy-ng costs (docs/benchmarks.md).
+ENABLED: bool | None = {"1": True, "0": False}.get(os.environ.get("KERBTRACE_PREFILTER", ""))
+MIN_BYTES = 128 << 20
 
 _ETHERNET = 1
 MAX_SKIPPED_SYNS = 1 << 18
-_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_MAX_METHOD = 32  # decoders/http.py: a request line's method is at most this long
-_WINDOW = _MAX_METHOD + 1
 
 # numpy and pcapy-ng are imported on first use (0.1 s that a run without the prefilter does not pay).
 np = None
 pcapy = None
-_HTTP_TOKEN = None
 _HASH = None
 
 
 def available() -> bool:
     """numpy and pcapy-ng import (loading them now); False without the binding."""
-    global np, pcapy, _HTTP_TOKEN, _HASH  # noqa: PLW0603 - loaded once, on first use
+    global np, pcapy, _HASH  # noqa: PLW0603 - loaded once, on first use
     if pcapy is None:
         try:
             import numpy
@@ -68,8 +72,6 @@ def available() -> bool:
         except ImportError:  # pragma: no cover - both are declared dependencies
             return False
         np, pcapy = numpy, binding
-        _HTTP_TOKEN = np.zeros(256, dtype=bool)
-        _HTTP_TOKEN[list(_TOKEN_CHARS)] = True
         _HASH = np.uint64(0x9E3779B97F4A7C15)
     return True
 
@@ -83,81 +85,69 @@ def _port_table(ports: Iterable[int]) -> np.ndarray:
 class Prefilter:
     """The classification of one file's records: what the network layer needs, and nothing it would drop."""
 
-    def __init__(self, udp_ports: Iterable[int], tcp_ports: Iterable[int]) -> None:
+    def __init__(self, udp_ports: Iterable[int]) -> None:
         self.udp = _port_table(udp_ports)
-        self.tcp = _port_table(tcp_ports)
-        self.connections = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections to keep
         self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
         self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
+        self.dropped = _Dropped()  # the connection table's `ignored` generation (directional IPv4 keys)
 
     # -- per batch -------------------------------------------------------------------------------------
     def _fields(self, data: np.ndarray, meta: np.ndarray):
-        """(simple, proto, sport, dport, payload offset, payload length, connection key) of each record;
-        `simple` marks untagged Ethernet + IPv4 without options, not a fragment, lengths consistent."""
-        off = meta[:, 2].astype(np.int64)
+        """(simple, proto, sport, dport, connection key) of each record; `simple` marks untagged Ethernet +
+        IPv4 without options, not a fragment, IP length 0 (segmentation offload) or at least 28: records
+        the network layer's hot path decides on (network.py `feed`), by their ports or connection key."""
         caplen = meta[:, 3].astype(np.int64)
         long_enough = caplen >= 54
-        o = np.where(long_enough, off, 0)  # short records read harmless bytes, and are kept below
-
-        def at(k: int) -> np.ndarray:
-            return data[o + k]
-
-        def word(k: int) -> np.ndarray:
-            return data[o + k].astype(np.int64) << 8 | data[o + k + 1]
-
-        iplen = word(16)
-        # 0: segmentation offload, the frame holds the packet; longer than the frame: cut by the snap length,
-        # read as far as captured (a segment of an ignored connection cut short is dropped without a word)
-        end = np.where(iplen == 0, caplen, np.minimum(14 + iplen, caplen))
-        simple = (long_enough & (at(12) == 8) & (at(13) == 0) & (at(14) == 0x45) & ((at(20) & 0x3F) == 0)
-                  & (at(21) == 0) & ((iplen == 0) | (iplen >= 28)))
-        proto = at(23)
-        sport, dport = word(34), word(36)
-        thl = (at(46) >> 4).astype(np.int64) * 4
-        tcp = simple & (proto == 6)
-        simple &= ~tcp | ((thl >= 20) & (34 + thl <= end))  # a bad TCP header goes to the analysis
-        start = off + 34 + thl
-        plen = np.where(tcp & simple, end - 34 - thl, 0)
-        a = (word(26) << 32 | word(28) << 16 | sport).astype(np.uint64)
-        b = (word(30) << 32 | word(32) << 16 | dport).astype(np.uint64)
+        o = np.where(long_enough, meta[:, 2].astype(np.int64), 0)  # short records read harmless bytes, kept
+        # Big-endian 16- and 32-bit fields at any byte offset: overlapping views of the batch (stride 1 byte).
+        u2 = np.ndarray((len(data) - 1,), ">u2", data, 0, (1,))
+        u4 = np.ndarray((len(data) - 3,), ">u4", data, 0, (1,))
+        iplen = u2[o + 16]
+        flags = u4[o + 20]  # fragment bits, TTL, protocol
+        simple = (long_enough & ((u4[o + 12] & 0xFFFFFF00) == 0x08004500) & ((flags & 0x3FFF0000) == 0)
+                  & ((iplen == 0) | (iplen >= 28)))
+        proto = flags & 0xFF
+        ports = u4[o + 34]
+        sport, dport = ports >> 16, ports & 0xFFFF
+        a = u4[o + 26].astype(np.uint64) << 16 | sport
+        b = u4[o + 30].astype(np.uint64) << 16 | dport
         lo, hi = np.minimum(a, b), np.maximum(a, b)
-        key = lo * _HASH ^ hi  # collisions only keep a connection more: harmless
-        self._syn = (at(47) & 0x12) == 0x02
-        self._seq = word(38) << 16 | word(40)
-        return simple, proto, sport, dport, start, plen, key
+        key = lo * _HASH ^ hi  # one per connection, both directions; collisions only keep records: harmless
+        self._a, self._b = a, b
+        self._syn = (data[o + 47] & 0x12) == 0x02
+        self._seq = u4[o + 38]
+        return simple, proto, sport, dport, key
 
-    def learn(self, data: np.ndarray, meta: np.ndarray) -> None:
-        """First pass: remember TCP connections on other ports whose segments start like HTTP or TLS."""
-        simple, proto, sport, dport, start, plen, key = self._fields(data, meta)
-        cand = np.flatnonzero(simple & (proto == 6) & (plen > 0) & ~self.tcp[sport] & ~self.tcp[dport])
-        if not len(cand):
-            return
-        s, n = start[cand], plen[cand]
-        window = data[np.minimum(s[:, None] + np.arange(_WINDOW), len(data) - 1)]
-        inside = np.arange(_WINDOW) < n[:, None]
-        window = np.where(inside, window, 0)
-        tls = (window[:, 0] == 0x16) & (window[:, 1] == 3) & (window[:, 2] <= 4)
-        token = _HTTP_TOKEN[window]
-        first_other = np.argmin(token, axis=1)  # first byte that is not a token character (0 bytes pad)
-        request = (first_other >= 1) & (window[np.arange(len(cand)), first_other] == 0x20)
-        status = np.all(window[:, :7] == np.frombuffer(b"HTTP/1.", dtype=np.uint8), axis=1)
-        found = key[cand[tls | request | status]]
-        if len(found):
-            self.connections = np.union1d(self.connections, found)
+    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A mask of the records the analysis must see, a mask of those among them that the connection table
+        drops anyway (`quiet`: skipped while the table's generations stand), and for each record how many TCP
+        stream numbers skipped connections took before it (one more entry: the batch's total)."""
+        if len(data) < 64:  # a batch of short records only: the fields read a little past them
+            data = np.concatenate((data, np.zeros(64, dtype=np.uint8)))
+        simple, proto, sport, dport, key = self._fields(data, meta)
+        tcp = simple & (proto == 6)
+        keep = ~(simple & (proto == 17)) | self.udp[sport] | self.udp[dport]
+        # No TCP connection is skipped before the connection table has seen it: the table decides what it
+        # ignores (by the first payload's content on any port). A mask that skips whole connections passes
+        # their records to `_streams`, so that the stream numbers of the others still match Wireshark's.
+        return keep, self._quiet(tcp, key), self._streams(tcp & ~keep, key)
 
-    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Second pass: indices (in the batch) of the records the analysis must see, and for each record
-        how many TCP stream numbers the skipped connections took before it (one more entry: the batch's total)."""
-        simple, proto, sport, dport, _start, _plen, key = self._fields(data, meta)
-        udp = proto == 17
-        tcp = proto == 6
-        wanted = ~simple | ~(udp | tcp)
-        wanted |= udp & (self.udp[sport] | self.udp[dport])
-        tcp_wanted = tcp & (self.tcp[sport] | self.tcp[dport])
-        if len(self.connections):
-            tcp_wanted |= tcp & np.isin(key, self.connections)
-        keep = wanted | tcp_wanted
-        return np.flatnonzero(keep), self._streams(simple & tcp & ~keep, key)
+    def _quiet(self, tcp: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """TCP records whose directional key is in the connection table's `ignored` generation and that the
+        hot path therefore drops at its first lookup (network.py: ignored and not a SYN): every such record
+        before the pair's first SYN in the batch (a SYN starts a new connection on the same ports)."""
+        quiet = np.zeros(len(key), dtype=bool)
+        idx = np.flatnonzero(tcp)
+        if not len(idx) or not self.dropped.size:
+            return quiet
+        cand = idx[self.dropped.contains(self._a[idx], self._b[idx])]
+        syn = idx[self._syn[idx]]
+        if len(syn) and len(cand):
+            pairs, first = np.unique(key[syn], return_index=True)
+            j = np.minimum(np.searchsorted(pairs, key[cand]), len(pairs) - 1)
+            cand = cand[(pairs[j] != key[cand]) | (cand < syn[first][j])]
+        quiet[cand] = True
+        return quiet
 
     def _streams(self, skipped: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Stream numbers the reassembler would have given the skipped connections (Wireshark's tcp.stream:
@@ -167,9 +157,15 @@ class Prefilter:
         idx = np.flatnonzero(skipped)
         if len(idx):
             keys, first = np.unique(key[idx], return_index=True)
-            new = ~np.isin(keys, self.skipped, assume_unique=True)
-            opens[idx[first[new]] + 1] = 1
-            self.skipped = np.union1d(self.skipped, keys[new])
+            known = self.skipped
+            if len(known):
+                j = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+                new = known[j] != keys
+            else:
+                new = np.ones(len(keys), dtype=bool)
+            if new.any():
+                opens[idx[first[new]] + 1] = 1
+                self.skipped = np.union1d(known, keys[new])
             isn = self.isn
             syn = idx[self._syn[idx]]
             for j, k, seq in zip(*(a.tolist() for a in (syn, key[syn], self._seq[syn])), strict=True):
@@ -183,13 +179,84 @@ class Prefilter:
         return np.cumsum(opens)
 
 
+class _Dropped:
+    """The connection table's `ignored` generation as directional IPv4 keys (address << 16 | port of each
+    side), looked up a batch at a time: a large sorted part and a small recent one, merged when the recent
+    one grows, so following the table costs a sort of what changed, not of everything."""
+
+    def __init__(self) -> None:
+        self.keys: dict[bytes, None] = {}  # the table's 12-byte keys (source, destination, ports)
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hash, a, b), sorted by hash
+        self.size = 0
+
+    def apply(self, log: list[tuple[bytes | None, bool]]) -> None:
+        """Follow the table's changes since the last call (its `ignored_log`, which this empties)."""
+        keys = self.keys
+        added: list[bytes] = []
+        removed = False
+        for key, present in log:
+            if key is None:  # the generations turned: nothing is dropped without a trace any more
+                keys.clear()
+                added.clear()
+                self._parts = []
+            elif len(key) == 12:
+                if present:
+                    if key not in keys:
+                        keys[key] = None
+                        added.append(key)
+                elif keys.pop(key, 0) is None:
+                    removed = True
+        log.clear()
+        if removed:
+            self._parts = [_sorted_keys(list(keys))] if keys else []
+        elif added:
+            recent = _sorted_keys(added)
+            if len(self._parts) == 2:
+                big, small = self._parts
+                if len(small[0]) + len(added) > max(1024, len(big[0]) // 4):
+                    self._parts = [_merge(big, _merge(small, recent))]
+                else:
+                    self._parts = [big, _merge(small, recent)]
+            else:
+                self._parts.append(recent)
+        self.size = len(keys)
+
+    def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which (a, b) keys are in the set (exactly: a hash match is confirmed on both halves)."""
+        # A batch holds few connections: each distinct hash is looked up once (a sort of the batch is cheaper
+        # than a binary search per record into a large set), then every record is confirmed on its own key.
+        hashes, each = np.unique(a * _HASH ^ b, return_inverse=True)
+        found = np.zeros(len(a), dtype=bool)
+        for ph, pa, pb in self._parts:
+            j = np.minimum(np.searchsorted(ph, hashes), len(ph) - 1)[each]
+            found |= (ph[j] == hashes[each]) & (pa[j] == a) & (pb[j] == b)
+        return found
+
+
+def _sorted_keys(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 12).astype(np.uint64)
+    a = r[:, 0] << 40 | r[:, 1] << 32 | r[:, 2] << 24 | r[:, 3] << 16 | r[:, 8] << 8 | r[:, 9]
+    b = r[:, 4] << 40 | r[:, 5] << 32 | r[:, 6] << 24 | r[:, 7] << 16 | r[:, 10] << 8 | r[:, 11]
+    h = a * _HASH ^ b
+    order = np.argsort(h, kind="stable")
+    return h[order], a[order], b[order]
+
+
+def _merge(x: tuple[np.ndarray, ...], y: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, a, b = (np.concatenate((p, q)) for p, q in zip(x, y, strict=True))
+    order = np.argsort(h, kind="stable")
+    return h[order], a[order], b[order]
+
+
 def _batches(path: str) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
     """(packet bytes, the same as an array, records [sec, usec, offset, caplen]) per libpcap batch;
     PcapError on a file libpcap cannot read to its end."""
     reader = pcapy.open_offline(path)
+    size = FIRST_BATCH
     try:
         while True:
-            raw, meta = reader.next_batch(BATCH)
+            raw, meta = reader.next_batch(size)
+            size = min(2 * size, BATCH)
             if not len(meta):
                 return
             yield raw, np.frombuffer(raw, dtype=np.uint8), np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4)
@@ -222,92 +289,153 @@ def _clock(capture: Capture) -> str | None:
     return "pcapng"
 
 
-def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int], *,
-            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None
-            ) -> Iterator[tuple[int, float, int, bytes]] | None:
+def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], float] | None = None,
+            every: int = 0, streams: Callable[[int], None] | None = None,
+            dropping: Callable[[], TcpReassembler] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
-    or None when this file must be read by the pure-Python reader. Reads the file twice (libpcap is fast
-    enough that a first pass to find HTTP/TLS on unusual ports costs little).
+    or None when this file must be read by the pure-Python reader.
 
     So that the analysis runs exactly as over every record, a skipped record comes through with empty data
     when `due()` (the capture time of the connection table's next housekeeping) has come, and when its
-    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once."""
-    if not ENABLED or not available():
+    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once.
+    With `dropping` (`NetworkLayer.dropping`: the connection table, logging the keys it drops), the TCP
+    records that table would drop at its first lookup are skipped too; without it only UDP on other ports is."""
+    if ENABLED is False or (ENABLED is None and capture.size < MIN_BYTES) or not available():
         return None
     clock = _clock(capture)
     if clock is None:
         return None
-    flt = Prefilter(udp_ports, tcp_ports)
     try:
         reader = pcapy.open_offline(capture.path)
         linktype = reader.datalink()
         reader.close()
-        for _raw, data, meta in _batches(capture.path):
-            if linktype == _ETHERNET:
-                flt.learn(data, meta)
     except pcapy.PcapError:
-        return None  # the pure-Python reader reads what it can and says where the file is damaged
+        return None  # the pure-Python reader says what is wrong with the file
     capture._iterated = True
-    return _second_pass(capture, flt, linktype, clock, due or (lambda: float("inf")), every,
-                        streams or (lambda n: None))
+    capture.read_position = 0
+    return _read(capture, Prefilter(udp_ports), linktype, clock, due or (lambda: float("inf")), every,
+                 streams or (lambda n: None), dropping() if dropping is not None else None)
 
 
-def _second_pass(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Callable[[], float],
-                 every: int, streams: Callable[[int], None]) -> Iterator[tuple[int, float, int, bytes]]:
+def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Callable[[], float], every: int,
+          streams: Callable[[int], None], table: TcpReassembler | None) -> Iterator[tuple[int, float, int, bytes]]:
     frame = 0
     given = 0  # stream numbers taken by skipped connections in earlier batches and handed over
+    log = table.ignored_log if table is not None else None
+    header = 24 if clock == "pcap" else 0
+    position = header
+    batches = _batches(capture.path)
     try:
-        for blob, data, meta in _batches(capture.path):
+        while True:
+            try:
+                blob, data, meta = next(batches)
+            except StopIteration:
+                return
+            except pcapy.PcapError:
+                # damage libpcap will not read past: the pure-Python reader goes on from this record, reads
+                # what it can and names the frame, as it does without the prefilter
+                capture.read_position = None
+                frame = -1  # the pure-Python reader counts the packets from here on
+                yield from _python_from(capture, capture.packets)
+                return
             times = _times(clock, meta)
             if frame == 0:
                 capture.start = float(times[0])
             n = len(meta)
-            wanted = np.ones(n, dtype=bool)
-            keep = np.arange(n)
-            opened = np.zeros(n + 1, dtype=np.int64)
             if linktype == _ETHERNET:
-                keep, opened = flt.keep(data, meta)
-                wanted[:] = False
-                wanted[keep] = True
+                if log is not None:
+                    flt.dropped.apply(log)
+                needed, quiet, opened = flt.keep(data, meta)
+            else:
+                needed, quiet, opened = np.ones(n, dtype=bool), None, np.zeros(n + 1, dtype=np.int64)
+            if quiet is not None and not quiet.any():
+                quiet = None
             owed = opened.tolist()
-            if every:  # the caller's tick follows these frame numbers: they come through, empty if skipped
-                keep = np.union1d(keep, np.arange(every - frame % every - 1, n, every))
+            counting = owed[n] != 0  # skipped connections took stream numbers in this batch
             latest = np.maximum.accumulate(times)
-            cur = 0
-            for i, (sec, usec, off, caplen), real in zip(keep.tolist(), meta[keep].tolist(), wanted[keep].tolist(),
-                                                         strict=True):
-                # skipped records before this one at which the connection table's housekeeping fell due
-                if i > cur:
-                    yield from _due(frame, times, latest, cur, i, due, linktype)
-                cur = i + 1
-                if owed[i] != given:
-                    streams(owed[i] - given)
-                    given = owed[i]
-                yield frame + i + 1, _time(clock, sec, usec), linktype, blob[off:off + caplen] if real else b""
-            if n > cur:
-                yield from _due(frame, times, latest, cur, n, due, linktype)
+            latest_at = latest.tolist()
+            turned = table.generations if table is not None else 0
+            real = needed if quiet is None else needed & ~quiet
+            cur = 0  # records before this one were handed over or passed
+            restart: int | None = 0
+            while restart is not None:
+                rows = np.flatnonzero(real[restart:]) + restart
+                if every:  # the caller's tick follows these frame numbers: they come through, empty if skipped
+                    first = every - (frame + restart) % every - 1 + restart
+                    rows = np.union1d(rows, np.arange(first, n, every))
+                restart = None
+                for i, when, off, size, whole in zip(rows.tolist(), times[rows].tolist(), meta[rows, 2].tolist(),
+                                                     meta[rows, 3].tolist(), real[rows].tolist(), strict=True):
+                    if i > cur and latest_at[i - 1] >= (table.next_sweep if table is not None else due()):
+                        # skipped records before this one at which the connection table's housekeeping fell due
+                        stop = yield from _due(frame, times, latest, cur, i, due, linktype, table, turned)
+                        if stop is not None:
+                            cur = restart = stop
+                            break
+                    if quiet is not None and table.generations != turned:  # type: ignore[union-attr]
+                        restart = i
+                        break
+                    cur = i + 1
+                    if counting and owed[i] != given:
+                        streams(owed[i] - given)
+                        given = owed[i]
+                    yield frame + i + 1, when, linktype, blob[off:off + size] if whole else b""
+                else:
+                    if n > cur:
+                        stop = yield from _due(frame, times, latest, cur, n, due, linktype, table, turned)
+                        if stop is not None:
+                            cur = restart = stop
+                    if quiet is not None and table.generations != turned and cur < n:  # type: ignore[union-attr]
+                        restart = cur
+                if restart is not None:
+                    # The table's generations turned: its dropped keys became old keys, which a packet renews
+                    # (it is no longer dropped without a trace), so the rest of the batch comes through.
+                    real, quiet = needed, None
             streams(owed[n] - given)
             given = 0
             frame += n
             capture.packets = frame
             capture.end = float(times[-1])
+            # bytes read: pcap record headers are 16 bytes; pcapng blocks about 32 (progress bars only)
+            position += int(meta[:, 3].sum()) + (16 if header else 32) * n
+            capture.read_position = min(position, capture.size)
     finally:
-        capture.packets = frame
+        if frame >= 0:
+            capture.packets = frame
+        if table is not None:
+            table.ignored_log = None  # nobody follows it any more (a next file starts its own)
+
+
+def _python_from(capture: Capture, done: int) -> Iterator[tuple[int, float, int, bytes]]:
+    """The pure-Python reader's records after the first `done` (which libpcap read the same way)."""
+    capture._iterated = False
+    frames = iter(capture)
+    for record in frames:
+        if record[0] > done:
+            yield record
+            break
+    yield from frames
 
 
 def _due(frame: int, times: np.ndarray, latest: np.ndarray, lo: int, hi: int, due: Callable[[], float],
-         linktype: int) -> Iterator[tuple[int, float, int, bytes]]:
-    """Empty records for the skipped records lo..hi-1 of a batch at which housekeeping falls due."""
+         linktype: int, table: TcpReassembler | None = None, turned: int = 0
+         ) -> Generator[tuple[int, float, int, bytes], None, int | None]:
+    """Empty records for the skipped records lo..hi-1 of a batch at which housekeeping falls due. Returns
+    the record after the one at which the table's generations turned (housekeeping closes connections,
+    whose keys may turn them), or None."""
     while lo < hi:
         when = due()
         if latest[hi - 1] < when:
-            return
+            return None
         hit = np.flatnonzero(times[lo:hi] >= when)
         if not len(hit):
-            return
+            return None
         j = lo + int(hit[0])
         yield frame + j + 1, float(times[j]), linktype, b""
         lo = j + 1
+        if table is not None and table.generations != turned:
+            return lo
+    return None
 
 
 def _times(clock: str, meta: np.ndarray) -> np.ndarray:

@@ -14,8 +14,6 @@ import csv
 import io
 import re
 
-import ldif
-
 from kerbtrace.context.directory.entries import facts_from_entries
 from kerbtrace.context.directory.model import DirectoryFacts
 
@@ -37,6 +35,8 @@ def looks_like_csv(text: str) -> bool:
 
 
 def parse_ldif(text: str, source: str) -> DirectoryFacts:
+    from ldif import LDIFParser  # here: 20 ms of start-up that a run without an LDIF export does not pay
+
     entries: list[tuple[str, dict]] = []
     where: dict[str, str] = {}
     problems: list[str] = []
@@ -53,7 +53,7 @@ def parse_ldif(text: str, source: str) -> DirectoryFacts:
                             f"skipped: {block[bad][:80].decode('utf-8', 'replace')!r}")
             continue
         try:
-            parsed = list(ldif.LDIFParser(io.BytesIO(b"\n".join(block) + b"\n"), strict=True).parse())
+            parsed = list(LDIFParser(io.BytesIO(b"\n".join(block) + b"\n"), strict=True).parse())
         except Exception as exc:  # the parser raises ValueError, binascii.Error, ... on a bad record
             problems.append(f"{source} line {start}: unreadable LDIF record skipped ({exc})")
             continue

@@ -21,9 +21,6 @@ import ssl
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-import ldap3
-from ldap3.utils.conv import escape_filter_chars
-
 from kerbtrace.context.directory.entries import (
     ACCOUNT_ATTRIBUTES,
     MAPPING_ATTRIBUTES,
@@ -35,6 +32,20 @@ from kerbtrace.context.directory.model import DirectoryFacts, normalize_spn
 PASSWORD_ENV = "KERBTRACE_LDAP_PASSWORD"
 USER_ENV = "KERBTRACE_LDAP_USER"
 BIND_MODES = ("simple", "ntlm", "kerberos", "anonymous")
+
+
+# ldap3 is imported by the first query (60 ms of start-up that a run without --directory does not pay).
+ldap3 = None
+escape_filter_chars = None
+
+
+def _load_ldap3() -> None:
+    global ldap3, escape_filter_chars  # noqa: PLW0603 - loaded once, on first use
+    if ldap3 is None:
+        import ldap3 as binding
+        from ldap3.utils.conv import escape_filter_chars as escape
+
+        ldap3, escape_filter_chars = binding, escape
 
 
 class DirectoryError(Exception):
@@ -58,6 +69,7 @@ def query_ldap(
 ) -> DirectoryFacts:
     """Facts for `spns` and `accounts` from the DC at `uri` (``ldap://dc[:port]`` or ``ldaps://...``; on
     a global catalog port, 3268 or 3269, accounts are searched forest-wide)."""
+    _load_ldap3()
     parts = urlsplit(uri if "://" in uri else f"ldap://{uri}")
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
         raise DirectoryError(f"{uri}: expected ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
