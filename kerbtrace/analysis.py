@@ -260,7 +260,7 @@ def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[s
     process; `kerbtrace.partition` reads it with several)."""
     from kerbtrace.sources.inputs import ring_groups
 
-    run_group = run_group or _analyze_group
+    run_group = run_group or analyze_group
 
     result = Analysis(beside=beside)
     show = sys.stderr.isatty() if progress is None else progress
@@ -292,7 +292,7 @@ def analyze_beside(beside: Beside) -> Analysis:
     return result
 
 
-def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+def analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
                    beside: Beside | None = None) -> GroupResult:
     """One capture made of one file, or of a ring's files in order (frames numbered on across the files)."""
     session = Session(diag, mp_names=mp_names, beside=beside)
@@ -303,7 +303,7 @@ def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show
     finish_group(summaries, indices, session, done, diag)
     _order_warnings(diag, mark)
     correlator = session.correlator
-    return conclude_group(paths, summaries, done, sorted(session.inventory.records, key=_record_order), diag, beside,
+    return conclude_group(paths, summaries, done, sorted(session.inventory.records, key=record_order), diag, beside,
                           correlator.legs, correlator.unknown_spn_hosts(), session.inventory,
                           session.lockouts.principals.values())
 
@@ -351,7 +351,7 @@ def conclude_group(paths: list[str], summaries: list[InputSummary], done: list[C
     return summaries, done, kerberos, fleet, joined
 
 
-def _record_order(record: KerberosRecord) -> tuple[int, int]:
+def record_order(record: KerberosRecord) -> tuple[int, int]:
     """The `kerberos` list in frame order (not the order the messages were decoded, which a connection's end
     changes): the same list whatever reads the capture."""
     return record.input, record.frame

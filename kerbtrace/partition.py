@@ -1,0 +1,347 @@
+"""One capture read by several processes at once, partitioned by client, merged into the result one process gives.
+
+Each process reads every packet through the source and the network layer (so frame numbers, TCP stream numbers,
+IP fragments and the connection table's sweeps are those of a single run) and refuses, at the pipeline's entry,
+the conversations whose client it does not own: `owner` hashes the client's address (CRC-32, the same in every
+process, unlike Python's salted `hash`) modulo the number of processes. The expensive part — reassembly,
+decoding, the correlator, the checks — is then done once per client, by its owner.
+
+What one client's verdict needs from the others' traffic is exchanged before the end (`Share`): the MP names
+and addresses learned from Host headers and DNS, and the legs of the whole capture (`kdc_visible`, the view),
+after the last packet; every client's SMSID (duplicate GUIDs) before the last clients are checked. The parent
+then merges what the processes found (clients, the Kerberos list, lockout sources, warnings) and draws the
+conclusions that need every client (context beside the capture, notes, fleet findings) exactly as
+`analysis.conclude_group` does in one process. docs/benchmarks.md says where the result may still depend on the
+number of processes (clients checked before the capture ends).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import sys
+import traceback
+import zlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from kerbtrace.analysis import (
+    ClientResult,
+    GroupResult,
+    InputSummary,
+    Session,
+    analyze_group,
+    conclude_group,
+    finish_group,
+    read_group,
+    record_order,
+    warning_order,
+)
+from kerbtrace.context import Beside
+from kerbtrace.context.joined import FileBeside
+from kerbtrace.diagnostics import Diagnostics, Warning_
+from kerbtrace.exchanges.client import ClientExchange
+from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
+from kerbtrace.exchanges.lockouts import PrincipalFailures
+from kerbtrace.exchanges.mp_names import MpNames
+from kerbtrace.exchanges.view import InputLegs
+from kerbtrace.model import TcpConn
+from kerbtrace.pipeline import DNS_PORT, KERBEROS_PORT, Pipeline
+
+#: Ports of the services clients use (the KDC, DNS): the endpoint on such a port is the server.
+SERVICE_PORTS = frozenset({KERBEROS_PORT, DNS_PORT})
+#: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
+#: sees which warnings every process raised (the network layer's, about packets all of them read).
+WORKER_WARNINGS = 20_000
+
+
+def stable_hash(address: str) -> int:
+    """The same number for an address in every process and every run (CRC-32 of its text)."""
+    return zlib.crc32(address.encode("ascii", "replace"))
+
+
+def owner(address: str, parts: int) -> int:
+    """Which of `parts` processes analyses the client at `address`."""
+    return stable_hash(address) % parts
+
+
+def client_of(a: str, a_port: int, b: str, b_port: int) -> str:
+    """The client side of a conversation from `a` to `b`: the endpoint not on a service port (88, 53); between
+    two service ports (KDC to KDC, DNS server to server) the lower address, the same for both directions;
+    else `a` (for TCP, the reassembler's client: the SYN sender, or the side not on the server's port)."""
+    a_service, b_service = a_port in SERVICE_PORTS, b_port in SERVICE_PORTS
+    if a_service and b_service:
+        return min(a, b)
+    return b if a_service else a
+
+
+class OwnedPipeline(Pipeline):
+    """The pipeline of one part: traffic of clients another process owns is refused at the entry (a refused
+    TCP connection is then skipped by the reassembler like any unwanted one)."""
+
+    def __init__(self, diag: Diagnostics, emit, *, part: int, parts: int) -> None:
+        super().__init__(diag, emit)
+        self.part = part
+        self.parts = parts
+        self._owners: dict[str, bool] = {}  # address -> mine (bounded: cleared when large)
+
+    def mine(self, address: str) -> bool:
+        known = self._owners.get(address)
+        if known is None:
+            if len(self._owners) >= 1 << 16:
+                self._owners.clear()
+            known = self._owners[address] = owner(address, self.parts) == self.part
+        return known
+
+    def wants_tcp(self, conn: TcpConn, payload: bytes, from_client: bool) -> bool:
+        if not self.mine(client_of(conn.client_ip, conn.client_port, conn.server_ip, conn.server_port)):
+            return False
+        return super().wants_tcp(conn, payload, from_client)
+
+    def on_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float) -> None:
+        if self.mine(client_of(src, sport, dst, dport)):
+            super().on_udp(src, sport, dst, dport, payload, frame, time)
+
+    def on_connect_failed(self, client_ip: str, client_port: int, server_ip: str, server_port: int,
+                          transport: str, how: str, frame: int, time: float) -> None:
+        if self.mine(client_ip):
+            super().on_connect_failed(client_ip, client_port, server_ip, server_port, transport, how, frame, time)
+
+
+@dataclass(slots=True)
+class CaptureFacts:
+    """What one part learned of the whole capture's MPs and legs."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    legs: InputLegs = field(default_factory=InputLegs)
+
+
+@dataclass(slots=True)
+class PartResult:
+    """What one process hands back: its clients (checked, released) and what the merge needs besides."""
+
+    summaries: list[InputSummary]
+    clients: list[ClientResult] = field(default_factory=list)
+    kerberos: list[KerberosRecord] = field(default_factory=list)
+    kerberos_dropped: int = 0
+    principals: list[PrincipalFailures] = field(default_factory=list)
+    spn_hosts: dict[str, int] = field(default_factory=dict)
+    #: The MP names known at the end, and the legs of the whole capture (the union handed back).
+    facts: CaptureFacts = field(default_factory=CaptureFacts)
+    warnings: list[Warning_] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    fatal: str | None = None
+    read: bool = False
+
+
+class _PipeShare:
+    """A part's side of the exchange with the parent (`analysis.Share`), over a pipe."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def capture_facts(self, session: Session) -> None:
+        correlator = session.correlator
+        self.conn.send(("facts", CaptureFacts(dict(correlator.mp.names), dict(correlator.mp.addresses),
+                                              correlator.legs)))
+        union: CaptureFacts = self.conn.recv()
+        for name, source in union.names.items():
+            correlator.mp.add(name, source)
+        for address, name in union.addresses.items():
+            correlator.mp.add_address(address, name)
+        correlator.legs = union.legs  # the views and kdc_visible of the clients checked from now on
+
+    def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
+        for client in clients:
+            session.context.add(client)
+        self.conn.send(("smsids", dict(session.context.smsid_users)))
+        union: dict[str, set[str]] = self.conn.recv()
+        session.context.smsid_users = defaultdict(set, union)
+
+
+def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int, mp_names: tuple[str, ...],
+              beside: Beside | None, show: bool) -> None:
+    """One process's analysis of its clients of the capture, handed back through `conn`."""
+    diag = Diagnostics(keep=WORKER_WARNINGS)
+    try:
+        session = Session(diag, mp_names=mp_names, beside=beside,
+                          pipeline=lambda d, emit: OwnedPipeline(d, emit, part=part, parts=parts))
+        summaries, done = read_group(paths, indices, session, diag, show and part == 0)
+        out = PartResult(summaries, read=any(s.format is not None for s in summaries))
+        if out.read:
+            finish_group(summaries, indices, session, done, diag, _PipeShare(conn))
+            out.clients = done
+            out.kerberos = session.inventory.records
+            out.kerberos_dropped = session.inventory.dropped
+            out.principals = list(session.lockouts.principals.values())
+            mp = session.correlator.mp
+            out.spn_hosts = dict(mp.spn_hosts)
+            out.facts = CaptureFacts(dict(mp.names), dict(mp.addresses), session.correlator.legs)
+        out.warnings, out.dropped, out.fatal = diag.warnings, diag.dropped, diag.fatal
+        conn.send(("done", out))
+    except BaseException:  # noqa: BLE001 - the parent reports it; a part must never hang the others
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class PartError(RuntimeError):
+    """A process of a partitioned run failed (its traceback is the message)."""
+
+
+def partitioned_group(parts: int):
+    """A `run_group` for `analysis.analyze` that reads each capture with `parts` processes."""
+
+    def run_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                  beside: Beside | None = None) -> GroupResult:
+        return _partitioned(paths, indices, diag, show, mp_names, beside, parts)
+
+    return run_group
+
+
+def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                 beside: Beside | None, parts: int) -> GroupResult:
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    pipes, processes = [], []
+    for part in range(parts):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_run_part, args=(theirs, paths, indices, part, parts, mp_names, beside, show),
+                                  daemon=True)
+        process.start()
+        theirs.close()
+        pipes.append(mine)
+        processes.append(process)
+    try:
+        results = _converse(pipes)
+    except PartError as exc:
+        diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
+                  "internal")
+        results = None
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    if results is None:
+        return analyze_group(paths, indices, diag, show, mp_names, beside)
+    return _merge(paths, indices, diag, beside, results)
+
+
+def _converse(pipes) -> list[PartResult]:
+    """The parent's side of the exchange: the union of what the parts learned, handed back to each."""
+    waiting = {k: _receive(p) for k, p in enumerate(pipes)}
+    results: dict[int, PartResult] = {}
+    for stage in ("facts", "smsids"):
+        asking = {k: v for k, (kind, v) in waiting.items() if kind == stage}
+        for k, (kind, v) in waiting.items():
+            if kind == "done":
+                results[k] = v
+        if not asking:
+            continue
+        union = _union_facts(list(asking.values())) if stage == "facts" else _union_smsids(list(asking.values()))
+        for k in asking:
+            pipes[k].send(union)
+        waiting = {k: _receive(pipes[k]) for k in asking}
+    for k, (kind, v) in waiting.items():
+        if kind != "done":
+            raise PartError(f"part {k} sent {kind!r} out of turn")
+        results[k] = v
+    return [results[k] for k in sorted(results)]
+
+
+def _receive(pipe) -> tuple[str, object]:
+    try:
+        kind, value = pipe.recv()
+    except EOFError:
+        raise PartError("a process of the partitioned run ended without a result") from None
+    if kind == "error":
+        raise PartError(str(value))
+    return kind, value
+
+
+def _union_facts(facts: list[CaptureFacts]) -> CaptureFacts:
+    names = MpNames()
+    legs = InputLegs()
+    for f in facts:
+        for name, source in f.names.items():
+            names.add(name, source)
+        for address, name in f.addresses.items():
+            names.add_address(address, name)
+        for leg in ("mp_http", "mp_tls", "kdc", "dns"):
+            setattr(legs, leg, getattr(legs, leg) + getattr(f.legs, leg))
+    return CaptureFacts(names.names, names.addresses, legs)
+
+
+def _union_smsids(parts: list[dict[str, set[str]]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for users in parts:
+        for smsid, names in users.items():
+            out[smsid] |= names
+    return dict(out)
+
+
+def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Beside | None,
+           results: list[PartResult]) -> GroupResult:
+    """The parts' findings as one process finds them (`analysis.analyze_group`)."""
+    summaries = results[0].summaries  # every part read every packet: the same summaries
+    _merge_warnings(diag, results)
+    if not results[0].read:
+        return summaries, [], [], [], FileBeside([])
+    done = sorted((r for part in results for r in part.clients), key=lambda r: (r.client.first_time, r.client.ip))
+    inventory = KerberosInventory()
+    kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
+    inventory.dropped = sum(p.kerberos_dropped for p in results) + max(0, len(kerberos) - inventory.limit)
+    del kerberos[inventory.limit:]
+    legs = results[0].facts.legs  # every part was handed the sum
+    names = MpNames(tuple(n for p in results for n in p.facts.names))
+    spn_hosts: Counter = Counter()
+    for part in results:
+        spn_hosts.update(part.spn_hosts)
+    unknown = {h: n for h, n in spn_hosts.items() if not names.is_mp_name(h)}
+    return conclude_group(paths, summaries, done, kerberos, diag, beside, legs, unknown, inventory,
+                          _merge_principals(results))
+
+
+def _merge_principals(results: list[PartResult]) -> list[PrincipalFailures]:
+    """Failed pre-authentications per principal from every part (each source address is one part's client),
+    in the order one process meets them: by the first failure's frame."""
+    merged: dict[str, PrincipalFailures] = {}
+    for part in results:
+        for entry in part.principals:
+            into = merged.setdefault(entry.principal.lower(), PrincipalFailures(entry.principal))
+            into.sources.update({a: dataclasses.replace(s, frames=list(s.frames)) for a, s in entry.sources.items()})
+            into.kdcs |= entry.kdcs
+    return sorted(merged.values(), key=_first_failure)
+
+
+def _first_failure(entry: PrincipalFailures) -> int:
+    return min((s.frames[0] for s in entry.sources.values() if s.frames), default=0)
+
+
+def _merge_warnings(diag: Diagnostics, results: list[PartResult]) -> None:
+    """Each warning once: one the network layer raised (about a packet every part read) is in every part's list,
+    one of a client's traffic only in its owner's. A warning raised k times in one part stays k times."""
+    seen: Counter = Counter()
+    merged: list[Warning_] = []
+    for part in results:
+        mine: Counter = Counter()
+        for w in part.warnings:
+            key = (w.input, w.frame, w.kind, w.message)
+            mine[key] += 1
+            if mine[key] > seen[key]:
+                merged.append(w)
+        seen |= mine
+    merged.sort(key=warning_order)
+    for w in merged:
+        if len(diag.warnings) < diag.keep:
+            diag.warnings.append(w)
+        else:
+            diag.dropped[w.kind] += 1
+    for kind in {k for part in results for k in part.dropped}:
+        diag.dropped[kind] += max(part.dropped[kind] for part in results)
+    if not diag.fatal:
+        diag.fatal = next((p.fatal for p in results if p.fatal), None)
+
+
+__all__ = ["OwnedPipeline", "PartError", "client_of", "owner", "partitioned_group", "stable_hash"]
