@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from kerbtrace.checks import Context, Evidence, Finding, evaluate, late_findings, settle
+from kerbtrace.checks import Context, Evidence, Finding, judge, late_findings, settle, steps_of, with_steps
 from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources, merge_lockouts
 from kerbtrace.collector import RelaxedCollector
 from kerbtrace.constants import Verdict
@@ -75,6 +75,9 @@ class ClientResult:
     #: Set when the client's capture was a ring read as one: its frame numbers (timeline, evidence) are the
     #: stitched capture's, `where` gives the file and the file's frame number.
     stitch: Stitch | None = None
+    #: Until the capture ends, for a client with an SMSID: its findings without the exchange's steps, and the
+    #: steps (the duplicate GUID check looks at the whole capture and may change the primary cause).
+    late: tuple[list[Finding], list[Evidence]] | None = None
 
     def where(self, frame: int) -> tuple[int, int]:
         """(input index, frame number in that file) of a frame of this client's timeline or evidence."""
@@ -189,9 +192,13 @@ class Session:
         if share is not None:
             share.client_facts(self, clients)
         results = self._evaluate(clients)
-        for r in earlier:
-            r.findings = _guarded(self.diag, None, late_findings, r.client, r.verdict, r.findings,
-                                  self.context) or r.findings
+        for r in [*earlier, *results]:
+            if r.late is not None:
+                bare, steps = r.late
+                final = _guarded(self.diag, None, late_findings, r.client, r.verdict, bare, self.context)
+                if final is not None and final is not bare:
+                    r.findings = with_steps(final, steps)
+                r.late = None
         return results
 
     def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
@@ -200,9 +207,13 @@ class Session:
             self.context.add(client)
         out = []
         for client in clients:
-            outcome = _guarded(self.diag, None, evaluate, client, self.context)
+            outcome = _guarded(self.diag, None, judge, client, self.context)
             verdict, findings = outcome if outcome is not None else (Verdict.INCONCLUSIVE, [])
-            out.append(ClientResult(client, verdict, findings))
+            steps = _guarded(self.diag, None, steps_of, client) or []
+            r = ClientResult(client, verdict, with_steps(findings, steps))
+            if client.smsid:
+                r.late = (findings, steps)
+            out.append(r)
         for r in out:
             r.client.release()  # after every check of this batch ran: duplicates look across clients
         self._bound_smsids()
