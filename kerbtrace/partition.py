@@ -17,6 +17,7 @@ number of processes (clients checked before the capture ends).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import sys
@@ -135,53 +136,103 @@ class PartResult:
     read: bool = False
 
 
+def _facts_of(session: Session) -> CaptureFacts:
+    correlator = session.correlator
+    return CaptureFacts(dict(correlator.mp.names), dict(correlator.mp.addresses), correlator.legs)
+
+
+def _learn_facts(session: Session, union: CaptureFacts) -> None:
+    correlator = session.correlator
+    for name, source in union.names.items():
+        correlator.mp.add(name, source)
+    for address, name in union.addresses.items():
+        correlator.mp.add_address(address, name)
+    correlator.legs = union.legs  # the views and kdc_visible of the clients checked from now on
+
+
+def _smsids_of(session: Session, clients: list[ClientExchange]) -> dict[str, set[str]]:
+    for client in clients:
+        session.context.add(client)
+    return dict(session.context.smsid_users)
+
+
+def _learn_smsids(session: Session, union: dict[str, set[str]]) -> None:
+    session.context.smsid_users = defaultdict(set, union)
+
+
 class _PipeShare:
-    """A part's side of the exchange with the parent (`analysis.Share`), over a pipe."""
+    """A child process's side of the exchange (`analysis.Share`): its facts to the parent, the union back."""
 
     def __init__(self, conn) -> None:
         self.conn = conn
 
     def capture_facts(self, session: Session) -> None:
-        correlator = session.correlator
-        self.conn.send(("facts", CaptureFacts(dict(correlator.mp.names), dict(correlator.mp.addresses),
-                                              correlator.legs)))
-        union: CaptureFacts = self.conn.recv()
-        for name, source in union.names.items():
-            correlator.mp.add(name, source)
-        for address, name in union.addresses.items():
-            correlator.mp.add_address(address, name)
-        correlator.legs = union.legs  # the views and kdc_visible of the clients checked from now on
+        self.conn.send(("facts", _facts_of(session)))
+        _learn_facts(session, self.conn.recv())
 
     def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
-        for client in clients:
-            session.context.add(client)
-        self.conn.send(("smsids", dict(session.context.smsid_users)))
-        union: dict[str, set[str]] = self.conn.recv()
-        session.context.smsid_users = defaultdict(set, union)
+        self.conn.send(("smsids", _smsids_of(session, clients)))
+        _learn_smsids(session, self.conn.recv())
+
+
+class _ParentShare:
+    """Part 0, read by the parent itself: it gathers the other parts' facts and hands the union back."""
+
+    def __init__(self, pipes: list) -> None:
+        self.pipes = pipes
+
+    def capture_facts(self, session: Session) -> None:
+        union = _union_facts([_facts_of(session), *self._gather("facts")])
+        self._hand_back(union)
+        _learn_facts(session, union)
+
+    def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
+        union = _union_smsids([_smsids_of(session, clients), *self._gather("smsids")])
+        self._hand_back(union)
+        _learn_smsids(session, union)
+
+    def _gather(self, stage: str) -> list:
+        out = []
+        for k, pipe in enumerate(self.pipes, 1):
+            kind, value = _receive(pipe)
+            if kind != stage:
+                raise PartError(f"part {k} sent {kind!r} instead of {stage!r}")
+            out.append(value)
+        return out
+
+    def _hand_back(self, union: object) -> None:
+        for pipe in self.pipes:
+            pipe.send(union)
+
+
+def _analyze_part(paths: list[str], indices: list[int], part: int, parts: int, mp_names: tuple[str, ...],
+                  beside: Beside | None, show: bool, share) -> PartResult:
+    """One part's analysis of its clients of the capture."""
+    diag = Diagnostics(keep=WORKER_WARNINGS)
+    session = Session(diag, mp_names=mp_names, beside=beside,
+                      pipeline=lambda d, emit: OwnedPipeline(d, emit, part=part, parts=parts))
+    summaries, done = read_group(paths, indices, session, diag, show)
+    out = PartResult(summaries, read=any(s.format is not None for s in summaries))
+    if out.read:
+        finish_group(summaries, indices, session, done, diag, share)
+        out.clients = done
+        out.kerberos = session.inventory.records
+        out.kerberos_dropped = session.inventory.dropped
+        out.principals = list(session.lockouts.principals.values())
+        out.spn_hosts = dict(session.correlator.mp.spn_hosts)
+        out.facts = _facts_of(session)
+    out.warnings, out.dropped, out.fatal = diag.warnings, diag.dropped, diag.fatal
+    return out
 
 
 def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int, mp_names: tuple[str, ...],
-              beside: Beside | None, show: bool) -> None:
-    """One process's analysis of its clients of the capture, handed back through `conn`."""
-    diag = Diagnostics(keep=WORKER_WARNINGS)
+              beside: Beside | None) -> None:
+    """A child process: one part, handed back through `conn`."""
     try:
-        session = Session(diag, mp_names=mp_names, beside=beside,
-                          pipeline=lambda d, emit: OwnedPipeline(d, emit, part=part, parts=parts))
-        summaries, done = read_group(paths, indices, session, diag, show and part == 0)
-        out = PartResult(summaries, read=any(s.format is not None for s in summaries))
-        if out.read:
-            finish_group(summaries, indices, session, done, diag, _PipeShare(conn))
-            out.clients = done
-            out.kerberos = session.inventory.records
-            out.kerberos_dropped = session.inventory.dropped
-            out.principals = list(session.lockouts.principals.values())
-            mp = session.correlator.mp
-            out.spn_hosts = dict(mp.spn_hosts)
-            out.facts = CaptureFacts(dict(mp.names), dict(mp.addresses), session.correlator.legs)
-        out.warnings, out.dropped, out.fatal = diag.warnings, diag.dropped, diag.fatal
-        conn.send(("done", out))
+        conn.send(("done", _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))))
     except BaseException:  # noqa: BLE001 - the parent reports it; a part must never hang the others
-        conn.send(("error", traceback.format_exc()))
+        with contextlib.suppress(OSError):  # (the parent may have given up on the parts already)
+            conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
 
@@ -202,52 +253,40 @@ def partitioned_group(parts: int):
 
 def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
                  beside: Beside | None, parts: int) -> GroupResult:
+    """Parts 1.. in child processes (forked: they share what was loaded), part 0 in this one."""
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pipes, processes = [], []
-    for part in range(parts):
+    for part in range(1, parts):
         mine, theirs = context.Pipe()
-        process = context.Process(target=_run_part, args=(theirs, paths, indices, part, parts, mp_names, beside, show),
+        process = context.Process(target=_run_part, args=(theirs, paths, indices, part, parts, mp_names, beside),
                                   daemon=True)
         process.start()
         theirs.close()
         pipes.append(mine)
         processes.append(process)
+    results: list[PartResult] | None = None
     try:
-        results = _converse(pipes)
+        results = [_analyze_part(paths, indices, 0, parts, mp_names, beside, show, _ParentShare(pipes))]
+        for k, pipe in enumerate(pipes, 1):
+            kind, value = _receive(pipe)
+            if kind != "done":
+                raise PartError(f"part {k} sent {kind!r} instead of its result")
+            results.append(value)  # type: ignore[arg-type]
     except PartError as exc:
         diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
                   "internal")
         results = None
     finally:
+        for pipe in pipes:
+            pipe.close()
         for process in processes:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
+                process.join()
     if results is None:
         return analyze_group(paths, indices, diag, show, mp_names, beside)
     return _merge(paths, indices, diag, beside, results)
-
-
-def _converse(pipes) -> list[PartResult]:
-    """The parent's side of the exchange: the union of what the parts learned, handed back to each."""
-    waiting = {k: _receive(p) for k, p in enumerate(pipes)}
-    results: dict[int, PartResult] = {}
-    for stage in ("facts", "smsids"):
-        asking = {k: v for k, (kind, v) in waiting.items() if kind == stage}
-        for k, (kind, v) in waiting.items():
-            if kind == "done":
-                results[k] = v
-        if not asking:
-            continue
-        union = _union_facts(list(asking.values())) if stage == "facts" else _union_smsids(list(asking.values()))
-        for k in asking:
-            pipes[k].send(union)
-        waiting = {k: _receive(pipes[k]) for k in asking}
-    for k, (kind, v) in waiting.items():
-        if kind != "done":
-            raise PartError(f"part {k} sent {kind!r} out of turn")
-        results[k] = v
-    return [results[k] for k in sorted(results)]
 
 
 def _receive(pipe) -> tuple[str, object]:
