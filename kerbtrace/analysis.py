@@ -430,7 +430,8 @@ def _read_file(path: str, session: Session, done: list[ClientResult], diag: Diag
                 # libpcap and numpy skip what cannot matter, where they read the file exactly as we do
                 frames = prefilter.records(capture, Pipeline.udp_ports, Pipeline.tcp_ports,
                                            due=session.network.next_sweep, every=PROGRESS_EVERY,
-                                           streams=session.network.skip_streams) or capture
+                                           streams=session.network.skip_streams,
+                                           partition=getattr(session.pipeline, "partition", None)) or capture
                 _read(frames, feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")

@@ -2,17 +2,17 @@
 
 Each process reads every packet through the source and the network layer (so frame numbers, TCP stream numbers,
 IP fragments and the connection table's sweeps are those of a single run) and refuses, at the pipeline's entry,
-the conversations whose client it does not own: `owner` hashes the client's address (CRC-32, the same in every
-process, unlike Python's salted `hash`) modulo the number of processes. The expensive part — reassembly,
-decoding, the correlator, the checks — is then done once per client, by its owner.
+the conversations whose client another process owns (`ownership.owner`: the client's address, hashed the same
+way in every process). With the prefilter on, libpcap and numpy skip those packets before Python sees them.
+Reassembly, decoding, the correlator and the checks then run once per client, in its owner.
 
-What one client's verdict needs from the others' traffic is exchanged before the end (`Share`): the MP names
-and addresses learned from Host headers and DNS, and the legs of the whole capture (`kdc_visible`, the view),
-after the last packet; every client's SMSID (duplicate GUIDs) before the last clients are checked. The parent
-then merges what the processes found (clients, the Kerberos list, lockout sources, warnings) and draws the
-conclusions that need every client (context beside the capture, notes, fleet findings) exactly as
-`analysis.conclude_group` does in one process. docs/benchmarks.md says where the result may still depend on the
-number of processes (clients checked before the capture ends).
+What one client's verdict needs from the others' traffic is exchanged before the end (`analysis.Share`): the MP
+names and addresses learned from Host headers and DNS, and the legs of the whole capture (`kdc_visible`, the
+view), after the last packet; every client's SMSID (duplicate GUIDs) before the last clients are checked. The
+parent reads part 0 itself, then merges what the parts found (clients, the Kerberos list, lockout sources,
+warnings) and draws the conclusions that need every client (context beside the capture, notes, fleet findings)
+with `analysis.conclude_group`, as one process does. docs/benchmarks.md says where the result may still depend
+on the number of processes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import dataclasses
 import multiprocessing
 import sys
 import traceback
-import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -47,33 +46,12 @@ from kerbtrace.exchanges.lockouts import PrincipalFailures
 from kerbtrace.exchanges.mp_names import MpNames
 from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.model import TcpConn
-from kerbtrace.pipeline import DNS_PORT, KERBEROS_PORT, Pipeline
+from kerbtrace.ownership import client_of, owner
+from kerbtrace.pipeline import Pipeline
 
-#: Ports of the services clients use (the KDC, DNS): the endpoint on such a port is the server.
-SERVICE_PORTS = frozenset({KERBEROS_PORT, DNS_PORT})
 #: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
 #: sees which warnings every process raised (the network layer's, about packets all of them read).
 WORKER_WARNINGS = 20_000
-
-
-def stable_hash(address: str) -> int:
-    """The same number for an address in every process and every run (CRC-32 of its text)."""
-    return zlib.crc32(address.encode("ascii", "replace"))
-
-
-def owner(address: str, parts: int) -> int:
-    """Which of `parts` processes analyses the client at `address`."""
-    return stable_hash(address) % parts
-
-
-def client_of(a: str, a_port: int, b: str, b_port: int) -> str:
-    """The client side of a conversation from `a` to `b`: the endpoint not on a service port (88, 53); between
-    two service ports (KDC to KDC, DNS server to server) the lower address, the same for both directions;
-    else `a` (for TCP, the reassembler's client: the SYN sender, or the side not on the server's port)."""
-    a_service, b_service = a_port in SERVICE_PORTS, b_port in SERVICE_PORTS
-    if a_service and b_service:
-        return min(a, b)
-    return b if a_service else a
 
 
 class OwnedPipeline(Pipeline):
@@ -84,6 +62,7 @@ class OwnedPipeline(Pipeline):
         super().__init__(diag, emit)
         self.part = part
         self.parts = parts
+        self.partition = (part, parts)  # for the prefilter, which skips the other parts' packets itself
         self._owners: dict[str, bool] = {}  # address -> mine (bounded: cleared when large)
 
     def mine(self, address: str) -> bool:
@@ -95,12 +74,13 @@ class OwnedPipeline(Pipeline):
         return known
 
     def wants_tcp(self, conn: TcpConn, payload: bytes, from_client: bool) -> bool:
-        if not self.mine(client_of(conn.client_ip, conn.client_port, conn.server_ip, conn.server_port)):
+        if not self.mine(client_of(conn.client_ip, conn.client_port, conn.server_ip, conn.server_port,
+                                   self.tcp_ports)):
             return False
         return super().wants_tcp(conn, payload, from_client)
 
     def on_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float) -> None:
-        if self.mine(client_of(src, sport, dst, dport)):
+        if self.mine(client_of(src, sport, dst, dport, self.udp_ports)):
             super().on_udp(src, sport, dst, dport, payload, frame, time)
 
     def on_connect_failed(self, client_ip: str, client_port: int, server_ip: str, server_port: int,
@@ -383,4 +363,4 @@ def _merge_warnings(diag: Diagnostics, results: list[PartResult]) -> None:
         diag.fatal = next((p.fatal for p in results if p.fatal), None)
 
 
-__all__ = ["OwnedPipeline", "PartError", "client_of", "owner", "partitioned_group", "stable_hash"]
+__all__ = ["OwnedPipeline", "PartError", "partitioned_group"]

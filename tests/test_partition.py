@@ -14,9 +14,12 @@ import kerbtrace.partition as partition
 from kerbtrace.analysis import Analysis
 from kerbtrace.cli import main
 from kerbtrace.diagnostics import Warning_
+from kerbtrace.ownership import client_of, owner, owners_ipv4
 from kerbtrace.parallel import analyze_files
-from kerbtrace.partition import PartResult, client_of, owner
+from kerbtrace.partition import PartResult
+from kerbtrace.pipeline import Pipeline
 from kerbtrace.reports.json_report import to_json
+from kerbtrace.sources import prefilter
 from kerbtrace.sources.inputs import expand_inputs
 from tests.conftest import CAPTURES, REPO, real_capture_files
 
@@ -60,14 +63,16 @@ def _same_for_any_n(paths: list[str], seen: list[list[int]], **options) -> dict:
 
 
 def test_client_side_of_a_conversation() -> None:
-    assert client_of("10.0.0.5", 50123, "10.0.0.88", 88) == "10.0.0.5"  # request to the KDC
-    assert client_of("10.0.0.88", 88, "10.0.0.5", 50123) == "10.0.0.5"  # its answer
-    assert client_of("10.0.0.53", 53, "10.0.0.5", 5353) == "10.0.0.5"  # DNS answer
-    # between two service ports (a DNS server asking another): the same side for both directions
-    assert client_of("10.0.0.53", 53, "10.0.0.54", 53) == client_of("10.0.0.54", 53, "10.0.0.53", 53) == "10.0.0.53"
-    # other TCP (HTTP to the MP): the reassembler's client (SYN sender)
-    assert client_of("10.0.0.5", 50123, "10.0.0.10", 80) == "10.0.0.5"
-    assert client_of("10.0.0.5", 50123, "10.0.0.10", 8443) == "10.0.0.5"
+    udp, tcp = Pipeline.udp_ports, Pipeline.tcp_ports
+    assert client_of("10.0.0.5", 50123, "10.0.0.88", 88, udp) == "10.0.0.5"  # request to the KDC
+    assert client_of("10.0.0.88", 88, "10.0.0.5", 50123, udp) == "10.0.0.5"  # its answer
+    assert client_of("10.0.0.53", 53, "10.0.0.5", 5353, udp) == "10.0.0.5"  # DNS answer
+    # between two server ports (a DNS server asking another): the same side for both directions
+    assert client_of("10.0.0.53", 53, "10.0.0.54", 53, udp) == client_of("10.0.0.54", 53, "10.0.0.53", 53, udp) \
+        == "10.0.0.53"
+    # TCP: the side not on the MP's port, whichever way the segment goes; else the reassembler's client
+    assert client_of("10.0.0.10", 80, "10.0.0.5", 50123, tcp) == "10.0.0.5"
+    assert client_of("10.0.0.5", 50123, "10.0.0.10", 8443, tcp) == "10.0.0.5"  # HTTP on an unusual port
 
 
 def test_ownership_is_stable_across_processes_and_spreads_clients() -> None:
@@ -82,6 +87,11 @@ def test_ownership_is_stable_across_processes_and_spreads_clients() -> None:
         assert json.loads(out) == here
     counts = [here.count(k) for k in range(3)]
     assert all(250 < c < 420 for c in counts), counts
+    # the prefilter computes the owner of an IPv4 address from its packed value with numpy: the same
+    np = pytest.importorskip("numpy")
+    values = np.array([int.from_bytes(bytes(int(x) for x in a.split(".")), "big") for a in addresses[:1000]],
+                      dtype=np.uint64)
+    assert owners_ipv4(values, 3).tolist() == here[:1000]
 
 
 def test_lab_captures_same_document(parts_seen) -> None:
@@ -124,6 +134,27 @@ def test_generated_capture_same_document(tmp_path, parts_seen) -> None:
     doc = _same_for_any_n([str(out)], parts_seen)
     assert len(doc["clients"]) >= 0.7 * truth["clients"]
     assert any(c["causes"] and c["causes"][0]["code"] == "duplicate_guid" for c in doc["clients"])
+
+
+def test_prefilter_skips_the_other_parts_packets(tmp_path, monkeypatch, parts_seen) -> None:
+    if not prefilter.available():
+        pytest.skip("numpy and pcapy-ng are needed for the prefilter")
+    monkeypatch.setattr(prefilter, "ENABLED", True)
+    owned = []
+    keep = prefilter.Prefilter._owned
+
+    def spy(self, sport, dport, udp):
+        mask = keep(self, sport, dport, udp)
+        owned.append((self.partition, int(mask.sum()), len(mask)))
+        return mask
+
+    monkeypatch.setattr(prefilter.Prefilter, "_owned", spy)
+    out = tmp_path / "gen.pcap"
+    make_capture.generate(out, 10, 100)
+    doc = _same_for_any_n([str(out)], parts_seen)
+    assert doc["clients"]
+    mine = [(p, kept, n) for p, kept, n in owned if p == (0, 2)]  # (children's calls are not seen here)
+    assert mine and sum(k for _, k, _ in mine) < 0.8 * sum(n for *_, n in mine)  # the others' records skipped
 
 
 def test_cli_jobs_with_logs_beside(tmp_path, capsys, parts_seen) -> None:

@@ -33,6 +33,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from kerbtrace.ownership import owners_ipv4
 from kerbtrace.sources import pcapng
 
 if TYPE_CHECKING:
@@ -83,9 +84,11 @@ def _port_table(ports: Iterable[int]) -> np.ndarray:
 class Prefilter:
     """The classification of one file's records: what the network layer needs, and nothing it would drop."""
 
-    def __init__(self, udp_ports: Iterable[int], tcp_ports: Iterable[int]) -> None:
+    def __init__(self, udp_ports: Iterable[int], tcp_ports: Iterable[int],
+                 partition: tuple[int, int] | None = None) -> None:
         self.udp = _port_table(udp_ports)
         self.tcp = _port_table(tcp_ports)
+        self.partition = partition  # (part, parts) of a run partitioned by client: skip the others' packets
         self.connections = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections to keep
         self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
         self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
@@ -123,6 +126,7 @@ class Prefilter:
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = lo * _HASH ^ hi  # collisions only keep a connection more: harmless
         self._syn = (at(47) & 0x12) == 0x02
+        self._addresses = (a >> np.uint64(16), b >> np.uint64(16))
         self._seq = word(38) << 16 | word(40)
         return simple, proto, sport, dport, start, plen, key
 
@@ -157,7 +161,19 @@ class Prefilter:
         if len(self.connections):
             tcp_wanted |= tcp & np.isin(key, self.connections)
         keep = wanted | tcp_wanted
+        if self.partition is not None:
+            keep &= ~(simple & (udp | tcp)) | self._owned(sport, dport, udp)
         return np.flatnonzero(keep), self._streams(simple & tcp & ~keep, key)
+
+    def _owned(self, sport: np.ndarray, dport: np.ndarray, udp: np.ndarray) -> np.ndarray:
+        """Records of a run partitioned by client that this part may need (`ownership.client_of`): the client
+        is the side not on a server port; when both or neither side is, either side's owner keeps it (the
+        pipeline decides exactly)."""
+        part, parts = self.partition  # type: ignore[misc]
+        src, dst = (owners_ipv4(x, parts) == part for x in self._addresses)
+        src_server = np.where(udp, self.udp[sport], self.tcp[sport])
+        dst_server = np.where(udp, self.udp[dport], self.tcp[dport])
+        return np.where(src_server != dst_server, np.where(src_server, dst, src), src | dst)
 
     def _streams(self, skipped: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Stream numbers the reassembler would have given the skipped connections (Wireshark's tcp.stream:
@@ -223,21 +239,22 @@ def _clock(capture: Capture) -> str | None:
 
 
 def records(capture: Capture, udp_ports: Iterable[int], tcp_ports: Iterable[int], *,
-            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None
-            ) -> Iterator[tuple[int, float, int, bytes]] | None:
+            due: Callable[[], float] | None = None, every: int = 0, streams: Callable[[int], None] | None = None,
+            partition: tuple[int, int] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
     or None when this file must be read by the pure-Python reader. Reads the file twice (libpcap is fast
     enough that a first pass to find HTTP/TLS on unusual ports costs little).
 
     So that the analysis runs exactly as over every record, a skipped record comes through with empty data
     when `due()` (the capture time of the connection table's next housekeeping) has come, and when its
-    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once."""
+    frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once.
+    `partition` (part, parts): this process analyses one part of the clients, the others' packets are skipped."""
     if not ENABLED or not available():
         return None
     clock = _clock(capture)
     if clock is None:
         return None
-    flt = Prefilter(udp_ports, tcp_ports)
+    flt = Prefilter(udp_ports, tcp_ports, partition)
     try:
         reader = pcapy.open_offline(capture.path)
         linktype = reader.datalink()
