@@ -119,9 +119,8 @@ def row(name: str, m: dict, packets: int, ok_codes: tuple[int, ...] = (0,)) -> l
 # The mixes every run measures: (name, background mix, share of packets in registrations or None for the
 # default 10,000 clients per GB).
 MIXES = [("mp", "mp", None), ("office", "office", None), ("dense", "mp", 0.2)]
-# `analyze --jobs N` reads several files at once but one capture with one process: an N-process run of one
-# capture would only measure the same thing twice. Set this when one capture is split across processes.
-PARTITIONS_ONE_CAPTURE = False
+# `analyze --jobs N` splits one capture by client across N processes (kerbtrace/partition.py).
+PARTITIONS_ONE_CAPTURE = True
 
 
 def report_verdicts(report: Path) -> Counter | str:
@@ -131,6 +130,15 @@ def report_verdicts(report: Path) -> Counter | str:
         return Counter(c.get("verdict", "?") for c in doc.get("clients", []))
     except (OSError, ValueError, AttributeError) as exc:
         return f"kerbtrace report unreadable: {exc}"
+
+
+def client_verdicts(report: Path) -> dict[str, str]:
+    """Each reported client's verdict, by address (the N-process run must give the one-process run's)."""
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+        return {f"{c.get('input')}/{c.get('client_ip')}": c.get("verdict", "?") for c in doc.get("clients", [])}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def truth_of(capture: Path) -> Counter | None:
@@ -223,6 +231,11 @@ def measure_capture(capture: Path, args, tmp: str, jobs: int, use_jobs: bool) ->
             found = report_verdicts(out)
             m["verdicts"] = compare(found, truth)
             m["match"] = truth is not None and found == truth
+            m["clients"] = client_verdicts(out)
+            if runs and "clients" in next(iter(runs.values())) and extra != one:
+                same = m["clients"] == next(iter(runs.values()))["clients"]
+                m["match"] = m["match"] and same  # independent of N: client by client, not only in total
+                m["verdicts"] += "" if same else "; per-client verdicts DIFFER from the 1-process run"
         rows.append(row(name, m, packets, KERBTRACE_OK) + [m["load"]])
     if not args.skip_tshark and shutil.which("tshark"):
         cmd = ["tshark", "-r", str(capture), "-Y", "kerberos || http", "-T", "fields", *TSHARK_FIELDS]

@@ -10,12 +10,13 @@ import dataclasses
 import itertools
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
-from kerbtrace.checks import Context, Evidence, Finding, evaluate, late_findings, settle
+from kerbtrace.checks import Context, Evidence, Finding, judge, late_findings, settle, steps_of, with_steps
 from kerbtrace.checks.fleet import FleetFinding, common_cause, lockout_sources, merge_lockouts
 from kerbtrace.collector import RelaxedCollector
 from kerbtrace.constants import Verdict
@@ -27,7 +28,7 @@ from kerbtrace.events import Event, KerberosEvent
 from kerbtrace.exchanges.client import ClientExchange
 from kerbtrace.exchanges.correlator import Correlator
 from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
-from kerbtrace.exchanges.lockouts import LockoutWatch
+from kerbtrace.exchanges.lockouts import LockoutWatch, PrincipalFailures
 from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
@@ -77,6 +78,9 @@ class ClientResult:
     #: Set when the client's capture was a ring read as one: its frame numbers (timeline, evidence) are the
     #: stitched capture's, `where` gives the file and the file's frame number.
     stitch: Stitch | None = None
+    #: Until the capture ends, for a client with an SMSID: its findings without the exchange's steps, and the
+    #: steps (the duplicate GUID check looks at the whole capture and may change the primary cause).
+    late: tuple[list[Finding], list[Evidence]] | None = None
 
     def where(self, frame: int) -> tuple[int, int]:
         """(input index, frame number in that file) of a frame of this client's timeline or evidence."""
@@ -116,6 +120,17 @@ class Analysis:
         return bool(self.inputs) and all(i.error is None for i in self.inputs)
 
 
+class Share(Protocol):
+    """What one process of a capture partitioned by client learns from the others before its clients are
+    checked (`kerbtrace.partition`): the facts the whole capture shows, which its own part cannot."""
+
+    def capture_facts(self, session: Session) -> None:
+        """After the last packet: MP names and addresses, and the legs of the whole capture."""
+
+    def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
+        """Before the last clients are checked: every client's SMSID (duplicate GUIDs)."""
+
+
 class Session:
     """The pipeline over one capture: packets in, client verdicts out.
 
@@ -126,7 +141,8 @@ class Session:
 
     def __init__(self, diag: Diagnostics, *, mp_names: tuple[str, ...] = (), settle: float = 30.0,
                  beside: Beside | None = None, idle_timeout: float = 600.0,
-                 kerberos_limit: int | None = None, max_addresses: int | None = None) -> None:
+                 kerberos_limit: int | None = None, max_addresses: int | None = None,
+                 pipeline: Callable[[Diagnostics, Callable[[Event], None]], Pipeline] = Pipeline) -> None:
         self.diag = diag
         self.settle = settle
         self.correlator = Correlator(idle_timeout=idle_timeout, mp_names=mp_names)
@@ -134,7 +150,7 @@ class Session:
         # and with `max_addresses` state for at most that many recent addresses in each table (LRU).
         self.inventory = KerberosInventory() if kerberos_limit is None else KerberosInventory(kerberos_limit)
         self.lockouts = LockoutWatch()
-        self.pipeline = Pipeline(diag, self._event)
+        self.pipeline = pipeline(diag, self._event)  # a partitioned run passes one that refuses others' clients
         self.max_addresses = max_addresses
         if max_addresses is None:
             self.network = NetworkLayer(self.pipeline, diag)
@@ -169,27 +185,40 @@ class Session:
             self.correlator.now = max(self.correlator.now, now)
         return self._evaluate(list(self.correlator.completed(self.settle)))
 
-    def finish(self, earlier: list[ClientResult] = ()) -> list[ClientResult]:  # type: ignore[assignment]
+    def finish(self, earlier: list[ClientResult] = (), share: Share | None = None) -> list[ClientResult]:  # type: ignore[assignment]
         """End of input: the remaining clients; `earlier` (results `poll` gave) get the findings that
-        needed the whole capture, such as a duplicate GUID registered after them."""
+        needed the whole capture, such as a duplicate GUID registered after them. `share`: this session
+        reads one part of a capture partitioned by client, the other parts' facts come through it."""
         _guarded(self.diag, None, self.network.flush)
-        results = self._evaluate(self.correlator.finish())
+        if share is not None:
+            share.capture_facts(self)
+        clients = self.correlator.finish()
+        if share is not None:
+            share.client_facts(self, clients)
+        results = self._evaluate(clients)
         late = self.late()
-        for r in earlier:
+        for r in [*earlier, *results]:
             late(r)
         return results
 
     def late(self) -> Callable[[ClientResult], None]:
-        """After `finish`: what gives a client `poll` gave the findings that needed the whole capture (a duplicate
-        GUID registered after it); a client `finish` gave has them already and stays as it is. The function holds
-        only the SMSIDs that more than one computer used, not the session (results on disk get it as read)."""
+        """After `finish`: what gives a client checked before the end the findings it would get at the end (a
+        duplicate GUID registered after it names every computer of the whole capture), from the bare findings
+        and steps it keeps in `late`; then `late` is dropped. The function holds only the SMSIDs that more than
+        one computer used, not the session (results on disk get it as they are read)."""
         shared = {smsid: users for smsid, users in self.context.smsid_users.items() if len(users) > 1}
         context, diag = dataclasses.replace(self.context, smsid_users=shared), self.diag
 
         def late(r: ClientResult) -> None:
+            if r.late is None:
+                return
+            bare, steps = r.late
+            r.late = None
             smsid = r.client.smsid
             if smsid and smsid.upper() in shared:
-                r.findings = _guarded(diag, None, late_findings, r.client, r.verdict, r.findings, context) or r.findings
+                final = _guarded(diag, None, late_findings, r.client, r.verdict, bare, context)
+                if final is not None and final is not bare:
+                    r.findings = with_steps(final, steps)
         return late
 
     def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
@@ -198,9 +227,13 @@ class Session:
             self.context.add(client)
         out = []
         for client in clients:
-            outcome = _guarded(self.diag, None, evaluate, client, self.context)
+            outcome = _guarded(self.diag, None, judge, client, self.context)
             verdict, findings = outcome if outcome is not None else (Verdict.INCONCLUSIVE, [])
-            out.append(ClientResult(client, verdict, findings))
+            steps = _guarded(self.diag, None, steps_of, client) or []
+            r = ClientResult(client, verdict, with_steps(findings, steps))
+            if client.smsid:
+                r.late = (findings, steps)
+            out.append(r)
         for r in out:
             r.client.release()  # after every check of this batch ran: duplicates look across clients
         self._bound_smsids()
@@ -216,56 +249,61 @@ class Session:
             del users[smsid]
             self._smsids_evicted += 1
 
-    def notes(self, results: list[ClientResult]) -> list[str]:
-        """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
-        legs = self.correlator.legs
-        out = []
-        mp_side = [r for r in results if r.view.get("label") == "mp_side"]
-        if mp_side:
-            where = ("the DC's security log given beside it speaks for those it logged" if self.context.beside.dc_events
-                     else "capture on the client or a DC, or read the DC's security log (--events)")
-            out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
-                       f"be seen in the capture ({where})")
-        kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
-        if kdc_side:
-            out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "
-                       "capture; verdicts come from their Kerberos exchanges for the MP's HTTP SPN")
-        tls = [r for r in results if r.view.get("mp_http") == "tls"]
-        if tls:
-            out.append(f"HTTPS: the registration of {len(tls)} client(s) is encrypted (TLS to the MP); verdicts come "
-                       "from the Kerberos side")
-        if not legs.kdc and not results and legs.mp_http == 0 and legs.mp_tls == 0:
-            out.append("no Kerberos on port 88 and no registration in this file")
-        for host, count in sorted(self.correlator.unknown_spn_hosts().items())[:10]:
-            out.append(f"Kerberos tickets for HTTP/{host} ({count} request(s)): pass --mp-name {host} if it is an MP")
-        dropped = self.evictions()
-        if dropped:  # a capture larger than the tables: what was forgotten, counted (never silent)
-            out.append("size limits dropped state, least recently used first: " + ", ".join(
-                f"{table} {n:,}" for table, n in sorted(dropped.items())) + "; a client whose state was dropped may "
-                "show less of its exchange than the capture holds")
-        if self.inventory.dropped:
-            out.append(f"{self.inventory.dropped} Kerberos messages past the first {self.inventory.limit} are counted, "
-                       "not listed")
-        return out
+def view_notes(results: list[ClientResult], legs: InputLegs, beside: Beside, unknown_spn_hosts: dict[str, int],
+               kerberos_dropped: int, kerberos_limit: int, dropped: dict[str, int] | None = None) -> list[str]:
+    """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
+    out = []
+    mp_side = [r for r in results if r.view.get("label") == "mp_side"]
+    if mp_side:
+        where = ("the DC's security log given beside it speaks for those it logged" if beside.dc_events
+                 else "capture on the client or a DC, or read the DC's security log (--events)")
+        out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
+                   f"be seen in the capture ({where})")
+    kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
+    if kdc_side:
+        out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "
+                   "capture; verdicts come from their Kerberos exchanges for the MP's HTTP SPN")
+    tls = [r for r in results if r.view.get("mp_http") == "tls"]
+    if tls:
+        out.append(f"HTTPS: the registration of {len(tls)} client(s) is encrypted (TLS to the MP); verdicts come "
+                   "from the Kerberos side")
+    if not legs.kdc and not results and legs.mp_http == 0 and legs.mp_tls == 0:
+        out.append("no Kerberos on port 88 and no registration in this file")
+    for host, count in sorted(unknown_spn_hosts.items())[:10]:
+        out.append(f"Kerberos tickets for HTTP/{host} ({count} request(s)): pass --mp-name {host} if it is an MP")
+    if dropped:  # a capture larger than the tables: what was forgotten, counted (never silent)
+        out.append("size limits dropped state, least recently used first: " + ", ".join(
+            f"{table} {n:,}" for table, n in sorted(dropped.items())) + "; a client whose state was dropped may "
+            "show less of its exchange than the capture holds")
+    if kerberos_dropped:
+        out.append(f"{kerberos_dropped} Kerberos messages past the first {kerberos_limit} are counted, not listed")
+    return out
+
+
+GroupResult = tuple[list[InputSummary], list[ClientResult], list[KerberosRecord], list[FleetFinding], FileBeside]
 
 
 def analyze(paths: list[str], *, progress: bool | None = None, mp_names: tuple[str, ...] = (),
-            beside: Beside | None = None, stitch: bool = True) -> Analysis:
+            beside: Beside | None = None, stitch: bool = True, run_group: Callable[..., GroupResult] | None = None
+            ) -> Analysis:
     """Analyse capture files in order, as one capture per file (frame numbers restart per file), except the
     files of one ring (`sources.inputs.ring_groups`; unless `stitch` is False), read as one capture:
     one session fed by the files in order, so an exchange cut by a rotation is whole.
 
     `beside` is what the run was given besides the captures (directory facts, keytab, logs, DC events);
-    the checks consult it through their Context."""
+    the checks consult it through their Context. `run_group` reads one capture (by default in this
+    process; `kerbtrace.partition` reads it with several)."""
     from kerbtrace.sources.inputs import ring_groups
+
+    run_group = run_group or analyze_group
 
     result = Analysis(beside=beside)
     show = sys.stderr.isatty() if progress is None else progress
     groups = ring_groups(paths) if stitch else [[i] for i in range(len(paths))]
     for group in groups:
         first = group[0]
-        summaries, clients, kerberos, fleet, joined = _analyze_group([paths[i] for i in group], group, result.diag,
-                                                                     show, mp_names, beside)
+        summaries, clients, kerberos, fleet, joined = run_group([paths[i] for i in group], group, result.diag,
+                                                                show, mp_names, beside)
         result.inputs.extend(summaries)
         result.joins.append(joined)
         result.joins.extend(FileBeside([]) for _ in group[1:])
@@ -289,43 +327,84 @@ def analyze_beside(beside: Beside) -> Analysis:
     return result
 
 
-def _analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
-                   beside: Beside | None = None) -> tuple[list[InputSummary], Sequence[ClientResult],
-                                                         Sequence[KerberosRecord], list[FleetFinding], FileBeside]:
+def analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                   beside: Beside | None = None) -> GroupResult:
     """One capture made of one file, or of a ring's files in order (frames numbered on across the files)."""
     session = Session(diag, mp_names=mp_names, beside=beside)
+    mark = len(diag.warnings)
+    summaries, done = read_group(paths, indices, session, diag, show)
+    if all(s.format is None for s in summaries):
+        return summaries, [], [], [], FileBeside([])
+    finish_group(summaries, indices, session, done, diag)
+    _order_warnings(diag, mark)
+    correlator = session.correlator
+    return conclude_group(paths, summaries, done, session.inventory.records, diag, beside,
+                          correlator.legs, correlator.unknown_spn_hosts(), session.inventory,
+                          session.lockouts.principals.values(), session.evictions())
+
+
+def read_group(paths: list[str], indices: list[int], session: Session, diag: Diagnostics,
+               show: bool) -> tuple[list[InputSummary], SpillList[ClientResult]]:
+    """Feed the files of one capture to `session`: their summaries, and the clients checked on the way."""
     # Past a threshold the results wait on disk (kerbtrace.spill), except when logs or DC events are joined to
     # them: the join reads every client at once.
-    joins = beside is not None and (beside.logs is not None or beside.dc_events is not None)
+    beside = session.context.beside
+    joins = beside.logs is not None or beside.dc_events is not None
     done: SpillList[ClientResult] = SpillList(key=_report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
-    offsets: list[int] = []
     offset = 0
-    read = False
     for path, index in zip(paths, indices, strict=True):
         diag.current_input = index
-        offsets.append(offset)
         summary = _read_file(path, session, done, diag, show, offset)
         summaries.append(summary)
         offset += summary.packets
-        read = read or summary.format is not None
-    if not read:
-        return summaries, [], [], [], FileBeside([])
     diag.current_input = indices[0]
-    done.extend(session.finish())
+    return summaries, done
+
+
+def finish_group(summaries: list[InputSummary], indices: list[int], session: Session, done: SpillList[ClientResult],
+                 diag: Diagnostics, share: Share | None = None) -> None:
+    """The end of one capture: its last clients checked into `done`, everything placed in its file. The clients
+    checked earlier get the findings that needed the whole capture as they are read (`Session.late`)."""
+    done.extend(session.finish(share=share))
     done.update(session.late())
-    stitch = Stitch(tuple(indices), tuple(offsets)) if len(paths) > 1 else None
+    offsets = list(itertools.accumulate(s.packets for s in summaries[:-1]))
+    offsets.insert(0, 0)
+    stitch = Stitch(tuple(indices), tuple(offsets)) if len(summaries) > 1 else None
     _place(done, session.inventory.records, diag, stitch, indices)
-    joined = join_context(done, session.inventory.records, beside, diag)
+
+
+def conclude_group(paths: list[str], summaries: list[InputSummary], done: Sequence[ClientResult],
+                   kerberos: Sequence[KerberosRecord], diag: Diagnostics, beside: Beside | None, legs: InputLegs,
+                   unknown_spn_hosts: dict[str, int], inventory: KerberosInventory,
+                   principals: Iterable[PrincipalFailures], dropped: dict[str, int] | None = None) -> GroupResult:
+    """What needs every client of the capture: the context joined, the notes on the view, fleet findings."""
+    joined = join_context(done, kerberos, beside, diag)
     head = summaries[0]
-    head.legs = session.correlator.legs
-    head.notes = session.notes(done)
-    if stitch is not None:
+    head.legs = legs
+    head.notes = view_notes(done, legs, beside or Beside(), unknown_spn_hosts, inventory.dropped, inventory.limit,
+                            dropped)
+    if len(paths) > 1:
         head.notes.insert(0, f"{len(paths)} files of one ring (this one to {Path(paths[-1]).name}) read as one "
                           "capture: frame numbers are each file's own, [N] marks one in another file than its client's")
-    lockouts = lockout_sources(session.lockouts.principals.values())
+    lockouts = lockout_sources(principals)
     fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
-    return summaries, done, session.inventory.records, fleet, joined
+    return summaries, done, kerberos, fleet, joined
+
+
+def record_order(record: KerberosRecord) -> tuple[int, int]:
+    """The `kerberos` list in frame order (not the order the messages were decoded, which a connection's end
+    changes): the same list whatever reads the capture."""
+    return record.input, record.frame
+
+
+def _order_warnings(diag: Diagnostics, mark: int) -> None:
+    """This capture's warnings in frame order (a warning at a connection's end after those of its frames)."""
+    diag.warnings[mark:] = sorted(diag.warnings[mark:], key=warning_order)
+
+
+def warning_order(w) -> tuple[int, bool, int]:
+    return (w.input if w.input is not None else -1), w.frame is None, w.frame or 0
 
 
 def _report_order(r: ClientResult) -> tuple[float, str]:
@@ -376,10 +455,11 @@ def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag:
                                             session.feed(frame + offset, time, linktype, data))
     with RelaxedCollector() as collector:
 
-        def tick() -> None:
+        def tick(time: float) -> None:
             # Clients whose exchange is over are checked now and keep only their results: memory then
-            # follows the clients still in progress, not the length of the capture.
-            done.extend(session.poll())
+            # follows the clients still in progress, not the length of the capture. Over by the capture's
+            # clock (this packet's time), not by the last message decoded: the same whatever else is read.
+            done.extend(session.poll(time))
             collector.tick()
             if bar is not None:
                 bar.update(capture.position())
@@ -390,7 +470,8 @@ def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag:
                 frames = prefilter.records(capture, Pipeline.udp_ports,
                                            due=session.network.next_sweep, every=PROGRESS_EVERY,
                                            streams=session.network.skip_streams,
-                                           dropping=session.network.dropping) or capture
+                                           dropping=session.network.dropping,
+                                           partition=getattr(session.pipeline, "partition", None)) or capture
                 _read(frames, feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")
@@ -417,8 +498,8 @@ def join_context(done: Sequence[ClientResult], kerberos: Sequence[KerberosRecord
 
 
 def _read(capture, feed, diag: Diagnostics, tick, every: int | None = None) -> None:
-    """Feed every frame to the pipeline, calling `tick` every `every` frames (a power of two; by default
-    PROGRESS_EVERY); a defect on one packet never loses the rest of the file."""
+    """Feed every frame to the pipeline, calling `tick` with the frame's time every `every` frames (a power of
+    two; by default PROGRESS_EVERY); a defect on one packet never loses the rest of the file."""
     mask = (every or PROGRESS_EVERY) - 1
     frames = iter(capture)
     frame = 0
@@ -427,7 +508,7 @@ def _read(capture, feed, diag: Diagnostics, tick, every: int | None = None) -> N
             for frame, time, linktype, data in frames:
                 feed(frame, time, linktype, data)
                 if not frame & mask:
-                    tick()
+                    tick(time)
             return
         except (KeyboardInterrupt, CaptureError):
             raise

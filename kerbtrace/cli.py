@@ -121,9 +121,9 @@ def add_analysis_arguments(parser: argparse.ArgumentParser, metavar: str, help_t
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when stderr is "
                         "not a terminal)")
     parser.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
-                        help="read up to N capture files at the same time, one process each (default: the "
-                             "machine's cores; one process when logs, DC events, a directory or a keytab are "
-                             "given); the report is the same for any N")
+                        help="use N processes (default: the machine's cores): with N capture files or more, "
+                             "one file each; else each capture is split by client across the N; the report is "
+                             "the same for any N")
     parser.add_argument("--no-stitch", action="store_true",
                         help="read the files of a ring buffer (NAME_00001[_TIMESTAMP].pcapng, NAME_00002…, numbers "
                              "in sequence) each as a capture of its own; by default they are one capture, so an "
@@ -232,8 +232,8 @@ def _analyze(args: argparse.Namespace, loaded: LoadedContext):
         given = any(x is not None for x in (beside.directory, beside.keytab, beside.logs, beside.dc_events))
         if args.scheduler:
             result = _analyze_on_cluster(args, given)
-        else:  # context is joined across the files of one run: with context, the files are read in this process
-            result = analyze_files(expand_inputs(args.captures), jobs=1 if given else args.jobs,
+        else:  # context beside the captures is joined in this process (kerbtrace.parallel says how work is split)
+            result = analyze_files(expand_inputs(args.captures), jobs=args.jobs,
                                    progress=False if args.no_progress else None, mp_names=tuple(args.mp_name),
                                    beside=beside, stitch=not args.no_stitch)
     else:

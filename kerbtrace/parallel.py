@@ -1,10 +1,13 @@
-"""Several capture files at once, one process per file, merged into the same result as one process gives.
+"""Capture files read by several processes, merged into the same result as one process gives.
 
-`analyze` reads the files one after the other, each as a capture of its own (frame numbers, sessions and
-fleet findings per file), so the files are independent: each worker runs `analyze` on one file and the
-parent puts the results back in the order of the files, with the input numbers and the warning limit
-applied exactly as a single run applies them. One file is always read by one process, and the files of
-one ring (read as one capture) by one process.
+With at least as many captures as processes (and nothing beside them), one process per capture: `analyze`
+reads the files one after the other, each as a capture of its own (frame numbers, sessions and fleet findings
+per file), so the files are independent: each worker runs `analyze` on one file (or the files of one ring,
+read as one capture) and the parent puts the results back in the order of the files, with the input numbers
+and the warning limit applied exactly as a single run applies them.
+
+Else each capture in turn is read by all the processes, partitioned by client (`kerbtrace.partition`): one
+large capture, or captures with context beside them (logs, DC events: joined in the parent), use every core.
 """
 
 from __future__ import annotations
@@ -29,14 +32,22 @@ def default_jobs() -> int:
 
 
 def analyze_files(paths: list[str], *, jobs: int | None = None, progress: bool | None = None, **options) -> Analysis:
-    """`analyze(paths, **options)`, with up to `jobs` files read at the same time (default: the cores)."""
+    """`analyze(paths, **options)` with `jobs` processes (default: the cores): files read at the same time,
+    or each capture partitioned by client."""
     from kerbtrace.sources.inputs import ring_groups
 
     jobs = default_jobs() if jobs is None else jobs
     groups = [[paths[i] for i in g] for g in ring_groups(paths)] if options.get("stitch", True) else \
         [[p] for p in paths]
-    if jobs <= 1 or len(groups) <= 1:
+    if jobs <= 1:
         return analyze(paths, progress=progress, **options)
+    beside = options.get("beside")
+    given = beside is not None and any(x is not None for x in (beside.directory, beside.keytab, beside.logs,
+                                                                beside.dc_events))
+    if len(groups) < jobs or given:  # (`merge` keeps no context: what lies beside is joined in this process)
+        from kerbtrace.partition import partitioned_group
+
+        return analyze(paths, progress=progress, run_group=partitioned_group(jobs), **options)
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=context) as pool:
         parts = list(pool.map(analyze_one, groups, [options] * len(groups)))

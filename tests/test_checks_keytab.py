@@ -38,12 +38,12 @@ def run(scenario: str, monkeypatch=None, *, directory: bool = False) -> tuple[An
     (the analysis lets decoded messages go once the checks ran)."""
     legs: list = []
     if monkeypatch is not None:
-        evaluate = kerbtrace.analysis.evaluate
+        judge = kerbtrace.analysis.judge
 
         def keep(client, ctx):
             legs.extend(leg for leg in client.legs if leg.ap_req is not None)
-            return evaluate(client, ctx)
-        monkeypatch.setattr(kerbtrace.analysis, "evaluate", keep)
+            return judge(client, ctx)
+        monkeypatch.setattr(kerbtrace.analysis, "judge", keep)
     facts = parse_directory_text(DIRECTORY.read_text(), str(DIRECTORY)) if directory else None
     analysis = analyze([str(DATA / f"{scenario}.pcapng")], beside=Beside(keytab=keytab(scenario), directory=facts))
     return analysis, legs

@@ -55,7 +55,7 @@ def test_https_mp_clients_get_the_kerberos_side_verdict(tshark):
             session.correlator.feed(tls[frame])
 
     with open_capture(str(CAPTURE), diag) as capture:
-        _read(capture, feed, diag, lambda: None)
+        _read(capture, feed, diag, lambda time: None)
     by_ip = {r.client.ip: r for r in session.finish()}
     assert set(by_ip) == {c["client_ip"] for c in manifest["clients"]}
     for expected in manifest["clients"]:

@@ -14,11 +14,14 @@ from kerbtrace.checks.verdict import (
                                      CHECKS,
                                      UNEXPLAINED,
                                      evaluate,
+                                     judge,
                                      late_findings,
                                      order,
                                      settle,
+                                     steps_of,
                                      verdict_of,
+                                     with_steps,
 )
 
 __all__ = ["CAUSE_CODES", "CHECKS", "FLEET_CODES", "UNEXPLAINED", "Context", "Evidence", "Finding", "evaluate",
-           "late_findings", "order", "settle", "verdict_of"]
+           "judge", "late_findings", "order", "settle", "steps_of", "verdict_of", "with_steps"]

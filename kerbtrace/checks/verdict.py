@@ -94,6 +94,13 @@ def _run(module: ModuleType, client: ClientExchange, ctx: Context) -> Finding | 
 
 
 def evaluate(client: ClientExchange, ctx: Context) -> tuple[Verdict, list[Finding]]:
+    """The verdict and the findings, primary first, the exchange's steps in the primary's evidence."""
+    verdict, findings = judge(client, ctx)
+    return verdict, with_steps(findings, steps_of(client))
+
+
+def judge(client: ClientExchange, ctx: Context) -> tuple[Verdict, list[Finding]]:
+    """`evaluate` without the steps (`with_steps` adds them; `late_findings` may change the primary)."""
     findings = [f for f in (_run(m, client, ctx) for m in CHECKS) if f is not None]
     verdict = verdict_of(client)
     if verdict == Verdict.INCONCLUSIVE and not client.legs and any(f.severity == Severity.ERROR for f in findings):
@@ -106,21 +113,26 @@ def evaluate(client: ClientExchange, ctx: Context) -> tuple[Verdict, list[Findin
                         for f in findings)
         if not explained and (verdict == Verdict.NOT_APPROVED or not findings):
             findings.append(_unexplained(client, verdict))
-    findings = order(verdict, findings)
-    if findings:
-        findings[0] = _with_steps(findings[0], client)
-    return verdict, findings
+    return verdict, order(verdict, findings)
 
 
-def _with_steps(primary: Finding, client: ClientExchange) -> Finding:
-    """The primary cause's evidence, followed by the steps of the exchange that lead to the verdict."""
+def steps_of(client: ClientExchange) -> list[Evidence]:
+    """The steps of the exchange that lead to the verdict, in frame order (read before `client.release()`)."""
+    return sorted(exchange_steps(client), key=lambda e: e.frame or 0)
+
+
+def with_steps(findings: list[Finding], steps: Sequence[Evidence]) -> list[Finding]:
+    """The findings with the primary cause's evidence followed by the steps it does not show already."""
+    if not findings:
+        return findings
+    primary = findings[0]
     shown = {e.frame for e in primary.evidence}
-    steps = []
-    for e in sorted(exchange_steps(client), key=lambda e: e.frame or 0):
+    extra = []
+    for e in steps:
         if e.frame not in shown:
             shown.add(e.frame)
-            steps.append(e)
-    return dataclasses.replace(primary, evidence=[*primary.evidence, *steps]) if steps else primary
+            extra.append(e)
+    return [dataclasses.replace(primary, evidence=[*primary.evidence, *extra]) if extra else primary, *findings[1:]]
 
 
 def order(verdict: str, findings: list[Finding]) -> list[Finding]:
@@ -134,13 +146,14 @@ def order(verdict: str, findings: list[Finding]) -> list[Finding]:
 
 
 def late_findings(client: ClientExchange, verdict: str, findings: list[Finding], ctx: Context) -> list[Finding]:
-    """Findings that need the whole capture (duplicate GUIDs), for a client checked before it ended."""
-    known = {f.code for f in findings}
-    added = [f for f in (_run(duplicate_guid, client, ctx),) if f is not None and f.code not in known]
-    if not added:
+    """The findings (`judge`'s, without steps) of a client checked before the capture ended, as if it was checked
+    at the end: the duplicate GUID finding names every computer of the whole capture with its SMSID. (So a
+    client's findings do not depend on when it was checked, nor on which process of a partitioned run did it.)"""
+    late = _run(duplicate_guid, client, ctx)
+    if late is None or late in findings:
         return findings
-    kept = [f for f in findings if f.code != UNEXPLAINED]  # the late cause explains it
-    return order(verdict, kept + added)
+    kept = [f for f in findings if f.code not in (UNEXPLAINED, duplicate_guid.CODE)]  # the late cause explains it
+    return order(verdict, [*kept, late])
 
 
 #: A cause as the DC's log names it -> the check that stands for it (the lab names a lockout account_revoked).
@@ -222,4 +235,5 @@ def _unexplained(client: ClientExchange, verdict: Verdict) -> Finding:
                    evidence=evidence)
 
 
-__all__ = ["CAUSE_CODES", "CHECKS", "UNEXPLAINED", "evaluate", "late_findings", "order", "settle", "verdict_of"]
+__all__ = ["CAUSE_CODES", "CHECKS", "UNEXPLAINED", "evaluate", "judge", "late_findings", "order", "settle", "steps_of",
+           "verdict_of", "with_steps"]

@@ -36,7 +36,8 @@ class KerberosRecord:
 class KerberosInventory:
     def __init__(self, limit: int = LIMIT) -> None:
         # a record costs about 1 % of a client's result: 16 times as many wait in memory before they go to disk
-        self.records: spill.SpillList[KerberosRecord] = spill.SpillList(threshold=16 * spill.THRESHOLD, chunk=512)
+        self.records: spill.SpillList[KerberosRecord] = spill.SpillList(key=_frame, threshold=16 * spill.THRESHOLD,
+                                                                          chunk=512)
         self.limit = limit
         self.dropped = 0
 
@@ -56,3 +57,9 @@ def _intern(text: str | None) -> str | None:
 
 
 __all__ = ["KerberosInventory", "KerberosRecord"]
+
+
+def _frame(record: KerberosRecord) -> int:
+    """The list in frame order, not in the order the messages were decoded (a connection's end changes that):
+    the same list whatever reads the capture (one process or a partitioned run)."""
+    return record.frame

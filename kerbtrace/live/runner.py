@@ -118,7 +118,8 @@ class LiveRun:
                 self.ring = None
         self.session.feed(frame, t, linktype, data)
 
-    def _tick(self) -> None:
+    def _tick(self, _packet_time: float = 0.0) -> None:
+        """(A live run polls by the wall clock, not by the packet's time.)"""
         now = time.monotonic()
         if now - self._last_poll >= POLL_SECONDS:
             self._poll()

@@ -37,6 +37,7 @@ import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from kerbtrace.ownership import owners_ipv4
 from kerbtrace.sources import pcapng
 
 if TYPE_CHECKING:
@@ -85,8 +86,9 @@ def _port_table(ports: Iterable[int]) -> np.ndarray:
 class Prefilter:
     """The classification of one file's records: what the network layer needs, and nothing it would drop."""
 
-    def __init__(self, udp_ports: Iterable[int]) -> None:
+    def __init__(self, udp_ports: Iterable[int], partition: tuple[int, int] | None = None) -> None:
         self.udp = _port_table(udp_ports)
+        self.partition = partition  # (part, parts) of a run partitioned by client: skip the others' UDP
         self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
         self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
         self.dropped = _Dropped()  # the connection table's `ignored` generation (directional IPv4 keys)
@@ -126,7 +128,10 @@ class Prefilter:
             data = np.concatenate((data, np.zeros(64, dtype=np.uint8)))
         simple, proto, sport, dport, key = self._fields(data, meta)
         tcp = simple & (proto == 6)
-        keep = ~(simple & (proto == 17)) | self.udp[sport] | self.udp[dport]
+        udp = simple & (proto == 17)
+        keep = ~udp | self.udp[sport] | self.udp[dport]
+        if self.partition is not None:
+            keep &= ~udp | self._owned(sport, dport)
         # No TCP connection is skipped before the connection table has seen it: the table decides what it
         # ignores (by the first payload's content on any port). A mask that skips whole connections passes
         # their records to `_streams`, so that the stream numbers of the others still match Wireshark's.
@@ -148,6 +153,15 @@ class Prefilter:
             cand = cand[(pairs[j] != key[cand]) | (cand < syn[first][j])]
         quiet[cand] = True
         return quiet
+
+    def _owned(self, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+        """Datagrams of a run partitioned by client that this part may need (`ownership.client_of`): the client
+        is the side not on a server port; when both or neither side is, either side's owner keeps it (the
+        pipeline decides exactly)."""
+        part, parts = self.partition  # type: ignore[misc]
+        src, dst = (owners_ipv4(x >> np.uint64(16), parts) == part for x in (self._a, self._b))
+        src_server, dst_server = self.udp[sport], self.udp[dport]
+        return np.where(src_server != dst_server, np.where(src_server, dst, src), src | dst)
 
     def _streams(self, skipped: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Stream numbers the reassembler would have given the skipped connections (Wireshark's tcp.stream:
@@ -291,7 +305,8 @@ def _clock(capture: Capture) -> str | None:
 
 def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], float] | None = None,
             every: int = 0, streams: Callable[[int], None] | None = None,
-            dropping: Callable[[], TcpReassembler] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
+            dropping: Callable[[], TcpReassembler] | None = None,
+            partition: tuple[int, int] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
     or None when this file must be read by the pure-Python reader.
 
@@ -299,7 +314,9 @@ def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], flo
     when `due()` (the capture time of the connection table's next housekeeping) has come, and when its
     frame number is a multiple of `every` (the caller's progress tick); empty data is dropped at once.
     With `dropping` (`NetworkLayer.dropping`: the connection table, logging the keys it drops), the TCP
-    records that table would drop at its first lookup are skipped too; without it only UDP on other ports is."""
+    records that table would drop at its first lookup are skipped too; without it only UDP on other ports is.
+    `partition` (part, parts): this process analyses one part of the clients; the others' Kerberos and DNS
+    datagrams are skipped here (their TCP connections the part's pipeline refuses, and the table then drops)."""
     if ENABLED is False or (ENABLED is None and capture.size < MIN_BYTES) or not available():
         return None
     clock = _clock(capture)
@@ -313,7 +330,7 @@ def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], flo
         return None  # the pure-Python reader says what is wrong with the file
     capture._iterated = True
     capture.read_position = 0
-    return _read(capture, Prefilter(udp_ports), linktype, clock, due or (lambda: float("inf")), every,
+    return _read(capture, Prefilter(udp_ports, partition), linktype, clock, due or (lambda: float("inf")), every,
                  streams or (lambda n: None), dropping() if dropping is not None else None)
 
 

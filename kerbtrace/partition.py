@@ -1,0 +1,366 @@
+"""One capture read by several processes at once, partitioned by client, merged into the result one process gives.
+
+Each process reads every packet through the source and the network layer (so frame numbers, TCP stream numbers,
+IP fragments and the connection table's sweeps are those of a single run) and refuses, at the pipeline's entry,
+the conversations whose client another process owns (`ownership.owner`: the client's address, hashed the same
+way in every process). With the prefilter on, libpcap and numpy skip those packets before Python sees them.
+Reassembly, decoding, the correlator and the checks then run once per client, in its owner.
+
+What one client's verdict needs from the others' traffic is exchanged before the end (`analysis.Share`): the MP
+names and addresses learned from Host headers and DNS, and the legs of the whole capture (`kdc_visible`, the
+view), after the last packet; every client's SMSID (duplicate GUIDs) before the last clients are checked. The
+parent reads part 0 itself, then merges what the parts found (clients, the Kerberos list, lockout sources,
+warnings) and draws the conclusions that need every client (context beside the capture, notes, fleet findings)
+with `analysis.conclude_group`, as one process does. docs/benchmarks.md says where the result may still depend
+on the number of processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import sys
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from kerbtrace.analysis import (
+    ClientResult,
+    GroupResult,
+    InputSummary,
+    Session,
+    analyze_group,
+    conclude_group,
+    finish_group,
+    read_group,
+    record_order,
+    warning_order,
+)
+from kerbtrace.context import Beside
+from kerbtrace.context.joined import FileBeside
+from kerbtrace.diagnostics import Diagnostics, Warning_
+from kerbtrace.exchanges.client import ClientExchange
+from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
+from kerbtrace.exchanges.lockouts import PrincipalFailures
+from kerbtrace.exchanges.mp_names import MpNames
+from kerbtrace.exchanges.view import InputLegs
+from kerbtrace.model import TcpConn
+from kerbtrace.ownership import client_of, owner
+from kerbtrace.pipeline import Pipeline
+
+#: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
+#: sees which warnings every process raised (the network layer's, about packets all of them read).
+WORKER_WARNINGS = 20_000
+
+
+class OwnedPipeline(Pipeline):
+    """The pipeline of one part: traffic of clients another process owns is refused at the entry (a refused
+    TCP connection is then skipped by the reassembler like any unwanted one)."""
+
+    def __init__(self, diag: Diagnostics, emit, *, part: int, parts: int) -> None:
+        super().__init__(diag, emit)
+        self.part = part
+        self.parts = parts
+        self.partition = (part, parts)  # for the prefilter, which skips the other parts' packets itself
+        self._owners: dict[str, bool] = {}  # address -> mine (bounded: cleared when large)
+
+    def mine(self, address: str) -> bool:
+        known = self._owners.get(address)
+        if known is None:
+            if len(self._owners) >= 1 << 16:
+                self._owners.clear()
+            known = self._owners[address] = owner(address, self.parts) == self.part
+        return known
+
+    def wants_tcp(self, conn: TcpConn, payload: bytes, from_client: bool) -> bool:
+        if not self.mine(client_of(conn.client_ip, conn.client_port, conn.server_ip, conn.server_port,
+                                   self.tcp_ports)):
+            return False
+        return super().wants_tcp(conn, payload, from_client)
+
+    def on_udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, frame: int, time: float) -> None:
+        if self.mine(client_of(src, sport, dst, dport, self.udp_ports)):
+            super().on_udp(src, sport, dst, dport, payload, frame, time)
+
+    def on_connect_failed(self, client_ip: str, client_port: int, server_ip: str, server_port: int,
+                          transport: str, how: str, frame: int, time: float) -> None:
+        if self.mine(client_ip):
+            super().on_connect_failed(client_ip, client_port, server_ip, server_port, transport, how, frame, time)
+
+
+@dataclass(slots=True)
+class CaptureFacts:
+    """What one part learned of the whole capture's MPs and legs."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    legs: InputLegs = field(default_factory=InputLegs)
+
+
+@dataclass(slots=True)
+class PartResult:
+    """What one process hands back: its clients (checked, released) and what the merge needs besides."""
+
+    summaries: list[InputSummary]
+    clients: list[ClientResult] = field(default_factory=list)
+    kerberos: list[KerberosRecord] = field(default_factory=list)
+    kerberos_dropped: int = 0
+    principals: list[PrincipalFailures] = field(default_factory=list)
+    spn_hosts: dict[str, int] = field(default_factory=dict)
+    #: The MP names known at the end, and the legs of the whole capture (the union handed back).
+    facts: CaptureFacts = field(default_factory=CaptureFacts)
+    warnings: list[Warning_] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    fatal: str | None = None
+    read: bool = False
+
+
+def _facts_of(session: Session) -> CaptureFacts:
+    correlator = session.correlator
+    return CaptureFacts(dict(correlator.mp.names), dict(correlator.mp.addresses), correlator.legs)
+
+
+def _learn_facts(session: Session, union: CaptureFacts) -> None:
+    correlator = session.correlator
+    for name, source in union.names.items():
+        correlator.mp.add(name, source)
+    for address, name in union.addresses.items():
+        correlator.mp.add_address(address, name)
+    correlator.legs = union.legs  # the views and kdc_visible of the clients checked from now on
+
+
+def _smsids_of(session: Session, clients: list[ClientExchange]) -> dict[str, set[str]]:
+    for client in clients:
+        session.context.add(client)
+    return dict(session.context.smsid_users)
+
+
+def _learn_smsids(session: Session, union: dict[str, set[str]]) -> None:
+    session.context.smsid_users = defaultdict(set, union)
+
+
+class _PipeShare:
+    """A child process's side of the exchange (`analysis.Share`): its facts to the parent, the union back."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def capture_facts(self, session: Session) -> None:
+        self.conn.send(("facts", _facts_of(session)))
+        _learn_facts(session, self.conn.recv())
+
+    def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
+        self.conn.send(("smsids", _smsids_of(session, clients)))
+        _learn_smsids(session, self.conn.recv())
+
+
+class _ParentShare:
+    """Part 0, read by the parent itself: it gathers the other parts' facts and hands the union back."""
+
+    def __init__(self, pipes: list) -> None:
+        self.pipes = pipes
+
+    def capture_facts(self, session: Session) -> None:
+        union = _union_facts([_facts_of(session), *self._gather("facts")])
+        self._hand_back(union)
+        _learn_facts(session, union)
+
+    def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
+        union = _union_smsids([_smsids_of(session, clients), *self._gather("smsids")])
+        self._hand_back(union)
+        _learn_smsids(session, union)
+
+    def _gather(self, stage: str) -> list:
+        out = []
+        for k, pipe in enumerate(self.pipes, 1):
+            kind, value = _receive(pipe)
+            if kind != stage:
+                raise PartError(f"part {k} sent {kind!r} instead of {stage!r}")
+            out.append(value)
+        return out
+
+    def _hand_back(self, union: object) -> None:
+        for pipe in self.pipes:
+            pipe.send(union)
+
+
+def _analyze_part(paths: list[str], indices: list[int], part: int, parts: int, mp_names: tuple[str, ...],
+                  beside: Beside | None, show: bool, share) -> PartResult:
+    """One part's analysis of its clients of the capture."""
+    diag = Diagnostics(keep=WORKER_WARNINGS)
+    session = Session(diag, mp_names=mp_names, beside=beside,
+                      pipeline=lambda d, emit: OwnedPipeline(d, emit, part=part, parts=parts))
+    summaries, done = read_group(paths, indices, session, diag, show)
+    out = PartResult(summaries, read=any(s.format is not None for s in summaries))
+    if out.read:
+        finish_group(summaries, indices, session, done, diag, share)
+        out.clients = done
+        out.kerberos = session.inventory.records
+        out.kerberos_dropped = session.inventory.dropped
+        out.principals = list(session.lockouts.principals.values())
+        out.spn_hosts = dict(session.correlator.mp.spn_hosts)
+        out.facts = _facts_of(session)
+    out.warnings, out.dropped, out.fatal = diag.warnings, diag.dropped, diag.fatal
+    return out
+
+
+def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int, mp_names: tuple[str, ...],
+              beside: Beside | None) -> None:
+    """A child process: one part, handed back through `conn`."""
+    try:
+        conn.send(("done", _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))))
+    except BaseException:  # noqa: BLE001 - the parent reports it; a part must never hang the others
+        with contextlib.suppress(OSError):  # (the parent may have given up on the parts already)
+            conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class PartError(RuntimeError):
+    """A process of a partitioned run failed (its traceback is the message)."""
+
+
+def partitioned_group(parts: int):
+    """A `run_group` for `analysis.analyze` that reads each capture with `parts` processes."""
+
+    def run_group(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                  beside: Beside | None = None) -> GroupResult:
+        return _partitioned(paths, indices, diag, show, mp_names, beside, parts)
+
+    return run_group
+
+
+def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: bool, mp_names: tuple[str, ...],
+                 beside: Beside | None, parts: int) -> GroupResult:
+    """Parts 1.. in child processes (forked: they share what was loaded), part 0 in this one."""
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    pipes, processes = [], []
+    for part in range(1, parts):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_run_part, args=(theirs, paths, indices, part, parts, mp_names, beside),
+                                  daemon=True)
+        process.start()
+        theirs.close()
+        pipes.append(mine)
+        processes.append(process)
+    results: list[PartResult] | None = None
+    try:
+        results = [_analyze_part(paths, indices, 0, parts, mp_names, beside, show, _ParentShare(pipes))]
+        for k, pipe in enumerate(pipes, 1):
+            kind, value = _receive(pipe)
+            if kind != "done":
+                raise PartError(f"part {k} sent {kind!r} instead of its result")
+            results.append(value)  # type: ignore[arg-type]
+    except PartError as exc:
+        diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
+                  "internal")
+        results = None
+    finally:
+        for pipe in pipes:
+            pipe.close()
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if results is None:
+        return analyze_group(paths, indices, diag, show, mp_names, beside)
+    return _merge(paths, indices, diag, beside, results)
+
+
+def _receive(pipe) -> tuple[str, object]:
+    try:
+        kind, value = pipe.recv()
+    except EOFError:
+        raise PartError("a process of the partitioned run ended without a result") from None
+    if kind == "error":
+        raise PartError(str(value))
+    return kind, value
+
+
+def _union_facts(facts: list[CaptureFacts]) -> CaptureFacts:
+    names = MpNames()
+    legs = InputLegs()
+    for f in facts:
+        for name, source in f.names.items():
+            names.add(name, source)
+        for address, name in f.addresses.items():
+            names.add_address(address, name)
+        for leg in ("mp_http", "mp_tls", "kdc", "dns"):
+            setattr(legs, leg, getattr(legs, leg) + getattr(f.legs, leg))
+    return CaptureFacts(names.names, names.addresses, legs)
+
+
+def _union_smsids(parts: list[dict[str, set[str]]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for users in parts:
+        for smsid, names in users.items():
+            out[smsid] |= names
+    return dict(out)
+
+
+def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Beside | None,
+           results: list[PartResult]) -> GroupResult:
+    """The parts' findings as one process finds them (`analysis.analyze_group`)."""
+    summaries = results[0].summaries  # every part read every packet: the same summaries
+    _merge_warnings(diag, results)
+    if not results[0].read:
+        return summaries, [], [], [], FileBeside([])
+    done = sorted((r for part in results for r in part.clients), key=lambda r: (r.client.first_time, r.client.ip))
+    inventory = KerberosInventory()
+    kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
+    inventory.dropped = sum(p.kerberos_dropped for p in results) + max(0, len(kerberos) - inventory.limit)
+    del kerberos[inventory.limit:]
+    legs = results[0].facts.legs  # every part was handed the sum
+    names = MpNames(tuple(n for p in results for n in p.facts.names))
+    spn_hosts: Counter = Counter()
+    for part in results:
+        spn_hosts.update(part.spn_hosts)
+    unknown = {h: n for h, n in spn_hosts.items() if not names.is_mp_name(h)}
+    return conclude_group(paths, summaries, done, kerberos, diag, beside, legs, unknown, inventory,
+                          _merge_principals(results))
+
+
+def _merge_principals(results: list[PartResult]) -> list[PrincipalFailures]:
+    """Failed pre-authentications per principal from every part (each source address is one part's client),
+    in the order one process meets them: by the first failure's frame."""
+    merged: dict[str, PrincipalFailures] = {}
+    for part in results:
+        for entry in part.principals:
+            into = merged.setdefault(entry.principal.lower(), PrincipalFailures(entry.principal))
+            into.sources.update({a: dataclasses.replace(s, frames=list(s.frames)) for a, s in entry.sources.items()})
+            into.kdcs |= entry.kdcs
+    return sorted(merged.values(), key=_first_failure)
+
+
+def _first_failure(entry: PrincipalFailures) -> int:
+    return min((s.frames[0] for s in entry.sources.values() if s.frames), default=0)
+
+
+def _merge_warnings(diag: Diagnostics, results: list[PartResult]) -> None:
+    """Each warning once: one the network layer raised (about a packet every part read) is in every part's list,
+    one of a client's traffic only in its owner's. A warning raised k times in one part stays k times."""
+    seen: Counter = Counter()
+    merged: list[Warning_] = []
+    for part in results:
+        mine: Counter = Counter()
+        for w in part.warnings:
+            key = (w.input, w.frame, w.kind, w.message)
+            mine[key] += 1
+            if mine[key] > seen[key]:
+                merged.append(w)
+        seen |= mine
+    merged.sort(key=warning_order)
+    for w in merged:
+        if len(diag.warnings) < diag.keep:
+            diag.warnings.append(w)
+        else:
+            diag.dropped[w.kind] += 1
+    for kind in {k for part in results for k in part.dropped}:
+        diag.dropped[kind] += max(part.dropped[kind] for part in results)
+    if not diag.fatal:
+        diag.fatal = next((p.fatal for p in results if p.fatal), None)
+
+
+__all__ = ["OwnedPipeline", "PartError", "partitioned_group"]
