@@ -81,6 +81,9 @@ class Pipeline:
     """TransportSink that turns reassembled bytes into Kerberos, HTTP, DNS and TLS events."""
 
     udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
+    #: TCP server ports whose connections `wants_tcp` takes without looking at the payload: a partitioned run
+    #: takes the other side of a connection to one of these as its client (`kerbtrace.ownership`).
+    tcp_ports = frozenset({KERBEROS_PORT, DNS_PORT}) | HTTP_PORTS | TLS_PORTS
     watch_ports = frozenset({KERBEROS_PORT})
 
     def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:

@@ -59,7 +59,8 @@ def _intern(text: str | None) -> str | None:
 __all__ = ["KerberosInventory", "KerberosRecord"]
 
 
-def _frame(record: KerberosRecord) -> int:
+def _frame(record: KerberosRecord) -> tuple[int, int]:
     """The list in frame order, not in the order the messages were decoded (a connection's end changes that):
-    the same list whatever reads the capture (one process or a partitioned run)."""
-    return record.frame
+    the same list whatever reads the capture (one process or a partitioned run). A ring's records are numbered
+    on across its files while read and moved to (file, frame in that file) later: the order is the same."""
+    return record.input, record.frame
