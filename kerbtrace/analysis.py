@@ -185,17 +185,20 @@ class Session:
             self.correlator.now = max(self.correlator.now, now)
         return self._evaluate(list(self.correlator.completed(self.settle)))
 
-    def finish(self, earlier: list[ClientResult] = (), share: Share | None = None) -> list[ClientResult]:  # type: ignore[assignment]
+    def finish(self, earlier: list[ClientResult] = (), share: Share | None = None,  # type: ignore[assignment]
+               into: SpillList[ClientResult] | None = None) -> list[ClientResult]:
         """End of input: the remaining clients; `earlier` (results `poll` gave) get the findings that
         needed the whole capture, such as a duplicate GUID registered after them. `share`: this session
-        reads one part of a capture partitioned by client, the other parts' facts come through it."""
+        reads one part of a capture partitioned by client, the other parts' facts come through it.
+        With `into`, the results go there one by one (and nothing is returned): the caller then applies
+        `late()` to them, and a capture ending with many open exchanges never holds all their results."""
         _guarded(self.diag, None, self.network.flush)
         if share is not None:
             share.capture_facts(self)
         clients = self.correlator.finish()
         if share is not None:
             share.client_facts(self, clients)
-        results = self._evaluate(clients)
+        results = self._evaluate(clients, into)
         late = self.late()
         for r in [*earlier, *results]:
             late(r)
@@ -221,7 +224,10 @@ class Session:
                     r.findings = with_steps(final, steps)
         return late
 
-    def _evaluate(self, clients: list[ClientExchange]) -> list[ClientResult]:
+    def _evaluate(self, clients: Sequence[ClientExchange], into: SpillList[ClientResult] | None = None
+                  ) -> list[ClientResult]:
+        """Every client of the batch into the context first (duplicates look across clients), then each
+        checked; with `into`, each result is released and put there at once (see `finish`)."""
         self.context.kdc_visible = self.correlator.legs.kdc > 0
         for client in clients:
             self.context.add(client)
@@ -233,9 +239,13 @@ class Session:
             r = ClientResult(client, verdict, with_steps(findings, steps))
             if client.smsid:
                 r.late = (findings, steps)
-            out.append(r)
+            if into is None:
+                out.append(r)
+            else:  # the checks read only this client and the context: it may let go of its messages now
+                client.release()
+                into.append(r)
         for r in out:
-            r.client.release()  # after every check of this batch ran: duplicates look across clients
+            r.client.release()  # after every check of this batch ran
         self._bound_smsids()
         return out
 
@@ -366,7 +376,7 @@ def finish_group(summaries: list[InputSummary], indices: list[int], session: Ses
                  diag: Diagnostics, share: Share | None = None) -> None:
     """The end of one capture: its last clients checked into `done`, everything placed in its file. The clients
     checked earlier get the findings that needed the whole capture as they are read (`Session.late`)."""
-    done.extend(session.finish(share=share))
+    session.finish(share=share, into=done)
     done.update(session.late())
     offsets = list(itertools.accumulate(s.packets for s in summaries[:-1]))
     offsets.insert(0, 0)

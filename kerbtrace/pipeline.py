@@ -9,7 +9,6 @@ Nothing here knows about clients or verdicts.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from kerbtrace.decoders import DecodeError
@@ -42,6 +41,7 @@ AUTH_HEADERS_REQUEST = ("authorization",)
 AUTH_HEADERS_RESPONSE = ("www-authenticate",)
 #: The registration body is small; anything larger than this is not kept for CCM decoding.
 MAX_DNS_TCP_BUFFER = 1 << 16
+MAX_PENDING_REQUESTS = 64  # per HTTP connection, the oldest let go
 
 
 class _KerberosConn:
@@ -64,8 +64,9 @@ class _HttpConn:
     def __init__(self, diag: Diagnostics) -> None:
         self.requests = HttpStreamParser(True, diag)
         self.responses = HttpStreamParser(False, diag)
-        #: Requests awaiting their response, each with whether it went to a registration endpoint.
-        self.pending: deque[tuple[HttpMessage, bool]] = deque(maxlen=64)
+        #: Requests awaiting their response, each with whether it went to a registration endpoint (the latest
+        #: MAX_PENDING_REQUESTS; a list: an empty deque costs 600 bytes a connection, and connections wait).
+        self.pending: list[tuple[HttpMessage, bool]] = []
 
 
 class _TlsConn:
@@ -241,7 +242,7 @@ class Pipeline:
             header_names = AUTH_HEADERS_REQUEST
         else:
             if msg.status is not None and msg.status >= 200 and app.pending:
-                request, answers_registration = app.pending.popleft()
+                request, answers_registration = app.pending.pop(0)
             header_names = AUTH_HEADERS_RESPONSE
         tokens: list[AuthToken] = []
         for name in header_names:
@@ -259,6 +260,8 @@ class Pipeline:
                     self.diag.warn(msg.frame, f"CCM message: {text}", "ccm")
         if msg.is_request:
             app.pending.append((msg, is_registration_request(msg, ccm)))
+            if len(app.pending) > MAX_PENDING_REQUESTS:
+                del app.pending[0]
         client = (conn.client_ip, conn.client_port)
         server = (conn.server_ip, conn.server_port)
         event = HttpEvent(msg.frame, msg.time, conn.client_ip, conn.client_port, conn.server_ip,

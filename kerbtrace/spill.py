@@ -14,6 +14,7 @@ their default `__getstate__` path. A result holds what the JSON report prints: n
 from __future__ import annotations
 
 import heapq
+import io
 import itertools
 import os
 import pickle
@@ -248,6 +249,91 @@ class Chain(Sequence[T]):
         return f"Chain({len(self)} items in {len(self.parts)} parts)"
 
 
+class SpillStore:
+    """Objects kept on disk by key until taken back: the state of clients that have gone quiet while their
+    exchange is still open (`exchanges.correlator`), which would otherwise grow with the clients a capture
+    holds per idle timeout. Each `put` pickles the object to the end of an anonymous temporary file; `take`
+    reads it back and forgets it. The file is rewritten with the live objects only once its dead bytes pass
+    both `COMPACT_AFTER` and the live bytes, so it stays within about twice what is stored."""
+
+    COMPACT_AFTER = 64 << 20
+
+    def __init__(self) -> None:
+        self._file = None
+        self._where: dict[Any, tuple[int, int, dict | None]] = {}  # key -> (offset, length, objects kept)
+        self._end = 0
+        self._live = 0
+        self.puts = 0  # objects written so far (a counter for tests and measurements)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def put(self, key: Any, obj: Any, keep: dict[int, Any] | None = None) -> None:
+        """Store `obj` under `key` (a key stored already is replaced). `keep` (id() -> object): objects `obj`
+        refers to that stay in memory as they are, and are the very same objects in what `take` returns
+        (another table still updates them)."""
+        if key in self._where:
+            self._live -= self._where.pop(key)[1]
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+        blob = _dumps(obj, keep)
+        f = self._file
+        f.seek(self._end)
+        f.write(blob)
+        self._where[key] = (self._end, len(blob), keep or None)
+        self._end += len(blob)
+        self._live += len(blob)
+        self.puts += 1
+
+    def take(self, key: Any) -> Any:
+        """The object stored under `key`, removed from the store (KeyError when there is none)."""
+        offset, length, keep = self._where.pop(key)
+        f = self._file
+        f.seek(offset)
+        blob = f.read(length)
+        if keep is None:
+            obj = pickle.loads(blob)
+        else:
+            reader = pickle.Unpickler(io.BytesIO(blob))
+            reader.persistent_load = keep.__getitem__  # type: ignore[method-assign]
+            obj = reader.load()
+        self._live -= length
+        dead = self._end - self._live
+        if dead > self.COMPACT_AFTER and dead > self._live:
+            self._compact()
+        return obj
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file, self._where, self._end, self._live = None, {}, 0, 0
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _compact(self) -> None:
+        """The live objects' bytes copied to a new file, in the order stored."""
+        old, new = self._file, tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+        end = 0
+        for key, (offset, length, keep) in self._where.items():
+            old.seek(offset)
+            new.write(old.read(length))
+            self._where[key] = (end, length, keep)
+            end += length
+        old.close()
+        self._file, self._end = new, end
+
+
+def _dumps(obj: Any, keep: dict[int, Any] | None = None) -> bytes:
+    buf = io.BytesIO()
+    (_KeepPickler(buf, keep) if keep else _Pickler(buf, pickle.HIGHEST_PROTOCOL)).dump(obj)
+    return buf.getvalue()
+
+
 class _Pickler(pickle.Pickler):
     """pickle with dataclasses reduced to (class, constructor arguments): attrgetter collects the fields in C."""
 
@@ -262,6 +348,19 @@ class _Pickler(pickle.Pickler):
         return NotImplemented if get is None else (cls, get(obj))
 
 
+class _KeepPickler(_Pickler):
+    """Leaves the objects of `keep` out, by their id(), for `SpillStore.take` to put back (slower than
+    `_Pickler`: pickle asks `persistent_id` of every object)."""
+
+    def __init__(self, file, keep: dict[int, Any]) -> None:
+        super().__init__(file, pickle.HIGHEST_PROTOCOL)
+        self.keep = keep
+
+    def persistent_id(self, obj: Any) -> int | None:
+        key = id(obj)
+        return key if key in self.keep else None
+
+
 def _fields_getter(cls: type) -> Callable[[Any], tuple] | None:
     if not is_dataclass(cls):
         return None
@@ -272,4 +371,4 @@ def _fields_getter(cls: type) -> Callable[[Any], tuple] | None:
     return (lambda obj: (get(obj),)) if len(names) == 1 else get
 
 
-__all__ = ["CHUNK", "NEVER", "THRESHOLD", "Chain", "SpillList"]
+__all__ = ["CHUNK", "NEVER", "THRESHOLD", "Chain", "SpillList", "SpillStore"]

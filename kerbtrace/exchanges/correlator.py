@@ -26,10 +26,57 @@ from kerbtrace.exchanges.kdc_pairing import KdcPairing
 from kerbtrace.exchanges.mp_names import LOCATOR_PREFIXES, MP_LOCATOR_PREFIX, MpNames
 from kerbtrace.exchanges.tls_legs import HTTPS_PORT, TlsLeg
 from kerbtrace.exchanges.view import InputLegs, client_view
+from kerbtrace.spill import SpillList, SpillStore
 
 MAX_PENDING = 4096  # gaps and answer owners waiting for their registration
 MAX_HANDED_OUT = 65536  # addresses already reported, remembered so late traffic does not make a new row
 HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
+#: Seconds of capture time after which a client whose exchange is still open but quiet waits on disk (until
+#: its next packet, its idle timeout or the end of the capture): a failed registration is never answered and
+#: waits the whole idle timeout, so these clients grow with the clients per idle timeout, not with the work.
+QUIET_AFTER = 30.0
+
+
+class _Quiet:
+    """Stands in the client table for a client whose state is on disk: what `completed` needs of it."""
+
+    __slots__ = ("last_time", "answered")
+
+    def __init__(self, last_time: float, answered: bool) -> None:
+        self.last_time = last_time
+        self.answered = answered
+
+
+class _ClientTable(dict):
+    """Address -> ClientExchange, as a dict; a quiet client's entry holds a `_Quiet` (so the table keeps its
+    order: clients are handed out in the order they came) and its state waits in `store`. Reading the entry
+    (`get`, `[]`, `pop`) brings the state back first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = SpillStore()
+
+    def get(self, ip: str, default=None):  # type: ignore[override]
+        value = dict.get(self, ip, default)
+        return self._back(ip) if type(value) is _Quiet else value
+
+    def __getitem__(self, ip: str) -> ClientExchange:
+        value = dict.__getitem__(self, ip)
+        return self._back(ip) if type(value) is _Quiet else value
+
+    def pop(self, ip: str, *default):  # type: ignore[override]
+        value = dict.pop(self, ip, *default)
+        return self.store.take(ip) if type(value) is _Quiet else value
+
+    def rest(self, ip: str, client: ClientExchange, answered: bool, keep: dict[int, object] | None = None) -> None:
+        """`client`'s state to disk, its entry kept; the objects of `keep` stay in memory (see `SpillStore`)."""
+        self.store.put(ip, client, keep)
+        dict.__setitem__(self, ip, _Quiet(client.last_time, answered))
+
+    def _back(self, ip: str) -> ClientExchange:
+        client = self.store.take(ip)
+        dict.__setitem__(self, ip, client)
+        return client
 
 
 class Correlator:
@@ -39,7 +86,9 @@ class Correlator:
         self.idle_timeout = idle_timeout
         self.mp = MpNames(mp_names)
         self.legs = InputLegs()
-        self.clients: dict[str, ClientExchange] = {}
+        self.clients: dict[str, ClientExchange] = _ClientTable()
+        #: Quiet clients with an open exchange wait on disk past this many seconds (None: never).
+        self.quiet_after: float | None = QUIET_AFTER
         self._kdc = KdcPairing()
         self._dns = DnsPairing(self.mp)
         self._http = HttpLegs()
@@ -98,27 +147,48 @@ class Correlator:
         for `settle` seconds of capture time, or the client has been idle longer than the idle timeout
         (a rejected client may retry, so a 401 alone does not close the exchange).
         """
-        done = []
-        for ip, client in self.clients.items():
+        done, resting = [], []
+        for ip, client in dict.items(self.clients):  # as stored: a quiet client stays on disk
             quiet = self.now - client.last_time
-            final = client.final_leg
-            answered = final is not None and (final.reply is not None or final.status == 200)
+            answered = client.answered if type(client) is _Quiet else _answered(client)
             if quiet > self.idle_timeout or (answered and quiet > settle):
                 done.append(ip)
+            elif self.quiet_after is not None and quiet > self.quiet_after and type(client) is not _Quiet:
+                resting.append((ip, client, answered))
         for ip in done:
             yield self._finalise(self.clients.pop(ip))
         while self._retired:
             yield self._finalise(self._retired.pop())
+        self._rest(resting)
 
-    def finish(self) -> list[ClientExchange]:
+    def _rest(self, quiet: list[tuple[str, ClientExchange, bool]]) -> None:
+        """Quiet clients to disk. The requests a pairing table still holds stay in memory with it (a reply to come
+        completes the very object the client lists); a client the answer to a leg is to find stays in memory."""
+        if not quiet:
+            return
+        pending = self._kdc.pending_ids() | self._http.pending_ids()
+        owners = self._owners
+        table = self.clients
+        for ip, client, answered in quiet:
+            if any(id(x) in owners for x in client.legs):
+                continue
+            keep = {id(x): x for x in (*client.kdc, *client.legs) if id(x) in pending}
+            table.rest(ip, client, answered, keep)  # type: ignore[attr-defined]
+
+    def finish(self) -> SpillList[ClientExchange]:
         """End of input: every client, plus the addresses whose evidence only the whole capture shows
         (an MP name learned late, a failed lookup with nothing after it)."""
         for lookup in self._dns.unanswered():
             self._lookup(lookup)
         self._late_clients()
-        out = [self._finalise(c) for c in [*self._retired, *self.clients.values()]]
-        self.clients, self._retired = {}, []
-        return sorted(out, key=lambda c: (c.first_time, c.ip))
+        # In report order; past a threshold on disk (kerbtrace.spill): a capture may end with many open exchanges.
+        out: SpillList[ClientExchange] = SpillList(key=_client_order)
+        for client in self._retired:
+            out.append(self._finalise(client))
+        for ip in list(self.clients):
+            out.append(self._finalise(self.clients.pop(ip)))
+        self.clients, self._retired = _ClientTable(), []
+        return out  # type: ignore[return-value]
 
     def unknown_spn_hosts(self) -> dict[str, int]:
         """Hosts clients asked `HTTP/` tickets for that are not known as MPs (WinRM, other web servers)."""
@@ -418,6 +488,16 @@ class Correlator:
             self._handed_out.popitem(last=False)
             self.evicted["handed_out"] += 1
         return client
+
+
+def _answered(client: ClientExchange) -> bool:
+    """The MP sent its registration reply (or a final 200): the exchange is over once the client is quiet."""
+    final = client.final_leg
+    return final is not None and (final.reply is not None or final.status == 200)
+
+
+def _client_order(client: ClientExchange) -> tuple[float, str]:
+    return client.first_time, client.ip
 
 
 def _same_name(a: DnsLookup, b: DnsLookup) -> bool:

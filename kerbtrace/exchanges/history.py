@@ -7,7 +7,7 @@ active addresses only.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from kerbtrace.events import KdcFailureEvent
 from kerbtrace.exchanges.client import DnsLookup, KdcExchange
@@ -20,7 +20,9 @@ RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per addr
 
 
 class _Lru(OrderedDict):
-    """Per-address deques, evicting the least recently used address past `limit`."""
+    """Per-address lists of the latest `per_address` items, evicting the least recently used address past
+    `limit`. (Lists, not deques: most addresses hold one or two items, and an empty deque costs 600 bytes,
+    which made the full tables about 40 MB.)"""
 
     def __init__(self, limit: int, per_address: int) -> None:
         super().__init__()
@@ -28,17 +30,19 @@ class _Lru(OrderedDict):
         self.per_address = per_address
         self.evicted = 0  # addresses dropped, least recently used first
 
-    def deque_for(self, key: str) -> deque:
+    def add(self, key: str, item: object) -> None:
+        """`item` last in `key`'s list (its oldest let go past `per_address`); `key` the most recently used."""
         value = self.get(key)
         if value is None:
-            value = deque(maxlen=self.per_address)
-            self[key] = value
+            self[key] = [item]
             if len(self) > self.limit:
                 self.popitem(last=False)
                 self.evicted += 1
-        else:
-            self.move_to_end(key)
-        return value
+            return
+        self.move_to_end(key)
+        value.append(item)
+        if len(value) > self.per_address:
+            del value[0]
 
 
 class AddressHistory:
@@ -58,16 +62,16 @@ class AddressHistory:
         return self.kdc, self.dns, self.recent, self.tls
 
     def add_kdc(self, ip: str, item: KdcExchange | KdcFailureEvent) -> None:
-        self.kdc.deque_for(ip).append(item)
+        self.kdc.add(ip, item)
 
     def add_dns(self, ip: str, lookup: DnsLookup) -> None:
-        self.dns.deque_for(ip).append(lookup)
+        self.dns.add(ip, lookup)
 
     def add_raw(self, ip: str, lookup: RawLookup) -> None:
-        self.recent.deque_for(ip).append(lookup)
+        self.recent.add(ip, lookup)
 
     def add_tls(self, ip: str, leg: TlsLeg) -> None:
-        self.tls.deque_for(ip).append(leg)
+        self.tls.add(ip, leg)
 
     def take(self, ip: str) -> tuple[list, list[DnsLookup], list[RawLookup], list[TlsLeg]]:
         """Everything kept for `ip`, removed from the history."""

@@ -45,6 +45,10 @@ class HttpLegs:
         self.evicted = 0
         self._pending: OrderedDict[int, tuple[object, AuthLeg]] = OrderedDict()
 
+    def pending_ids(self) -> set[int]:
+        """id() of the legs waiting for the MP's answer (the answer will complete that very object)."""
+        return {id(leg) for _, leg in self._pending.values()}
+
     def request(self, ev: HttpEvent) -> AuthLeg | None:
         """A new leg for a registration request, else None."""
         if not is_registration(ev):

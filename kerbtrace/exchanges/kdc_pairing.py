@@ -7,7 +7,7 @@ exchange of its own. Pending requests are bounded: the oldest unanswered ones ar
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from kerbtrace.events import KerberosEvent
 from kerbtrace.exchanges.client import KdcExchange
@@ -24,7 +24,14 @@ class KdcPairing:
         self.max_pending = MAX_PENDING  # requests waiting for a reply (a live run sets its own)
         self.evicted = 0
         self._udp: OrderedDict[tuple, KdcExchange] = OrderedDict()
-        self._tcp: dict[tuple, deque[KdcExchange]] = {}
+        self._tcp: dict[tuple, list[KdcExchange]] = {}  # lists: an empty deque costs 600 bytes a connection
+
+    def pending_ids(self) -> set[int]:
+        """id() of the exchanges waiting for their reply (the reply will complete that very object)."""
+        out = {id(x) for x in self._udp.values()}
+        for queue in self._tcp.values():
+            out.update(id(x) for x in queue)
+        return out
 
     def feed(self, ev: KerberosEvent) -> KdcExchange | None:
         """The exchange `ev` belongs to: new for a request (or an orphan reply), else the completed one
@@ -38,7 +45,10 @@ class KdcPairing:
                     self._udp.popitem(last=False)
                     self.evicted += 1
             else:
-                self._tcp.setdefault(key, deque(maxlen=MAX_PER_CONNECTION)).append(exchange)
+                queue = self._tcp.setdefault(key, [])
+                queue.append(exchange)
+                if len(queue) > MAX_PER_CONNECTION:
+                    del queue[0]
                 if len(self._tcp) > self.max_pending:
                     self._tcp.pop(next(iter(self._tcp)))
                     self.evicted += 1
@@ -49,7 +59,7 @@ class KdcPairing:
                 exchange = self._udp.pop(key, None)
             else:
                 queue = self._tcp.get(key)
-                exchange = queue.popleft() if queue else None
+                exchange = queue.pop(0) if queue else None
             if exchange is None:
                 return KdcExchange(ev.dst, ev.src, reply=ev)
             exchange.reply = ev

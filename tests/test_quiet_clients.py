@@ -1,0 +1,86 @@
+"""Clients whose exchange is still open but quiet wait on disk (`exchanges.correlator`, `spill.SpillStore`): the
+report is the same, and the clients held in memory while a capture is read stay bounded by the clients active
+in the last minute, not by those waiting for their idle timeout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+import pytest
+
+from kerbtrace import analysis as analysis_module
+from kerbtrace import spill
+from kerbtrace.analysis import Session, analyze
+from kerbtrace.exchanges import correlator as correlator_module
+from kerbtrace.reports.json_report import to_json
+from tests.conftest import CAPTURES, REPO, lab_manifests
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import make_capture  # noqa: E402
+
+
+def _doc(paths: list[str]) -> dict:
+    doc = to_json(analyze(paths, progress=False))
+    doc.pop("fix_script", None)  # it carries the time it was made
+    return json.loads(json.dumps(doc))
+
+
+def _count_puts(monkeypatch) -> Counter:
+    puts: Counter = Counter()
+    put = spill.SpillStore.put
+
+    def counted(self, key, obj, keep=None):
+        puts[type(obj).__name__] += 1
+        puts["kept"] += len(keep or ())
+        put(self, key, obj, keep)
+    monkeypatch.setattr(spill.SpillStore, "put", counted)
+    return puts
+
+
+@pytest.mark.parametrize(("name", "pending"), [("mixed.pcapng", True), ("duplicate_guid.pcapng", True),
+                                              ("ntlm_only.pcapng", False), ("kerberos_over_tcp.pcapng", True),
+                                              ("https_mp.pcapng", True)])
+def test_same_report_with_every_client_on_disk_between_packets(monkeypatch, name, pending):
+    paths = [str(CAPTURES / name)]
+    # a check every frame; every open client rested after each (the most the disk can be asked to keep)
+    monkeypatch.setattr(analysis_module, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", None)
+    kept = _doc(paths)
+    puts = _count_puts(monkeypatch)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", -1.0)
+    assert _doc(paths) == kept
+    assert puts["ClientExchange"] > 0, "no client went to disk: the test would prove nothing"
+    # requests still waiting for their reply stay in memory, the same objects when the client comes back
+    assert (puts["kept"] > 0) == pending, puts
+    assert kept["clients"]
+
+
+def test_clients_in_memory_stay_bounded(monkeypatch, tmp_path):
+    out = tmp_path / "open.pcap"
+    templates = [CAPTURES / m.with_suffix(".pcapng").name for m in lab_manifests()]
+    try:  # 600 registrations over 15 minutes: many never answered (they wait the 10-minute idle timeout)
+        make_capture.generate(out, 12, 600, duration=900.0, templates=templates, windows_share=0.0)
+    except OSError as exc:
+        pytest.skip(f"benchmark templates not available: {exc}")
+    monkeypatch.setattr(analysis_module, "PROGRESS_EVERY", 1 << 10)
+    peaks: dict[str, int] = {"open": 0, "in_memory": 0}
+    poll = Session.poll
+
+    def watched(self, now=None):
+        out = poll(self, now)
+        table = self.correlator.clients
+        peaks["open"] = max(peaks["open"], len(table))
+        peaks["in_memory"] = max(peaks["in_memory"],
+                                 sum(1 for c in dict.values(table) if type(c) is not correlator_module._Quiet))
+        return out
+    monkeypatch.setattr(Session, "poll", watched)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", None)
+    kept = _doc([str(out)])
+    assert peaks["in_memory"] == peaks["open"] > 200, peaks  # without it: every open client in memory
+    peaks.update(open=0, in_memory=0)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", 60.0)
+    assert _doc([str(out)]) == kept
+    # 600 clients in 900 s: about 40 start in a minute; the open ones waiting for their idle timeout are on disk
+    assert peaks["open"] > 200 and peaks["in_memory"] < 100, peaks
