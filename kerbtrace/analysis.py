@@ -209,7 +209,7 @@ class Session:
         duplicate GUID registered after it names every computer of the whole capture), from the bare findings
         and steps it keeps in `late`; then `late` is dropped. The function holds only the SMSIDs that more than
         one computer used, not the session (results on disk get it as they are read)."""
-        shared = {smsid: users for smsid, users in self.context.smsid_users.items() if len(users) > 1}
+        shared = self.context.smsid_users.shared()
         context, diag = dataclasses.replace(self.context, smsid_users=shared), self.diag
 
         def late(r: ClientResult) -> None:

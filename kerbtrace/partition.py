@@ -22,7 +22,8 @@ import dataclasses
 import multiprocessing
 import sys
 import traceback
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kerbtrace.analysis import (
@@ -37,6 +38,7 @@ from kerbtrace.analysis import (
     record_order,
     warning_order,
 )
+from kerbtrace.checks.base import SmsidUsers
 from kerbtrace.context import Beside
 from kerbtrace.context.joined import FileBeside
 from kerbtrace.diagnostics import Diagnostics, Warning_
@@ -130,14 +132,14 @@ def _learn_facts(session: Session, union: CaptureFacts) -> None:
     correlator.legs = union.legs  # the views and kdc_visible of the clients checked from now on
 
 
-def _smsids_of(session: Session, clients: list[ClientExchange]) -> dict[str, set[str]]:
+def _smsids_of(session: Session, clients: Sequence[ClientExchange]) -> SmsidUsers:
     for client in clients:
         session.context.add(client)
-    return dict(session.context.smsid_users)
+    return session.context.smsid_users
 
 
-def _learn_smsids(session: Session, union: dict[str, set[str]]) -> None:
-    session.context.smsid_users = defaultdict(set, union)
+def _learn_smsids(session: Session, union: SmsidUsers) -> None:
+    session.context.smsid_users = union
 
 
 class _PipeShare:
@@ -292,12 +294,12 @@ def _union_facts(facts: list[CaptureFacts]) -> CaptureFacts:
     return CaptureFacts(names.names, names.addresses, legs)
 
 
-def _union_smsids(parts: list[dict[str, set[str]]]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
+def _union_smsids(parts: list[SmsidUsers]) -> SmsidUsers:
+    out = SmsidUsers()
     for users in parts:
         for smsid, names in users.items():
-            out[smsid] |= names
-    return dict(out)
+            out.merge(smsid, names)
+    return out
 
 
 def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Beside | None,

@@ -84,3 +84,23 @@ def test_clients_in_memory_stay_bounded(monkeypatch, tmp_path):
     assert _doc([str(out)]) == kept
     # 600 clients in 900 s: about 40 start in a minute; the open ones waiting for their idle timeout are on disk
     assert peaks["open"] > 200 and peaks["in_memory"] < 100, peaks
+
+
+def test_smsid_table_keeps_a_name_not_a_set_per_smsid():
+    from kerbtrace.checks.base import SmsidUsers
+    from kerbtrace.partition import _union_smsids
+
+    users = SmsidUsers()
+    for smsid, name in [("GUID:A", "WK01"), ("GUID:B", "WK02"), ("GUID:A", "WK01"), ("GUID:C", "WK03"),
+                        ("GUID:C", "WK04"), ("GUID:C", "WK05")]:
+        users.add(smsid, name)
+    # one computer per SMSID (nearly every client): its name alone, no set of 216 bytes
+    assert users == {"GUID:A": "WK01", "GUID:B": "WK02", "GUID:C": {"WK03", "WK04", "WK05"}}
+    assert users.users("GUID:A") == {"WK01"} and users.users("GUID:X") == set()
+    assert users.shared() == {"GUID:C": {"WK03", "WK04", "WK05"}}
+    other = SmsidUsers()
+    other.add("GUID:B", "WK09")
+    other.add("GUID:C", "WK03")
+    union = _union_smsids([users, other])
+    assert union.users("GUID:B") == {"WK02", "WK09"} and union.users("GUID:C") == {"WK03", "WK04", "WK05"}
+    assert users["GUID:B"] == "WK02"  # the parts are left as they were

@@ -17,7 +17,7 @@ REFERENCES = (
 def check(client: ClientExchange, ctx: Context) -> Finding | None:
     if not client.smsid:
         return None
-    users = ctx.smsid_users.get(client.smsid.upper(), set())
+    users = ctx.smsid_users.users(client.smsid.upper())
     me = (client.hostname or client.ip).upper()
     others = sorted(users - {me})
     if not others:
