@@ -360,7 +360,7 @@ def read_group(paths: list[str], indices: list[int], session: Session, diag: Dia
     # them: the join reads every client at once.
     beside = session.context.beside
     joins = beside.logs is not None or beside.dc_events is not None
-    done: SpillList[ClientResult] = SpillList(key=_report_order, threshold=NEVER if joins else None)
+    done: SpillList[ClientResult] = SpillList(key=report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
     offset = 0
     for path, index in zip(paths, indices, strict=True):
@@ -417,7 +417,8 @@ def warning_order(w) -> tuple[int, bool, int]:
     return (w.input if w.input is not None else -1), w.frame is None, w.frame or 0
 
 
-def _report_order(r: ClientResult) -> tuple[float, str]:
+def report_order(r: ClientResult) -> tuple[float, str]:
+    """Clients in a report: by first time, then address (a partitioned run merges its parts by it too)."""
     return r.client.first_time, r.client.ip
 
 

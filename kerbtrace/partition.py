@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import multiprocessing
 import sys
 import traceback
@@ -36,6 +37,7 @@ from kerbtrace.analysis import (
     finish_group,
     read_group,
     record_order,
+    report_order,
     warning_order,
 )
 from kerbtrace.checks.base import SmsidUsers
@@ -50,10 +52,12 @@ from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.model import TcpConn
 from kerbtrace.ownership import client_of, owner
 from kerbtrace.pipeline import Pipeline
+from kerbtrace.spill import NEVER, SpillList
 
 #: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
 #: sees which warnings every process raised (the network layer's, about packets all of them read).
 WORKER_WARNINGS = 20_000
+SEND_CLIENTS = 256  # results per message from a part to the parent
 
 
 class OwnedPipeline(Pipeline):
@@ -211,7 +215,19 @@ def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int,
               beside: Beside | None) -> None:
     """A child process: one part, handed back through `conn`."""
     try:
-        conn.send(("done", _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))))
+        result = _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))
+        clients, result.clients = result.clients, []
+        conn.send(("done", result))
+        # then the clients a few at a time (read from this part's disk as they go): one message of them all
+        # would hold every result of the part in memory twice, here and in the parent
+        batch: list[ClientResult] = []
+        for r in clients:
+            batch.append(r)
+            if len(batch) == SEND_CLIENTS:
+                conn.send(("clients", batch))
+                batch = []
+        conn.send(("clients", batch))
+        conn.send(("clients", None))
     except BaseException:  # noqa: BLE001 - the parent reports it; a part must never hang the others
         with contextlib.suppress(OSError):  # (the parent may have given up on the parts already)
             conn.send(("error", traceback.format_exc()))
@@ -253,6 +269,7 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
             kind, value = _receive(pipe)
             if kind != "done":
                 raise PartError(f"part {k} sent {kind!r} instead of its result")
+            value.clients = _receive_clients(pipe, k, _joins(beside))  # type: ignore[attr-defined]
             results.append(value)  # type: ignore[arg-type]
     except PartError as exc:
         diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
@@ -269,6 +286,24 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
     if results is None:
         return analyze_group(paths, indices, diag, show, mp_names, beside)
     return _merge(paths, indices, diag, beside, results)
+
+
+def _joins(beside: Beside | None) -> bool:
+    """Logs or DC events are joined to the clients: the join reads (and changes) every client at once, so the
+    results stay in memory (as `analysis.read_group` keeps them)."""
+    return beside is not None and (beside.logs is not None or beside.dc_events is not None)
+
+
+def _receive_clients(pipe, k: int, joins: bool) -> SpillList[ClientResult]:
+    """A part's clients, in its order, sent a few at a time after its result (`_run_part`)."""
+    out: SpillList[ClientResult] = SpillList(threshold=NEVER if joins else None)
+    while True:
+        kind, batch = _receive(pipe)
+        if kind != "clients":
+            raise PartError(f"part {k} sent {kind!r} instead of its clients")
+        if batch is None:
+            return out
+        out.extend(batch)  # type: ignore[arg-type]
 
 
 def _receive(pipe) -> tuple[str, object]:
@@ -309,7 +344,10 @@ def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Besi
     _merge_warnings(diag, results)
     if not results[0].read:
         return summaries, [], [], [], FileBeside([])
-    done = sorted((r for part in results for r in part.clients), key=lambda r: (r.client.first_time, r.client.ip))
+    # each part's clients are in report order already: merged as they are read (ties: the lower part first, as
+    # a stable sort of the parts one after the other), past a threshold on disk
+    done: SpillList[ClientResult] = SpillList(threshold=NEVER if _joins(beside) else None)
+    done.extend(heapq.merge(*(part.clients for part in results), key=report_order))
     inventory = KerberosInventory()
     kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
     inventory.dropped = sum(p.kerberos_dropped for p in results) + max(0, len(kerberos) - inventory.limit)

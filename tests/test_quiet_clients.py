@@ -104,3 +104,29 @@ def test_smsid_table_keeps_a_name_not_a_set_per_smsid():
     union = _union_smsids([users, other])
     assert union.users("GUID:B") == {"WK02", "WK09"} and union.users("GUID:C") == {"WK03", "WK04", "WK05"}
     assert users["GUID:B"] == "WK02"  # the parts are left as they were
+
+
+def test_parts_send_their_results_a_few_at_a_time_and_merge_on_disk(monkeypatch, tmp_path):
+    from kerbtrace import partition
+    from kerbtrace.parallel import analyze_files
+
+    out = tmp_path / "gen.pcap"
+    make_capture.generate(out, 6, 120)
+    one = to_json(analyze_files([str(out)], jobs=1, progress=False))
+    monkeypatch.setattr(spill, "THRESHOLD", 5)  # every list past 5 items on disk, the merged one too
+    monkeypatch.setattr(partition, "SEND_CLIENTS", 3)
+    sent: Counter = Counter()
+    receive = partition._receive_clients
+
+    def counted(pipe, k, joins):
+        got = receive(pipe, k, joins)
+        sent["clients"] += len(got)
+        return got
+    monkeypatch.setattr(partition, "_receive_clients", counted)
+    result = analyze_files([str(out)], jobs=2, progress=False)
+    assert sent["clients"] > 3, sent  # more than one message of clients from the other process
+    assert any(getattr(part, "spilled", 0) for part in result.clients.parts)
+    doc = to_json(result)
+    for d in (one, doc):
+        d.pop("fix_script", None)
+    assert doc == one and len(one["clients"]) > 50
