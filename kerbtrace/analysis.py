@@ -195,10 +195,10 @@ class Session:
         _guarded(self.diag, None, self.network.flush)
         if share is not None:
             share.capture_facts(self)
-        clients = self.correlator.finish()
+        clients = self.correlator.finish(self.context.add)
         if share is not None:
             share.client_facts(self, clients)
-        results = self._evaluate(clients, into)
+        results = self._evaluate(clients, into, added=True)
         late = self.late()
         for r in [*earlier, *results]:
             late(r)
@@ -224,13 +224,14 @@ class Session:
                     r.findings = with_steps(final, steps)
         return late
 
-    def _evaluate(self, clients: Sequence[ClientExchange], into: SpillList[ClientResult] | None = None
-                  ) -> list[ClientResult]:
-        """Every client of the batch into the context first (duplicates look across clients), then each
-        checked; with `into`, each result is released and put there at once (see `finish`)."""
+    def _evaluate(self, clients: Sequence[ClientExchange], into: SpillList[ClientResult] | None = None,
+                  added: bool = False) -> list[ClientResult]:
+        """Every client of the batch into the context first (duplicates look across clients; `added`: done
+        already), then each checked; with `into`, each result is released and put there at once (see `finish`)."""
         self.context.kdc_visible = self.correlator.legs.kdc > 0
-        for client in clients:
-            self.context.add(client)
+        if not added:
+            for client in clients:
+                self.context.add(client)
         out = []
         for client in clients:
             outcome = _guarded(self.diag, None, judge, client, self.context)
@@ -263,19 +264,20 @@ def view_notes(results: list[ClientResult], legs: InputLegs, beside: Beside, unk
                kerberos_dropped: int, kerberos_limit: int, dropped: dict[str, int] | None = None) -> list[str]:
     """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
     out = []
-    mp_side = [r for r in results if r.view.get("label") == "mp_side"]
+    # counted, not listed: the results may be on disk, read one by one
+    mp_side = sum(1 for r in results if r.view.get("label") == "mp_side")
     if mp_side:
         where = ("the DC's security log given beside it speaks for those it logged" if beside.dc_events
                  else "capture on the client or a DC, or read the DC's security log (--events)")
-        out.append(f"MP side only: no KDC traffic for these {len(mp_side)} client(s); their Kerberos causes cannot "
+        out.append(f"MP side only: no KDC traffic for these {mp_side} client(s); their Kerberos causes cannot "
                    f"be seen in the capture ({where})")
-    kdc_side = [r for r in results if r.view.get("label") == "kdc_side"]
+    kdc_side = sum(1 for r in results if r.view.get("label") == "kdc_side")
     if kdc_side:
-        out.append(f"KDC side only: the registration (HTTP to the MP) of {len(kdc_side)} client(s) is not in the "
+        out.append(f"KDC side only: the registration (HTTP to the MP) of {kdc_side} client(s) is not in the "
                    "capture; verdicts come from their Kerberos exchanges for the MP's HTTP SPN")
-    tls = [r for r in results if r.view.get("mp_http") == "tls"]
+    tls = sum(1 for r in results if r.view.get("mp_http") == "tls")
     if tls:
-        out.append(f"HTTPS: the registration of {len(tls)} client(s) is encrypted (TLS to the MP); verdicts come "
+        out.append(f"HTTPS: the registration of {tls} client(s) is encrypted (TLS to the MP); verdicts come "
                    "from the Kerberos side")
     if not legs.kdc and not results and legs.mp_http == 0 and legs.mp_tls == 0:
         out.append("no Kerberos on port 88 and no registration in this file")

@@ -10,8 +10,9 @@ create one.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kerbtrace.codes import msg_type_name
 from kerbtrace.constants import DNS_NAME_TYPES, DnsRcode, DnsType, KrbMsg
@@ -175,7 +176,7 @@ class Correlator:
             keep = {id(x): x for x in (*client.kdc, *client.legs) if id(x) in pending}
             table.rest(ip, client, answered, keep)  # type: ignore[attr-defined]
 
-    def finish(self) -> SpillList[ClientExchange]:
+    def finish(self, each: Callable[[ClientExchange], object] | None = None) -> SpillList[ClientExchange]:
         """End of input: every client, plus the addresses whose evidence only the whole capture shows
         (an MP name learned late, a failed lookup with nothing after it)."""
         for lookup in self._dns.unanswered():
@@ -183,10 +184,11 @@ class Correlator:
         self._late_clients()
         # In report order; past a threshold on disk (kerbtrace.spill): a capture may end with many open exchanges.
         out: SpillList[ClientExchange] = SpillList(key=_client_order)
-        for client in self._retired:
-            out.append(self._finalise(client))
-        for ip in list(self.clients):
-            out.append(self._finalise(self.clients.pop(ip)))
+        for client in itertools.chain(self._retired, (self.clients.pop(ip) for ip in list(self.clients))):
+            client = self._finalise(client)
+            if each is not None:
+                each(client)  # while in memory (the list may be on disk: every read unpickles the clients)
+            out.append(client)
         self.clients, self._retired = _ClientTable(), []
         return out  # type: ignore[return-value]
 
