@@ -164,7 +164,7 @@ class Correlator:
 
     def _rest(self, quiet: list[tuple[str, ClientExchange, bool]]) -> None:
         """Quiet clients to disk. The requests a pairing table still holds stay in memory with it (a reply to come
-        completes the very object the client lists); a client the answer to a leg is to find stays in memory."""
+        completes the very object the client lists); a client that `_owners` holds for an answer to come stays."""
         if not quiet:
             return
         pending = self._kdc.pending_ids() | self._http.pending_ids()
@@ -190,7 +190,7 @@ class Correlator:
                 each(client)  # while in memory (the list may be on disk: every read unpickles the clients)
             out.append(client)
         self.clients, self._retired = _ClientTable(), []
-        return out  # type: ignore[return-value]
+        return out
 
     def unknown_spn_hosts(self) -> dict[str, int]:
         """Hosts clients asked `HTTP/` tickets for that are not known as MPs (WinRM, other web servers)."""
