@@ -1,6 +1,8 @@
 """Clients whose exchange is still open but quiet wait on disk (`exchanges.correlator`, `spill.SpillStore`): the
 report is the same, and the clients held in memory while a capture is read stay bounded by the clients active
-in the last minute, not by those waiting for their idle timeout."""
+in the last minute, not by those waiting for their idle timeout. Also the other structures that grew with the
+clients: the duplicate-GUID table (a name per SMSID, a set only for a duplicate) and a partitioned run's
+results (sent a few at a time, merged on disk)."""
 
 from __future__ import annotations
 
