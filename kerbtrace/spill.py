@@ -302,7 +302,9 @@ class SpillStore:
             obj = reader.load()
         self._live -= length
         dead = self._end - self._live
-        if dead > self.COMPACT_AFTER and dead > self._live:
+        if not self._where:
+            self._end = 0  # nothing stored: the next object is written over the old ones
+        elif dead > self.COMPACT_AFTER and dead > self._live:
             self._compact()
         return obj
 

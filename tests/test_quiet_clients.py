@@ -132,3 +132,24 @@ def test_parts_send_their_results_a_few_at_a_time_and_merge_on_disk(monkeypatch,
     for d in (one, doc):
         d.pop("fix_script", None)
     assert doc == one and len(one["clients"]) > 50
+
+
+def test_spill_store_gives_back_what_it_took_and_keeps_its_file_small(monkeypatch):
+    store = spill.SpillStore()
+    monkeypatch.setattr(store, "COMPACT_AFTER", 1000)
+    shared = ["waiting for a reply"]
+    store.put("a", {"n": 1, "pending": shared}, keep={id(shared): shared})
+    store.put("b", list(range(100)))
+    store.put("b", list(range(200)))  # replaced
+    back = store.take("a")
+    assert back == {"n": 1, "pending": shared} and back["pending"] is shared  # the very object kept
+    assert store.take("b") == list(range(200)) and len(store) == 0
+    with pytest.raises(KeyError):
+        store.take("b")
+    for round_ in range(50):  # put and take many: the dead bytes are dropped, the file stays near what is stored
+        store.put(round_, bytes(300))
+        if round_ % 10:
+            store.take(round_)
+    assert sorted(store._where) == list(range(0, 50, 10))
+    assert store._end < 4 * 1000 and [store.take(k) for k in range(0, 50, 10)] == [bytes(300)] * 5
+    store.close()
