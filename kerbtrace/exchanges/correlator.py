@@ -10,6 +10,8 @@ create one.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
@@ -43,6 +45,11 @@ class Correlator:
         self._kdc = KdcPairing()
         self._dns = DnsPairing(self.mp)
         self._http = HttpLegs()
+        self._answer_epoch = 0  # bumped when a leg changes whose client is not known (`_answered`)
+        #: When to look at each client again: (capture time, arrival, address), never later than it can be over
+        self._due: list[tuple[float, int, str]] = []
+        self._order: dict[str, int] = {}  # address -> arrival number of the client in `clients`
+        self._arrivals = itertools.count()
         self._history = AddressHistory()
         self._owners: OrderedDict[int, ClientExchange] = OrderedDict()  # id(leg) -> client, until answered
         self._stream_gaps: OrderedDict[int, tuple[int, str]] = OrderedDict()
@@ -98,17 +105,55 @@ class Correlator:
         for `settle` seconds of capture time, or the client has been idle longer than the idle timeout
         (a rejected client may retry, so a 401 alone does not close the exchange).
         """
+        # Only the clients whose due time has passed are looked at (`_due`, a heap), not every client in the
+        # table: a failed registration waits the whole idle timeout, so a long capture holds tens of
+        # thousands of waiting clients, and a scan at every tick made the run grow faster than the capture.
         done = []
-        for ip, client in self.clients.items():
-            quiet = self.now - client.last_time
-            final = client.final_leg
-            answered = final is not None and (final.reply is not None or final.status == 200)
-            if quiet > self.idle_timeout or (answered and quiet > settle):
-                done.append(ip)
-        for ip in done:
+        idle, now, due, order = self.idle_timeout, self.now, self._due, self._order
+        while due and due[0][0] < now:
+            _, seq, ip = heapq.heappop(due)
+            if order.get(ip) != seq:
+                continue  # that client was handed out, or another took its address since
+            client = self.clients[ip]
+            last = client.last_time
+            quiet = now - last
+            if quiet > idle or (quiet > settle and self._answered(client)):
+                del order[ip]  # (its other entries are stale from now on)
+                done.append((seq, ip))
+            else:  # the earliest it can be over: settle after its last packet if answered by then, else idle
+                heapq.heappush(due, (last + (settle if quiet <= settle else idle), seq, ip))
+        for _, ip in sorted(done):  # in the order the clients came, as a scan of the table gives them
             yield self._finalise(self.clients.pop(ip))
         while self._retired:
             yield self._finalise(self._retired.pop())
+
+    def _watch(self, client: ClientExchange) -> None:
+        """Look at `client` again at the next tick: it is new, or its legs changed (it may be over earlier)."""
+        seq = self._order.get(client.ip)
+        if seq is not None:
+            heapq.heappush(self._due, (client.last_time, seq, client.ip))
+
+    def _put(self, ip: str, client: ClientExchange) -> None:
+        """A new client in the table, watched from now on."""
+        self.clients[ip] = client
+        self._order[ip] = next(self._arrivals)
+        self._watch(client)
+
+    def _pop(self, ip: str) -> ClientExchange:
+        del self._order[ip]
+        return self.clients.pop(ip)
+
+    def _answered(self, client: ClientExchange) -> bool:
+        """The MP has sent the client's registration reply or a final 200. Worked out once per change of the
+        client's legs, not at every tick: a failed registration waits the whole idle timeout, so on a long
+        capture the tick meets tens of thousands of waiting clients, each with unchanged legs."""
+        state = client.answer_state
+        if state is not None and state[0] == self._answer_epoch:
+            return state[1]
+        final = client.final_leg
+        answered = final is not None and (final.reply is not None or final.status == 200)
+        client.answer_state = (self._answer_epoch, answered)
+        return answered
 
     def finish(self) -> list[ClientExchange]:
         """End of input: every client, plus the addresses whose evidence only the whole capture shows
@@ -118,6 +163,7 @@ class Correlator:
         self._late_clients()
         out = [self._finalise(c) for c in [*self._retired, *self.clients.values()]]
         self.clients, self._retired = {}, []
+        self._due, self._order = [], {}
         return sorted(out, key=lambda c: (c.first_time, c.ip))
 
     def unknown_spn_hosts(self) -> dict[str, int]:
@@ -175,7 +221,14 @@ class Correlator:
         leg = self._http.response(ev)
         client = self._owners.pop(id(leg), None) if leg is not None else None
         if leg is None or client is None:
+            if leg is not None:  # a leg whose owner was forgotten changed: every client works it out again
+                self._answer_epoch += 1
+                owner = self.clients.get(leg.client_ip) if leg.client_ip else None
+                if owner is not None:
+                    self._watch(owner)
             return
+        client.answer_state = None
+        self._watch(client)
         if leg.reply is not None and leg.reply.smsid:
             client.assigned_smsid = leg.reply.smsid
         detail = describe_auth(ev.auth[0] if ev.auth else None, request=False)
@@ -196,7 +249,7 @@ class Correlator:
         current = self.clients.get(ev.client_ip)
         if current is not None and netbios and current.hostname and current.hostname.upper() != netbios.upper():
             # Another computer behind the same address (NAT, a reused DHCP lease): an exchange of its own.
-            self._retired.append(self.clients.pop(ev.client_ip))
+            self._retired.append(self._pop(ev.client_ip))
         client = self._client(ev.client_ip, ev.time)
         if ccm is not None:
             client.hostname = netbios or client.hostname
@@ -208,6 +261,8 @@ class Correlator:
         client.mp_ip = ev.server_ip
         client.mp_name = name or client.mp_name
         client.legs.append(leg)
+        client.answer_state = None
+        self._watch(client)
         gap = self._stream_gaps.pop(ev.stream, None)
         if gap is not None:
             client.gaps.append(gap)
@@ -325,7 +380,7 @@ class Correlator:
         client = self.clients.get(ip)
         if client is None:
             client = ClientExchange(ip)
-            self.clients[ip] = client
+            self._put(ip, client)
             self._replay_history(client, time)
         return client
 
@@ -372,7 +427,7 @@ class Correlator:
             if name is None:
                 continue
             client = ClientExchange(ip)
-            self.clients[ip] = client
+            self._put(ip, client)
             self._replay_history(client, None)
             self._set_mp(client, name)
 
