@@ -225,3 +225,58 @@ def test_tls_on_443_to_the_address_of_a_host_the_client_got_a_ticket_for():
     request = http_request(1, "/ccm_system_windowsauth/request")
     (client,) = _run([request, http_response(2, request, 401), sql])[1]
     assert client.tls == [], "TLS to the MP's server on another port (SQL, WSUS) is not a registration"
+
+
+def _scan(correlator: Correlator, settle: float) -> list[str]:
+    """The clients a tick must hand out, by the definition: a scan of the whole table in its order."""
+    out = []
+    for ip, client in correlator.clients.items():
+        quiet = correlator.now - client.last_time
+        if hasattr(client, "final_leg"):
+            final = client.final_leg
+            answered = final is not None and (final.reply is not None or final.status == 200)
+        else:  # a quiet client waiting on disk: its stand-in says
+            answered = client.answered
+        if quiet > correlator.idle_timeout or (answered and quiet > settle):
+            out.append(ip)
+    return out
+
+
+def test_ticks_hand_out_exactly_the_clients_a_scan_of_the_table_finds():
+    """`completed` looks only at clients whose due time passed (a heap); on random traffic of 400 clients
+    (requests, 401s and 200s at random times, answers whose owner the bounded table forgot, quiet clients
+    waiting on disk), every tick hands
+    out the same clients in the same order as a scan of the whole table."""
+    import random
+
+    rnd = random.Random(7)
+    events = []
+    for n in range(400):
+        ip = f"10.2.{n // 250}.{n % 250 + 1}"
+        t = rnd.uniform(0, 3000)
+        for leg in range(rnd.randint(1, 3)):
+            frame = len(events) + 1
+            req = HttpMessage(True, "HTTP/1.1", method="CCM_POST", uri="/ccm_system_windowsauth/request",
+                              headers=[("Host", MP_NAME)], frame=frame)
+            events.append(HttpEvent(frame, t, ip, 50100 + leg, MP, 80, n * 4 + leg, req, []))
+            t += rnd.choice((0.01, 1.0, 45.0, 700.0))
+            if rnd.random() < 0.8:  # some requests are never answered
+                status = rnd.choice((401, 401, 200, 500))
+                resp = HttpMessage(False, "HTTP/1.1", status=status, frame=frame + 1)
+                events.append(HttpEvent(frame + 1, t, ip, 50100 + leg, MP, 80, n * 4 + leg, resp, request=req))
+            t += rnd.choice((0.5, 40.0, 650.0))
+    events.sort(key=lambda e: e.time)
+    correlator = Correlator(idle_timeout=600.0)
+    correlator.max_pending = 16  # answers whose owner was forgotten change legs too
+    handed = rested = 0
+    for i, ev in enumerate(events):
+        correlator.feed(ev)
+        if i % 5 == 0:
+            expected = _scan(correlator, 30.0)
+            got = [c.ip for c in correlator.completed(settle=30.0)]
+            assert got == expected
+            handed += len(got)
+            rested += any(not hasattr(c, "final_leg") for c in dict.values(correlator.clients))
+    assert handed > 100  # the ticks did hand clients out (the comparison was not vacuous)
+    assert correlator._answer_epoch > 0  # and answers whose owner was forgotten came in
+    assert rested  # and quiet clients waited on disk meanwhile

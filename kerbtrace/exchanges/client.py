@@ -177,6 +177,8 @@ class ClientExchange:
     tls: list[TlsLeg] = field(default_factory=list)  # TLS connections to the MP (HTTPS / Enhanced HTTP)
     view: dict[str, str] = field(default_factory=dict)  # which legs the capture shows (exchanges/view.py)
     released: tuple[str, tuple[int, int | None, int | None] | None] | None = None  # see `release`
+    #: (epoch, answered) as the correlator last worked it out (`Correlator._answered`); None when a leg changed
+    answer_state: tuple[int, bool] | None = field(default=None, compare=False, repr=False)
 
     def release(self) -> None:
         """Once the checks have run, keep only what the reports and the cross-client checks use (identity,

@@ -10,6 +10,7 @@ create one.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
@@ -51,11 +52,12 @@ class _Quiet:
 class _ClientTable(dict):
     """Address -> ClientExchange, as a dict; a quiet client's entry holds a `_Quiet` (so the table keeps its
     order: clients are handed out in the order they came) and its state waits in `store`. Reading the entry
-    (`get`, `[]`, `pop`) brings the state back first."""
+    (`get`, `[]`, `pop`) brings the state back first, and `on_back` hears of it (the client is watched again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_back: Callable[[ClientExchange], object] | None = None) -> None:
         super().__init__()
         self.store = SpillStore()
+        self.on_back = on_back
 
     def get(self, ip: str, default=None):  # type: ignore[override]
         value = dict.get(self, ip, default)
@@ -77,6 +79,8 @@ class _ClientTable(dict):
     def _back(self, ip: str) -> ClientExchange:
         client = self.store.take(ip)
         dict.__setitem__(self, ip, client)
+        if self.on_back is not None:
+            self.on_back(client)
         return client
 
 
@@ -87,12 +91,17 @@ class Correlator:
         self.idle_timeout = idle_timeout
         self.mp = MpNames(mp_names)
         self.legs = InputLegs()
-        self.clients: dict[str, ClientExchange] = _ClientTable()
+        self.clients: dict[str, ClientExchange] = _ClientTable(self._watch)
         #: Quiet clients with an open exchange wait on disk past this many seconds (None: never).
         self.quiet_after: float | None = QUIET_AFTER
         self._kdc = KdcPairing()
         self._dns = DnsPairing(self.mp)
         self._http = HttpLegs()
+        self._answer_epoch = 0  # bumped when a leg changes whose client is not known (`_answered`)
+        #: When to look at each client again: (capture time, arrival, address), never later than it can be over
+        self._due: list[tuple[float, int, str]] = []
+        self._order: dict[str, int] = {}  # address -> arrival number of the client in `clients`
+        self._arrivals = itertools.count()
         self._history = AddressHistory()
         self._owners: OrderedDict[int, ClientExchange] = OrderedDict()  # id(leg) -> client, until answered
         self._stream_gaps: OrderedDict[int, tuple[int, str]] = OrderedDict()
@@ -148,15 +157,29 @@ class Correlator:
         for `settle` seconds of capture time, or the client has been idle longer than the idle timeout
         (a rejected client may retry, so a 401 alone does not close the exchange).
         """
+        # Only the clients whose due time has passed are looked at (`_due`, a heap), not every client in the
+        # table: a failed registration waits the whole idle timeout, so a long capture holds tens of
+        # thousands of waiting clients, and a scan at every tick made the run grow faster than the capture.
         done, resting = [], []
-        for ip, client in dict.items(self.clients):  # as stored: a quiet client stays on disk
-            quiet = self.now - client.last_time
-            answered = client.answered if type(client) is _Quiet else _answered(client)
-            if quiet > self.idle_timeout or (answered and quiet > settle):
-                done.append(ip)
-            elif self.quiet_after is not None and quiet > self.quiet_after and type(client) is not _Quiet:
-                resting.append((ip, client, answered))
-        for ip in done:
+        idle, now, due, order, rest_after = self.idle_timeout, self.now, self._due, self._order, self.quiet_after
+        while due and due[0][0] < now:
+            _, seq, ip = heapq.heappop(due)
+            if order.get(ip) != seq:
+                continue  # that client was handed out, or another took its address since
+            client = dict.__getitem__(self.clients, ip)  # as stored: a quiet client stays on disk
+            last = client.last_time
+            quiet = now - last
+            resting_now = type(client) is _Quiet
+            if quiet > idle or (quiet > settle and (client.answered if resting_now else self._answered(client))):
+                del order[ip]  # (its other entries are stale from now on)
+                done.append((seq, ip))
+                continue
+            if rest_after is not None and quiet > rest_after and not resting_now:
+                resting.append((ip, client, self._answered(client)))
+            # the earliest it can be over (settle after its last packet, if answered by then; else idle) or rest
+            steps = (settle, idle) if resting_now or rest_after is None else (settle, idle, rest_after)
+            heapq.heappush(due, (last + min(t for t in steps if t >= quiet), seq, ip))
+        for _, ip in sorted(done):  # in the order the clients came, as a scan of the table gives them
             yield self._finalise(self.clients.pop(ip))
         while self._retired:
             yield self._finalise(self._retired.pop())
@@ -172,9 +195,38 @@ class Correlator:
         table = self.clients
         for ip, client, answered in quiet:
             if any(id(x) in owners for x in client.legs):
+                heapq.heappush(self._due, (self.now, self._order[ip], ip))  # tried again at the next tick
                 continue
             keep = {id(x): x for x in (*client.kdc, *client.legs) if id(x) in pending}
             table.rest(ip, client, answered, keep)  # type: ignore[attr-defined]
+
+    def _watch(self, client: ClientExchange) -> None:
+        """Look at `client` again at the next tick: it is new, or its legs changed (it may be over earlier)."""
+        seq = self._order.get(client.ip)
+        if seq is not None:
+            heapq.heappush(self._due, (client.last_time, seq, client.ip))
+
+    def _put(self, ip: str, client: ClientExchange) -> None:
+        """A new client in the table, watched from now on."""
+        self.clients[ip] = client
+        self._order[ip] = next(self._arrivals)
+        self._watch(client)
+
+    def _pop(self, ip: str) -> ClientExchange:
+        del self._order[ip]
+        return self.clients.pop(ip)
+
+    def _answered(self, client: ClientExchange) -> bool:
+        """The MP has sent the client's registration reply or a final 200. Worked out once per change of the
+        client's legs, not at every tick: a failed registration waits the whole idle timeout, so on a long
+        capture the tick meets tens of thousands of waiting clients, each with unchanged legs."""
+        state = client.answer_state
+        if state is not None and state[0] == self._answer_epoch:
+            return state[1]
+        final = client.final_leg
+        answered = final is not None and (final.reply is not None or final.status == 200)
+        client.answer_state = (self._answer_epoch, answered)
+        return answered
 
     def finish(self, each: Callable[[ClientExchange], object] | None = None) -> SpillList[ClientExchange]:
         """End of input: every client, plus the addresses whose evidence only the whole capture shows
@@ -189,7 +241,8 @@ class Correlator:
             if each is not None:
                 each(client)  # while in memory (the list may be on disk: every read unpickles the clients)
             out.append(client)
-        self.clients, self._retired = _ClientTable(), []
+        self.clients, self._retired = _ClientTable(self._watch), []
+        self._due, self._order = [], {}
         return out
 
     def unknown_spn_hosts(self) -> dict[str, int]:
@@ -247,7 +300,14 @@ class Correlator:
         leg = self._http.response(ev)
         client = self._owners.pop(id(leg), None) if leg is not None else None
         if leg is None or client is None:
+            if leg is not None:  # a leg whose owner was forgotten changed: every client works it out again
+                self._answer_epoch += 1
+                owner = self.clients.get(leg.client_ip) if leg.client_ip else None
+                if owner is not None:
+                    self._watch(owner)
             return
+        client.answer_state = None
+        self._watch(client)
         if leg.reply is not None and leg.reply.smsid:
             client.assigned_smsid = leg.reply.smsid
         detail = describe_auth(ev.auth[0] if ev.auth else None, request=False)
@@ -268,7 +328,7 @@ class Correlator:
         current = self.clients.get(ev.client_ip)
         if current is not None and netbios and current.hostname and current.hostname.upper() != netbios.upper():
             # Another computer behind the same address (NAT, a reused DHCP lease): an exchange of its own.
-            self._retired.append(self.clients.pop(ev.client_ip))
+            self._retired.append(self._pop(ev.client_ip))
         client = self._client(ev.client_ip, ev.time)
         if ccm is not None:
             client.hostname = netbios or client.hostname
@@ -280,6 +340,8 @@ class Correlator:
         client.mp_ip = ev.server_ip
         client.mp_name = name or client.mp_name
         client.legs.append(leg)
+        client.answer_state = None
+        self._watch(client)
         gap = self._stream_gaps.pop(ev.stream, None)
         if gap is not None:
             client.gaps.append(gap)
@@ -397,7 +459,7 @@ class Correlator:
         client = self.clients.get(ip)
         if client is None:
             client = ClientExchange(ip)
-            self.clients[ip] = client
+            self._put(ip, client)
             self._replay_history(client, time)
         return client
 
@@ -444,7 +506,7 @@ class Correlator:
             if name is None:
                 continue
             client = ClientExchange(ip)
-            self.clients[ip] = client
+            self._put(ip, client)
             self._replay_history(client, None)
             self._set_mp(client, name)
 
@@ -490,12 +552,6 @@ class Correlator:
             self._handed_out.popitem(last=False)
             self.evicted["handed_out"] += 1
         return client
-
-
-def _answered(client: ClientExchange) -> bool:
-    """The MP sent its registration reply (or a final 200): the exchange is over once the client is quiet."""
-    final = client.final_leg
-    return final is not None and (final.reply is not None or final.status == 200)
 
 
 def _client_order(client: ClientExchange) -> tuple[float, str]:
