@@ -361,7 +361,7 @@ def read_group(paths: list[str], indices: list[int], session: Session, diag: Dia
     # Past a threshold the results wait on disk (kerbtrace.spill), except when logs or DC events are joined to
     # them: the join reads every client at once.
     beside = session.context.beside
-    joins = beside.logs is not None or beside.dc_events is not None
+    joins = joins_context(beside)
     done: SpillList[ClientResult] = SpillList(key=report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
     offset = 0
@@ -496,11 +496,17 @@ def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag:
     return summary
 
 
+def joins_context(beside: Beside | None) -> bool:
+    """Logs or DC events are joined to the clients: the join reads (and changes) every client at once, so a
+    capture's results then stay in memory rather than on disk."""
+    return beside is not None and (beside.logs is not None or beside.dc_events is not None)
+
+
 def join_context(done: Sequence[ClientResult], kerberos: Sequence[KerberosRecord], beside: Beside | None,
                  diag: Diagnostics) -> FileBeside:
     """After every client of the file was evaluated: join the logs and DC events to them, and let what
     they say settle each client's findings (`checks.verdict.settle`)."""
-    if beside is None or (beside.logs is None and beside.dc_events is None):
+    if not joins_context(beside):
         return FileBeside([])
     joined = _guarded(diag, None, join_beside, [r.client for r in done], kerberos, beside)
     if joined is None:

@@ -35,6 +35,7 @@ from kerbtrace.analysis import (
     analyze_group,
     conclude_group,
     finish_group,
+    joins_context,
     read_group,
     record_order,
     report_order,
@@ -269,7 +270,7 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
             kind, value = _receive(pipe)
             if kind != "done":
                 raise PartError(f"part {k} sent {kind!r} instead of its result")
-            value.clients = _receive_clients(pipe, k, _joins(beside))  # type: ignore[attr-defined]
+            value.clients = _receive_clients(pipe, k, joins_context(beside))  # type: ignore[attr-defined]
             results.append(value)  # type: ignore[arg-type]
     except PartError as exc:
         diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
@@ -286,12 +287,6 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
     if results is None:
         return analyze_group(paths, indices, diag, show, mp_names, beside)
     return _merge(paths, indices, diag, beside, results)
-
-
-def _joins(beside: Beside | None) -> bool:
-    """Logs or DC events are joined to the clients: the join reads (and changes) every client at once, so the
-    results stay in memory (as `analysis.read_group` keeps them)."""
-    return beside is not None and (beside.logs is not None or beside.dc_events is not None)
 
 
 def _receive_clients(pipe, k: int, joins: bool) -> SpillList[ClientResult]:
@@ -346,7 +341,7 @@ def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Besi
         return summaries, [], [], [], FileBeside([])
     # each part's clients are in report order already: merged as they are read (ties: the lower part first, as
     # a stable sort of the parts one after the other), past a threshold on disk
-    done: SpillList[ClientResult] = SpillList(threshold=NEVER if _joins(beside) else None)
+    done: SpillList[ClientResult] = SpillList(threshold=NEVER if joins_context(beside) else None)
     done.extend(heapq.merge(*(part.clients for part in results), key=report_order))
     inventory = KerberosInventory()
     kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
