@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import itertools
 import math
 import sys
@@ -32,7 +33,7 @@ from kerbtrace.exchanges.lockouts import LockoutWatch, PrincipalFailures
 from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reassembly.network import NetworkLayer
-from kerbtrace.sources import CaptureError, open_capture, prefilter
+from kerbtrace.sources import CaptureError, askers, open_capture, prefilter
 from kerbtrace.spill import NEVER, Chain, SpillList
 
 SCHEMA = "kerbtrace/1"
@@ -177,6 +178,14 @@ class Session:
             self.inventory.add(event)
             self.lockouts.feed(event)
         self.correlator.feed(event)
+
+    def dns_skipped(self, count: int, latest: float) -> None:
+        """`count` DNS messages that could not matter were skipped before decoding (`prefilter.QuietDns`): they
+        count as read, and the latest of their times moves the clock as their events would have."""
+        self.network.stats["udp_datagrams"] += count
+        self.pipeline.counts["dns"] += count
+        self.correlator.legs.dns += count
+        self.correlator.now = max(self.correlator.now, latest)
 
     def poll(self, now: float | None = None) -> list[ClientResult]:
         """Clients whose exchange is over. `now` (a live capture's wall clock, in the packets' time base)
@@ -365,9 +374,10 @@ def read_group(paths: list[str], indices: list[int], session: Session, diag: Dia
     done: SpillList[ClientResult] = SpillList(key=report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
     offset = 0
+    quiet_dns = functools.cache(lambda: _quiet_dns(paths, session))
     for path, index in zip(paths, indices, strict=True):
         diag.current_input = index
-        summary = _read_file(path, session, done, diag, show, offset)
+        summary = _read_file(path, session, done, diag, show, offset, quiet_dns)
         summaries.append(summary)
         offset += summary.packets
     diag.current_input = indices[0]
@@ -452,8 +462,17 @@ def _place(done: SpillList[ClientResult], kerberos: SpillList[KerberosRecord], d
             w.input, w.frame = stitch.locate(w.frame)
 
 
+def _quiet_dns(paths: list[str], session: Session) -> prefilter.QuietDns | None:
+    """What the prefilter needs to skip the DNS messages of this capture that cannot matter: a first pass over
+    all its files lists the addresses that may become clients (None: this capture is not thinned)."""
+    listed = askers.may_become_clients(paths)
+    if listed is None:
+        return None
+    return prefilter.QuietDns(listed.astype(prefilter.np.uint64), session.correlator.mp.labels, session.dns_skipped)
+
+
 def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag: Diagnostics, show: bool,
-               offset: int) -> InputSummary:
+               offset: int, quiet_dns: Callable[[], prefilter.QuietDns | None] | None = None) -> InputSummary:
     """Feed one file's packets to the session, their frame numbers moved on by `offset` (ring files after the
     first); clients whose exchange is over are checked on the way into `done`."""
     summary = InputSummary(path, None)
@@ -484,7 +503,8 @@ def _read_file(path: str, session: Session, done: SpillList[ClientResult], diag:
                                            due=session.network.next_sweep, every=PROGRESS_EVERY,
                                            streams=session.network.skip_streams,
                                            dropping=session.network.dropping,
-                                           partition=getattr(session.pipeline, "partition", None)) or capture
+                                           partition=getattr(session.pipeline, "partition", None),
+                                           quiet_dns=quiet_dns) or capture
                 _read(frames, feed, diag, tick)
         except KeyboardInterrupt:
             diag.warn(None, f"{path}: interrupted; results cover the frames read so far", "file")

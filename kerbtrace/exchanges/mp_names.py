@@ -42,6 +42,10 @@ class MpNames:
             if len(self.addresses) < MAX_NAMES:
                 self.addresses[ip] = name or ""
 
+    def labels(self) -> set[str]:
+        """The first labels of the known MP names: the set itself, which only grows (a prefilter checks its size)."""
+        return self._short
+
     def is_mp_label(self, label: str) -> bool:
         return label in self._short
 

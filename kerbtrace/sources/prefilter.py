@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kerbtrace.ownership import owners_ipv4
@@ -56,6 +57,8 @@ MIN_BYTES = 128 << 20
 
 _ETHERNET = 1
 MAX_SKIPPED_SYNS = 1 << 18
+#: More MP names than this (a flood of Host headers): DNS is no longer skipped, the label test would cost more.
+MAX_MP_LABELS = 256
 
 # numpy and pcapy-ng are imported on first use (0.1 s that a run without the prefilter does not pay).
 np = None
@@ -77,6 +80,15 @@ def available() -> bool:
     return True
 
 
+@dataclass(slots=True)
+class QuietDns:
+    """What skipping the DNS messages that cannot matter needs (`Prefilter._dns`)."""
+
+    askers: np.ndarray  # sorted uint64: the IPv4 addresses that may become clients (`askers.may_become_clients`)
+    labels: Callable[[], Collection[str]]  # the first labels of the MP names known now (grows; its size is checked)
+    skipped: Callable[[int, float], None]  # messages skipped, and the latest time among them: counted as read
+
+
 def _port_table(ports: Iterable[int]) -> np.ndarray:
     table = np.zeros(65536, dtype=bool)
     table[list(ports)] = True
@@ -86,9 +98,11 @@ def _port_table(ports: Iterable[int]) -> np.ndarray:
 class Prefilter:
     """The classification of one file's records: what the network layer needs, and nothing it would drop."""
 
-    def __init__(self, udp_ports: Iterable[int], partition: tuple[int, int] | None = None) -> None:
+    def __init__(self, udp_ports: Iterable[int], partition: tuple[int, int] | None = None,
+                 quiet_dns: QuietDns | None = None) -> None:
         self.udp = _port_table(udp_ports)
         self.partition = partition  # (part, parts) of a run partitioned by client: skip the others' UDP
+        self.quiet_dns = quiet_dns
         self.skipped = np.zeros(0, dtype=np.uint64)  # hashed keys of TCP connections skipped so far
         self.isn: dict[int, int] = {}  # initial sequence of the last SYN of a skipped connection
         self.dropped = _Dropped()  # the connection table's `ignored` generation (directional IPv4 keys)
@@ -104,6 +118,7 @@ class Prefilter:
         # Big-endian 16- and 32-bit fields at any byte offset: overlapping views of the batch (stride 1 byte).
         u2 = np.ndarray((len(data) - 1,), ">u2", data, 0, (1,))
         u4 = np.ndarray((len(data) - 3,), ">u4", data, 0, (1,))
+        self._data, self._u2, self._o, self._caplen = data, u2, o, caplen
         iplen = u2[o + 16]
         flags = u4[o + 20]  # fragment bits, TTL, protocol
         simple = (long_enough & ((u4[o + 12] & 0xFFFFFF00) == 0x08004500) & ((flags & 0x3FFF0000) == 0)
@@ -120,10 +135,13 @@ class Prefilter:
         self._seq = u4[o + 38]
         return simple, proto, sport, dport, key
 
-    def keep(self, data: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def keep(self, data: np.ndarray, meta: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """A mask of the records the analysis must see, a mask of those among them that the connection table
-        drops anyway (`quiet`: skipped while the table's generations stand), and for each record how many TCP
-        stream numbers skipped connections took before it (one more entry: the batch's total)."""
+        drops anyway (`quiet`: skipped while the table's generations stand), for each record how many TCP
+        stream numbers skipped connections took before it (one more entry: the batch's total), and a mask of
+        the DNS messages among them that cannot matter (`QuietDns`: skipped while the MP names stand; None
+        when none is)."""
         if len(data) < 64:  # a batch of short records only: the fields read a little past them
             data = np.concatenate((data, np.zeros(64, dtype=np.uint8)))
         simple, proto, sport, dport, key = self._fields(data, meta)
@@ -135,7 +153,48 @@ class Prefilter:
         # No TCP connection is skipped before the connection table has seen it: the table decides what it
         # ignores (by the first payload's content on any port). A mask that skips whole connections passes
         # their records to `_streams`, so that the stream numbers of the others still match Wireshark's.
-        return keep, self._quiet(tcp, key), self._streams(tcp & ~keep, key)
+        dns = self._dns(keep & udp, sport, dport) if self.quiet_dns is not None else None
+        return keep, self._quiet(tcp, key), self._streams(tcp & ~keep, key), dns
+
+    def _dns(self, udp: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray | None:
+        """DNS messages the pipeline would only hand to the correlator's per-address memory of an address that
+        never becomes a client (`DnsPairing`: a successful answer whose first label is neither a locator's nor
+        a known MP's, and its query): neither port 88, exactly one port 53, read by the hot path (the IP
+        length fits the record), a question whose first label lies in the message, the asker (the sender of a
+        query, the receiver of a response) not listed by `askers.may_become_clients`."""
+        qd = self.quiet_dns
+        labels = qd.labels()
+        if len(labels) > MAX_MP_LABELS or not all(label.isascii() for label in labels):
+            return None
+        one = (sport == 53) != (dport == 53)
+        idx = np.flatnonzero(udp & one & (sport != 88) & (dport != 88) & (self._caplen >= 56))
+        if not len(idx):
+            return None
+        data, u2, o = self._data, self._u2, self._o[idx]
+        end = 14 + u2[o + 16].astype(np.int64)
+        ulen = u2[o + 38].astype(np.int64)
+        size = np.where((ulen >= 8) & (ulen <= end - 34), ulen - 8, end - 42)
+        flags = data[o + 44]
+        response = flags >= 0x80
+        label = data[o + 54].astype(np.int64)
+        ok = ((end >= 42) & (end <= self._caplen[idx]) & (u2[o + 46] > 0) & (label >= 1) & (label <= 63)
+              & (size >= 13 + label) & (data[o + 55] != 0x5F)  # "_": a locator record
+              & (~response | (((data[o + 45] & 0x0F) == 0) & (u2[o + 48] > 0))))
+        asker = np.where(response, self._b[idx], self._a[idx]) >> np.uint64(16)
+        listed = qd.askers
+        if len(listed):
+            j = np.minimum(np.searchsorted(listed, asker), len(listed) - 1)
+            ok &= listed[j] != asker
+        for name in labels:  # a known MP's first label: decoded, it teaches the MP's address
+            size_ok = np.flatnonzero(ok & (label == len(name)))
+            if len(size_ok) and name:
+                at = o[size_ok, None] + 55 + np.arange(len(name))
+                text = data[at]
+                text = np.where((text >= 0x41) & (text <= 0x5A), text | 0x20, text)
+                ok[size_ok[(text == np.frombuffer(name.encode(), dtype=np.uint8)).all(axis=1)]] = False
+        out = np.zeros(len(udp), dtype=bool)
+        out[idx[ok]] = True
+        return out if len(idx) and ok.any() else None
 
     def _quiet(self, tcp: np.ndarray, key: np.ndarray) -> np.ndarray:
         """TCP records whose directional key is in the connection table's `ignored` generation and that the
@@ -306,7 +365,8 @@ def _clock(capture: Capture) -> str | None:
 def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], float] | None = None,
             every: int = 0, streams: Callable[[int], None] | None = None,
             dropping: Callable[[], TcpReassembler] | None = None,
-            partition: tuple[int, int] | None = None) -> Iterator[tuple[int, float, int, bytes]] | None:
+            partition: tuple[int, int] | None = None, quiet_dns: Callable[[], QuietDns | None] | None = None
+            ) -> Iterator[tuple[int, float, int, bytes]] | None:
     """The records of `capture` the analysis needs, as (frame, time, linktype, data) like `iter(capture)`,
     or None when this file must be read by the pure-Python reader.
 
@@ -316,7 +376,9 @@ def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], flo
     With `dropping` (`NetworkLayer.dropping`: the connection table, logging the keys it drops), the TCP
     records that table would drop at its first lookup are skipped too; without it only UDP on other ports is.
     `partition` (part, parts): this process analyses one part of the clients; the others' Kerberos and DNS
-    datagrams are skipped here (their TCP connections the part's pipeline refuses, and the table then drops)."""
+    datagrams are skipped here (their TCP connections the part's pipeline refuses, and the table then drops).
+    `quiet_dns` gives what skipping the DNS messages that cannot matter needs (`QuietDns`; asked only when this
+    file is read here, None when that capture cannot be thinned)."""
     if ENABLED is False or (ENABLED is None and capture.size < MIN_BYTES) or not available():
         return None
     clock = _clock(capture)
@@ -330,12 +392,14 @@ def records(capture: Capture, udp_ports: Iterable[int], *, due: Callable[[], flo
         return None  # the pure-Python reader says what is wrong with the file
     capture._iterated = True
     capture.read_position = 0
-    return _read(capture, Prefilter(udp_ports, partition), linktype, clock, due or (lambda: float("inf")), every,
-                 streams or (lambda n: None), dropping() if dropping is not None else None)
+    dns = quiet_dns() if quiet_dns is not None and linktype == _ETHERNET else None
+    return _read(capture, Prefilter(udp_ports, partition, dns), linktype, clock, due or (lambda: float("inf")),
+                 every, streams or (lambda n: None), dropping() if dropping is not None else None, dns)
 
 
 def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Callable[[], float], every: int,
-          streams: Callable[[int], None], table: TcpReassembler | None) -> Iterator[tuple[int, float, int, bytes]]:
+          streams: Callable[[int], None], table: TcpReassembler | None, quiet_dns: QuietDns | None = None
+          ) -> Iterator[tuple[int, float, int, bytes]]:
     frame = 0
     given = 0  # stream numbers taken by skipped connections in earlier batches and handed over
     log = table.ignored_log if table is not None else None
@@ -362,11 +426,18 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
             if linktype == _ETHERNET:
                 if log is not None:
                     flt.dropped.apply(log)
-                needed, quiet, opened = flt.keep(data, meta)
+                needed, quiet, opened, dns = flt.keep(data, meta)
             else:
-                needed, quiet, opened = np.ones(n, dtype=bool), None, np.zeros(n + 1, dtype=np.int64)
+                needed, quiet, opened, dns = np.ones(n, dtype=bool), None, np.zeros(n + 1, dtype=np.int64), None
             if quiet is not None and not quiet.any():
                 quiet = None
+            if dns is not None:  # skipped DNS messages counted before each record handed over (and at the end)
+                quiet = dns if quiet is None else quiet | dns
+                dns_count = np.cumsum(dns).tolist()
+                dns_latest = np.maximum.accumulate(np.where(dns, times, -np.inf)).tolist()
+                mp_labels = quiet_dns.labels()  # type: ignore[union-attr]
+                known = len(mp_labels)
+            dns_given = 0
             owed = opened.tolist()
             counting = owed[n] != 0  # skipped connections took stream numbers in this batch
             latest = np.maximum.accumulate(times)
@@ -389,10 +460,14 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         if stop is not None:
                             cur = restart = stop
                             break
-                    if quiet is not None and table.generations != turned:  # type: ignore[union-attr]
+                    if quiet is not None and (table is not None and table.generations != turned
+                                              or dns is not None and len(mp_labels) != known):
                         restart = i
                         break
                     cur = i + 1
+                    if dns is not None and dns_count[i] != dns_given:
+                        quiet_dns.skipped(dns_count[i] - dns_given, dns_latest[i])  # type: ignore[union-attr]
+                        dns_given = dns_count[i]
                     if counting and owed[i] != given:
                         streams(owed[i] - given)
                         given = owed[i]
@@ -402,12 +477,20 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         stop = yield from _due(frame, times, latest, cur, n, due, linktype, table, turned)
                         if stop is not None:
                             cur = restart = stop
-                    if quiet is not None and table.generations != turned and cur < n:  # type: ignore[union-attr]
+                    if quiet is not None and cur < n and (table is not None and table.generations != turned
+                                                          or dns is not None and len(mp_labels) != known):
                         restart = cur
                 if restart is not None:
                     # The table's generations turned: its dropped keys became old keys, which a packet renews
                     # (it is no longer dropped without a trace), so the rest of the batch comes through.
                     real, quiet = needed, None
+                    if dns is not None:  # the rest of the batch comes through: what was skipped is counted
+                        done = dns_count[restart - 1] if restart else 0
+                        if done != dns_given:
+                            quiet_dns.skipped(done - dns_given, dns_latest[restart - 1])  # type: ignore[union-attr]
+                        dns = None
+            if dns is not None and dns_count[n - 1] != dns_given:
+                quiet_dns.skipped(dns_count[n - 1] - dns_given, dns_latest[n - 1])  # type: ignore[union-attr]
             streams(owed[n] - given)
             given = 0
             frame += n
