@@ -57,7 +57,7 @@ ENABLED: bool | None = {"1": True, "0": False}.get(os.environ.get("KERBTRACE_PRE
 MIN_BYTES = 128 << 20
 
 _ETHERNET = 1
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 MAX_SKIPPED_SYNS = 1 << 18
 #: More MP names than this (a flood of Host headers): DNS is no longer skipped, the label test would cost more.
 MAX_MP_LABELS = 256
@@ -84,20 +84,22 @@ def available() -> bool:
 
 
 def _fixed_mmap_threshold() -> None:
-    """Blocks of 128 KiB and more (libpcap's batches, numpy's arrays, the flow-head table) straight from the
-    system and back to it when freed. glibc otherwise raises its threshold to the size of every large block
-    freed, up to 32 MiB, and keeps later blocks below it in the heap, which it seldom gives back. The first
-    pass's 12 MB flow-head table (`askers`) raised it so: on `dense` 1 GB the peak RSS went from 169 to 185 MB
-    (200 MB with two processes); with 128 KiB (glibc's initial threshold) fixed it is 169 MB (186), for about
-    1 s more system time and as much less user time (docs/benchmarks.md). Nothing happens on another C
-    library."""
+    """Blocks of 4 MiB and more straight from the system and back to it when freed; up to 8 MiB free at the
+    top of the heap kept for the next batch. glibc otherwise raises both thresholds with every large block
+    freed (to 32 and 64 MiB at most) and then keeps that much in the heap: the first pass's 12 MB flow-head
+    table (`askers`), once freed, raised them so, and the peak RSS of `dense` 1 GB went from 169 to 185 MB (191
+    to 200 MB with two processes). Fixed, it is 173 MB (196), and `office` 1 GB 160 MB instead of 170. Lower
+    thresholds (128 KiB, glibc's initial one) cost more memory calls than they save (about 1 s of system time
+    on 1 GB; docs/benchmarks.md). Nothing happens on another C library."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
             return
     except (ValueError, OSError, AttributeError):  # not a GNU system
         return
     try:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 << 10)
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 8 << 20)
     except (OSError, AttributeError):  # pragma: no cover - a libc without mallopt
         pass
 
