@@ -113,6 +113,15 @@ class QuietDns:
     skipped: Callable[[int, float], None]  # messages skipped, and the latest time among them: counted as read
 
 
+def udp_payload(u2: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(end of the IP packet, size of the UDP payload) of untagged Ethernet + IPv4 records without options at
+    offsets `o` (`u2`: big-endian 16-bit view of the batch), as the network layer's hot path reads them: the
+    UDP length where it fits the IP packet, else up to the IP packet's end."""
+    end = 14 + u2[o + 16].astype(np.int64)
+    ulen = u2[o + 38].astype(np.int64)
+    return end, np.where((ulen >= 8) & (ulen <= end - 34), ulen - 8, end - 42)
+
+
 def _port_table(ports: Iterable[int]) -> np.ndarray:
     table = np.zeros(65536, dtype=bool)
     table[list(ports)] = True
@@ -195,9 +204,7 @@ class Prefilter:
         if not len(idx):
             return None
         data, u2, o = self._data, self._u2, self._o[idx]
-        end = 14 + u2[o + 16].astype(np.int64)
-        ulen = u2[o + 38].astype(np.int64)
-        size = np.where((ulen >= 8) & (ulen <= end - 34), ulen - 8, end - 42)
+        end, size = udp_payload(u2, o)
         flags = data[o + 44]
         response = flags >= 0x80
         label = data[o + 54].astype(np.int64)
@@ -218,7 +225,7 @@ class Prefilter:
                 ok[size_ok[(text == np.frombuffer(name.encode(), dtype=np.uint8)).all(axis=1)]] = False
         out = np.zeros(len(udp), dtype=bool)
         out[idx[ok]] = True
-        return out if len(idx) and ok.any() else None
+        return out if ok.any() else None
 
     def _quiet(self, tcp: np.ndarray, key: np.ndarray) -> np.ndarray:
         """TCP records whose directional key is in the connection table's `ignored` generation and that the
@@ -455,13 +462,9 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                 needed, quiet, opened, dns = np.ones(n, dtype=bool), None, np.zeros(n + 1, dtype=np.int64), None
             if quiet is not None and not quiet.any():
                 quiet = None
-            if dns is not None:  # skipped DNS messages counted before each record handed over (and at the end)
+            tally = _Tally(dns, times, quiet_dns) if dns is not None else None  # type: ignore[arg-type]
+            if tally is not None:
                 quiet = dns if quiet is None else quiet | dns
-                dns_count = np.cumsum(dns).tolist()
-                dns_latest = np.maximum.accumulate(np.where(dns, times, -np.inf)).tolist()
-                mp_labels = quiet_dns.labels()  # type: ignore[union-attr]
-                known = len(mp_labels)
-            dns_given = 0
             owed = opened.tolist()
             counting = owed[n] != 0  # skipped connections took stream numbers in this batch
             latest = np.maximum.accumulate(times)
@@ -484,14 +487,12 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         if stop is not None:
                             cur = restart = stop
                             break
-                    if quiet is not None and (table is not None and table.generations != turned
-                                              or dns is not None and len(mp_labels) != known):
+                    if quiet is not None and _stale(table, turned, tally):
                         restart = i
                         break
                     cur = i + 1
-                    if dns is not None and dns_count[i] != dns_given:
-                        quiet_dns.skipped(dns_count[i] - dns_given, dns_latest[i])  # type: ignore[union-attr]
-                        dns_given = dns_count[i]
+                    if tally is not None and tally.count[i] != tally.given:
+                        tally.settle(i)
                     if counting and owed[i] != given:
                         streams(owed[i] - given)
                         given = owed[i]
@@ -501,20 +502,17 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         stop = yield from _due(frame, times, latest, cur, n, due, linktype, table, turned)
                         if stop is not None:
                             cur = restart = stop
-                    if quiet is not None and cur < n and (table is not None and table.generations != turned
-                                                          or dns is not None and len(mp_labels) != known):
+                    if quiet is not None and cur < n and _stale(table, turned, tally):
                         restart = cur
                 if restart is not None:
                     # The table's generations turned: its dropped keys became old keys, which a packet renews
                     # (it is no longer dropped without a trace), so the rest of the batch comes through.
                     real, quiet = needed, None
-                    if dns is not None:  # the rest of the batch comes through: what was skipped is counted
-                        done = dns_count[restart - 1] if restart else 0
-                        if done != dns_given:
-                            quiet_dns.skipped(done - dns_given, dns_latest[restart - 1])  # type: ignore[union-attr]
-                        dns = None
-            if dns is not None and dns_count[n - 1] != dns_given:
-                quiet_dns.skipped(dns_count[n - 1] - dns_given, dns_latest[n - 1])  # type: ignore[union-attr]
+                    if tally is not None:  # the rest of the batch comes through: what was skipped is counted
+                        tally.settle(restart - 1)
+                        tally = None
+            if tally is not None:
+                tally.settle(n - 1)
             streams(owed[n] - given)
             given = 0
             frame += n
@@ -528,6 +526,34 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
             capture.packets = frame
         if table is not None:
             table.ignored_log = None  # nobody follows it any more (a next file starts its own)
+
+
+class _Tally:
+    """The DNS messages a batch skips (`QuietDns`): counted as read, with the latest of their times, before the
+    record after them is handed over, so that a progress tick sees what one pass over every record sees."""
+
+    __slots__ = ("count", "latest", "given", "quiet_dns", "labels", "known")
+
+    def __init__(self, dns: np.ndarray, times: np.ndarray, quiet_dns: QuietDns) -> None:
+        self.count = np.cumsum(dns).tolist()  # skipped up to and with each record
+        self.latest = np.maximum.accumulate(np.where(dns, times, -np.inf)).tolist()
+        self.given = 0
+        self.quiet_dns = quiet_dns
+        self.labels = quiet_dns.labels()
+        self.known = len(self.labels)  # MP names when the batch was classified
+
+    def settle(self, upto: int) -> None:
+        """Count the messages skipped up to record `upto` (-1: none)."""
+        if upto >= 0 and self.count[upto] != self.given:
+            self.quiet_dns.skipped(self.count[upto] - self.given, self.latest[upto])
+            self.given = self.count[upto]
+
+
+def _stale(table: TcpReassembler | None, turned: int, tally: _Tally | None) -> bool:
+    """What this batch's skips relied on changed: the connection table's generations turned, or an MP name was
+    learned (its lookups are decoded: they teach the MP's address)."""
+    return (table is not None and table.generations != turned) or (tally is not None
+                                                                     and len(tally.labels) != tally.known)
 
 
 def _python_from(capture: Capture, done: int) -> Iterator[tuple[int, float, int, bytes]]:
