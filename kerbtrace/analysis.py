@@ -11,7 +11,8 @@ import functools
 import itertools
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,26 +270,45 @@ class Session:
             del users[smsid]
             self._smsids_evicted += 1
 
-def view_notes(results: list[ClientResult], legs: InputLegs, beside: Beside, unknown_spn_hosts: dict[str, int],
+class ViewTally:
+    """The clients' views counted while another reader goes through them (`through`): the results may be on
+    disk (kerbtrace.spill), and one pass over them serves both."""
+
+    __slots__ = ("clients", "labels", "tls")
+
+    def __init__(self) -> None:
+        self.clients = 0
+        self.labels: Counter[str | None] = Counter()
+        self.tls = 0  # registrations in TLS to the MP
+
+    def through(self, results: Iterable[ClientResult]) -> Iterator[ClientResult]:
+        for r in results:
+            view = r.view
+            self.clients += 1
+            self.labels[view.get("label")] += 1
+            self.tls += view.get("mp_http") == "tls"
+            yield r
+
+
+def view_notes(seen: ViewTally, legs: InputLegs, beside: Beside, unknown_spn_hosts: dict[str, int],
                kerberos_dropped: int, kerberos_limit: int, dropped: dict[str, int] | None = None) -> list[str]:
     """What the reader should know of the view: legs the file lacks, HTTP SPNs of hosts not known as MPs."""
     out = []
-    # counted, not listed: the results may be on disk, read one by one
-    mp_side = sum(1 for r in results if r.view.get("label") == "mp_side")
+    mp_side = seen.labels["mp_side"]
     if mp_side:
         where = ("the DC's security log given beside it speaks for those it logged" if beside.dc_events
                  else "capture on the client or a DC, or read the DC's security log (--events)")
         out.append(f"MP side only: no KDC traffic for these {mp_side} client(s); their Kerberos causes cannot "
                    f"be seen in the capture ({where})")
-    kdc_side = sum(1 for r in results if r.view.get("label") == "kdc_side")
+    kdc_side = seen.labels["kdc_side"]
     if kdc_side:
         out.append(f"KDC side only: the registration (HTTP to the MP) of {kdc_side} client(s) is not in the "
                    "capture; verdicts come from their Kerberos exchanges for the MP's HTTP SPN")
-    tls = sum(1 for r in results if r.view.get("mp_http") == "tls")
+    tls = seen.tls
     if tls:
         out.append(f"HTTPS: the registration of {tls} client(s) is encrypted (TLS to the MP); verdicts come "
                    "from the Kerberos side")
-    if not legs.kdc and not results and legs.mp_http == 0 and legs.mp_tls == 0:
+    if not legs.kdc and not seen.clients and legs.mp_http == 0 and legs.mp_tls == 0:
         out.append("no Kerberos on port 88 and no registration in this file")
     for host, count in sorted(unknown_spn_hosts.items())[:10]:
         out.append(f"Kerberos tickets for HTTP/{host} ({count} request(s)): pass --mp-name {host} if it is an MP")
@@ -404,13 +424,16 @@ def conclude_group(paths: list[str], summaries: list[InputSummary], done: Sequen
     joined = join_context(done, kerberos, beside, diag)
     head = summaries[0]
     head.legs = legs
-    head.notes = view_notes(done, legs, beside or Beside(), unknown_spn_hosts, inventory.dropped, inventory.limit,
+    lockouts = lockout_sources(principals)
+    seen = ViewTally()
+    reading = seen.through(done)  # one pass over the clients (maybe on disk) for the fleet findings and the view
+    fleet = lockouts + common_cause(reading, reported=[f.subject for f in lockouts])
+    deque(reading, maxlen=0)  # (common_cause reads them all: this only makes sure)
+    head.notes = view_notes(seen, legs, beside or Beside(), unknown_spn_hosts, inventory.dropped, inventory.limit,
                             dropped)
     if len(paths) > 1:
         head.notes.insert(0, f"{len(paths)} files of one ring (this one to {Path(paths[-1]).name}) read as one "
                           "capture: frame numbers are each file's own, [N] marks one in another file than its client's")
-    lockouts = lockout_sources(principals)
-    fleet = lockouts + common_cause(done, reported=[f.subject for f in lockouts])
     return summaries, done, kerberos, fleet, joined
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import heapq
 import multiprocessing
 import sys
 import traceback
@@ -53,7 +52,7 @@ from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.model import TcpConn
 from kerbtrace.ownership import client_of, owner
 from kerbtrace.pipeline import Pipeline
-from kerbtrace.spill import NEVER, SpillList
+from kerbtrace.spill import NEVER, Merged, SpillList
 
 #: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
 #: sees which warnings every process raised (the network layer's, about packets all of them read).
@@ -339,10 +338,9 @@ def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Besi
     _merge_warnings(diag, results)
     if not results[0].read:
         return summaries, [], [], [], FileBeside([])
-    # each part's clients are in report order already: merged as they are read (ties: the lower part first, as
-    # a stable sort of the parts one after the other), past a threshold on disk
-    done: SpillList[ClientResult] = SpillList(threshold=NEVER if joins_context(beside) else None)
-    done.extend(heapq.merge(*(part.clients for part in results), key=report_order))
+    # each part's clients are in report order already: merged each time they are read (ties: the lower part
+    # first, as a stable sort of the parts one after the other)
+    done = Merged([part.clients for part in results], report_order)
     inventory = KerberosInventory()
     kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
     inventory.dropped = sum(p.kerberos_dropped for p in results) + max(0, len(kerberos) - inventory.limit)

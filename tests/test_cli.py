@@ -208,3 +208,25 @@ def test_table_counts_characters_only_where_each_is_one_column() -> None:
     first, second = text.splitlines()[2:4]
     assert wcswidth(first[:first.index("100")]) == wcswidth(second[:second.index("200")])
     assert tabulate_module.WIDE_CHARS_MODE  # restored after each table
+
+
+def test_table_of_many_blocks_is_one_tabulate_table(monkeypatch) -> None:
+    """Past one block the table reads its rows once, keeps the cells (on disk past a block) and measures the
+    plain-ASCII blocks by their lengths: the text must still be tabulate's table of all rows, with a wide cell
+    in one block and the widest cells in a late one."""
+    import io
+
+    from tabulate import tabulate
+
+    from kerbtrace.reports import table
+
+    monkeypatch.setattr(table, "BLOCK", 4)  # the kept cells go to disk past one block too
+    headers = ["client", "host", "evidence frames"]
+    rows = [[f"10.0.0.{i}", f"WK{i:02d}", ",".join(str(f) for f in range(i % 5))] for i in range(15)]
+    rows[6][1] = "工作站"  # measured by wcwidth in its block
+    rows[13][0], rows[13][2] = "10.200.200.200", "1,2,3,4,5,6…"  # widest, in the last block
+    seen = []
+    out = io.StringIO()
+    table._write_table(((cells, n) for n, cells in enumerate(rows)), headers, out, seen.append)
+    assert seen == list(range(15))  # each row's item once, in order
+    assert out.getvalue() == tabulate(rows, headers=headers, disable_numparse=True)

@@ -108,14 +108,14 @@ def test_smsid_table_keeps_a_name_not_a_set_per_smsid():
     assert users["GUID:B"] == "WK02"  # the parts are left as they were
 
 
-def test_parts_send_their_results_a_few_at_a_time_and_merge_on_disk(monkeypatch, tmp_path):
+def test_parts_send_their_results_a_few_at_a_time_kept_on_disk_and_merged_as_read(monkeypatch, tmp_path):
     from kerbtrace import partition
     from kerbtrace.parallel import analyze_files
 
     out = tmp_path / "gen.pcap"
     make_capture.generate(out, 6, 120)
     one = to_json(analyze_files([str(out)], jobs=1, progress=False))
-    monkeypatch.setattr(spill, "THRESHOLD", 5)  # every list past 5 items on disk, the merged one too
+    monkeypatch.setattr(spill, "THRESHOLD", 5)  # every list past 5 items on disk
     monkeypatch.setattr(partition, "SEND_CLIENTS", 3)
     sent: Counter = Counter()
     receive = partition._receive_clients
@@ -127,7 +127,9 @@ def test_parts_send_their_results_a_few_at_a_time_and_merge_on_disk(monkeypatch,
     monkeypatch.setattr(partition, "_receive_clients", counted)
     result = analyze_files([str(out)], jobs=2, progress=False)
     assert sent["clients"] > 3, sent  # more than one message of clients from the other process
-    assert any(getattr(part, "spilled", 0) for part in result.clients.parts)
+    (merged,) = result.clients.parts  # the parts' lists, read in report order as one, not copied
+    assert isinstance(merged, spill.Merged) and len(merged.parts) == 2
+    assert all(part.spilled for part in merged.parts), [part.spilled for part in merged.parts]
     doc = to_json(result)
     for d in (one, doc):
         d.pop("fix_script", None)

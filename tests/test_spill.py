@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kerbtrace.spill import Chain, SpillList
+from kerbtrace.spill import Chain, Merged, SpillList
 
 
 @dataclass(slots=True)
@@ -97,3 +97,28 @@ def test_chain_adopts_parts_and_updates_them():
     assert all(it.notes == ["seen"] for it in chain)
     assert chain[2].ip == "b" and chain[-1].ip == "y"
     assert spilled.spilled == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(items_strategy, min_size=1, max_size=3), st.integers(1, 9))
+def test_merged_parts_read_as_one_stable_sort(parts, threshold):
+    """The parts of a partitioned run, each in report order (one on disk, the others in memory), read as the
+    stable sort of all of them one after the other, without being copied."""
+    stores = []
+    for k, items in enumerate(parts):
+        for n, item in enumerate(items):
+            item.notes.append(f"{k}.{n}")  # tells equal keys apart: the lower part first among them
+        stores.append(SpillList(items, key=_key, threshold=threshold) if k == 0 else sorted(items, key=_key))
+    merged = Merged(stores, _key)
+    expected = sorted((item for items in parts for item in items), key=_key)
+    assert len(merged) == len(expected)
+    assert list(merged) == expected and list(merged) == expected  # reading does not consume
+    merged.update(lambda it: it.notes.append("late"))  # on disk too
+    for it in expected:
+        it.notes.append("late")
+    assert list(merged) == expected
+    assert [merged[i] for i in range(len(merged))] == expected and merged[1:3] == expected[1:3]
+    if expected:
+        assert merged[-1] == expected[-1]
+    assert list(Chain([merged])) == expected
+    assert list(pickle.loads(pickle.dumps(merged))) == expected

@@ -10,7 +10,8 @@ commands (purge the SYSTEM ticket cache, restart the client) are wrapped in
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -36,17 +37,38 @@ and nltest only read; setspn -D/-S and the rest change the directory or a comput
 
 def fix_script(analysis: Analysis) -> str | None:
     """The script, or None when no finding of the run carries a fix command."""
-    # per cause, per set of commands: each client's name and computer, and the finding of the first few quoted
-    # (the results may be read from disk one by one, kerbtrace.spill: none is kept whole)
-    groups: dict[str, dict[tuple[str, ...], list[tuple[str, str, Finding | None]]]] = {}
-    for result in analysis.clients:
-        for finding in result.findings:
-            if finding.fix_commands:
-                members = groups.setdefault(finding.code, {}).setdefault(tuple(finding.fix_commands), [])
-                members.append((_name(analysis, result), _computer(result),
-                                finding if len(members) < MAX_CLIENTS_QUOTED else None))
-    if not groups:
-        return None
+    script = FixScript(analysis)
+    deque(script.through(analysis.clients), maxlen=0)
+    return script.text()
+
+
+class FixScript:
+    """The script gathered while another reader goes through the clients (`through`): the results may be on
+    disk (kerbtrace.spill), and the JSON report's pass over them serves this one too."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        # per cause, per set of commands: each client's name and computer, and the finding of the first few
+        # quoted (none of the results is kept whole)
+        self.groups: dict[str, dict[tuple[str, ...], list[tuple[str, str, Finding | None]]]] = {}
+
+    def through(self, results: Iterable[ClientResult]) -> Iterator[ClientResult]:
+        groups = self.groups
+        for result in results:
+            for finding in result.findings:
+                if finding.fix_commands:
+                    members = groups.setdefault(finding.code, {}).setdefault(tuple(finding.fix_commands), [])
+                    members.append((_name(self.analysis, result), _computer(result),
+                                    finding if len(members) < MAX_CLIENTS_QUOTED else None))
+            yield result
+
+    def text(self) -> str | None:
+        """The script of the clients gone through, or None when no finding of theirs carries a fix command."""
+        return _script(self.analysis, self.groups) if self.groups else None
+
+
+def _script(analysis: Analysis, groups: dict[str, dict[tuple[str, ...], list[tuple[str, str, Finding | None]]]]
+            ) -> str:
     inputs = ", ".join(i.path for i in analysis.inputs) or "no input"
     out = [*_comment(HEADER), *_comment(f"Inputs: {inputs}. Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.")]
     for code, blocks in groups.items():
@@ -108,4 +130,4 @@ def _comment(text: str, first: str = "# ", rest: str | None = None) -> Iterable[
     return lines
 
 
-__all__ = ["fix_script"]
+__all__ = ["FixScript", "fix_script"]

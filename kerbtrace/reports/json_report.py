@@ -7,6 +7,7 @@ import json
 from typing import IO
 
 from kerbtrace.analysis import SCHEMA, Analysis, ClientResult, iso
+from kerbtrace.reports.fix_script import FixScript
 
 
 def client_json(result: ClientResult) -> dict:
@@ -112,13 +113,15 @@ def write_json(analysis: Analysis, out: IO[str]) -> None:
     encode = json.JSONEncoder(separators=(",", ":")).encode
     doc = to_json_header(analysis)
     out.write('{"schema":' + encode(doc["schema"]) + ',"inputs":' + encode(doc["inputs"]))
-    _write_list(out, "clients", itertools.chain((client_json(r) for r in analysis.clients),
+    fixes = FixScript(analysis)  # gathered in the clients' pass (they may be read from disk, kerbtrace.spill)
+    _write_list(out, "clients", itertools.chain((client_json(r) for r in fixes.through(analysis.clients)),
                                                 (log_client_json(v) for v in analysis.log_clients)), encode)
     _write_list(out, "fleet", (f.as_json() for f in analysis.fleet), encode)
     _write_list(out, "kerberos", (kerberos_json(k) for k in analysis.kerberos), encode)
     out.write(',"context":' + encode(context_json(analysis)))
-    for key, value in _fix_script(analysis).items():
-        out.write(f',"{key}":' + encode(value))
+    script = fixes.text()
+    if script:
+        out.write(',"fix_script":' + encode(script))
     out.write(',"warnings":' + encode(analysis.diag.as_json()) + "}\n")
 
 

@@ -14,6 +14,7 @@ import tabulate as tabulate_module
 from tabulate import tabulate
 
 from kerbtrace.analysis import Analysis, ClientResult
+from kerbtrace.spill import SpillList
 
 MAX_FRAMES_SHOWN = 6
 #: Without -v, the first this many clients that were not approved are explained in full; the table
@@ -60,8 +61,9 @@ def render(analysis: Analysis, verbose: bool = False) -> str:
 
 
 def write(analysis: Analysis, out: IO[str], verbose: bool = False) -> None:
-    """The report, written piece by piece: the clients (maybe on disk, kerbtrace.spill) are read in three
-    passes — counts and column widths, the table, the explanations — and never held as one list."""
+    """The report, written piece by piece: the clients (maybe on disk, kerbtrace.spill) are read in two
+    passes — the table (counts, column widths and cells; `_write_table`), then the explanations, which stop
+    after the first MAX_EXPLAINED — and never held as one list."""
     header = []
     for index, i in enumerate(analysis.inputs):
         tag = _input_tag(analysis, index)
@@ -78,7 +80,7 @@ def write(analysis: Analysis, out: IO[str], verbose: bool = False) -> None:
         out.write("\n\n" + "\n\n".join(_log_clients(analysis)))
     elif analysis.clients:
         out.write("\n\n")
-        _write_table(lambda: (_row(analysis, r) for r in analysis.clients), CLIENT_HEADERS, out,
+        _write_table((_row(analysis, r) for r in analysis.clients), CLIENT_HEADERS, out,
                      lambda r: _count(r, counts, causes))
     else:
         out.write("\n\nNo ConfigMgr client registration (CCM_POST /ccm_system*/request) found.")
@@ -140,31 +142,46 @@ def _count(r: ClientResult, counts: Counter, causes: Counter) -> None:
         causes[r.primary.code] += 1
 
 
-def _write_table(rows: Callable[[], Iterator[tuple[list[str], Any]]], headers: list[str], out: IO[str],
+def _write_table(rows: Iterator[tuple[list[str], Any]], headers: list[str], out: IO[str],
                  seen: Callable[[Any], None]) -> None:
-    """tabulate's table of `rows()` (pairs of cells and the item they show; `seen` gets each item once), BLOCK
-    rows at a time. Past one block, a first pass takes the column widths from tabulate's own separator line,
-    and each block is formatted under a row of those widths, which is then left out."""
-    blocks = _batched(rows())
-    first = next(blocks, ())
-    for _, item in first:
-        seen(item)
-    table = _table([cells for cells, _ in first], headers)
+    """tabulate's table of `rows` (pairs of cells and the item they show; `seen` gets each item), BLOCK rows at
+    a time, in one pass over the items (they may be read from disk: kerbtrace.spill). Past one block, the
+    first pass takes the column widths (tabulate's own separator line for the first block and for any block
+    that is not plain ASCII; the cells' lengths, which are what tabulate measures there, for the others) and
+    keeps the cells (a `SpillList`: small rows, cheap to read back); each block is then formatted under a row
+    of those widths, which is left out."""
+    blocks = _batched(rows)
+    first = _cells(next(blocks, []), seen)
+    table = _table(first, headers)
     rest = next(blocks, None)
     if rest is None:
         out.write(table)
         return
-    widths = [len(dashes) for dashes in table.split("\n")[1].split("  ")]
+    widths = _ruler_widths(table)
+    kept: SpillList[list[str]] = SpillList(first, threshold=BLOCK, chunk=256)
     while rest is not None:
-        for _, item in rest:
-            seen(item)
-        measured = _table([cells for cells, _ in rest], headers)
-        widths = [max(w, len(d)) for w, d in zip(widths, measured.split("\n")[1].split("  "), strict=True)]
+        cells = _cells(rest, seen)
+        measured = [max(map(len, column)) for column in zip(*cells, strict=True)] if _narrow(cells, headers) \
+            else _ruler_widths(_table(cells, headers))
+        widths = [max(w, m) for w, m in zip(widths, measured, strict=True)]
+        kept.extend(cells)
         rest = next(blocks, None)
     ruler = ["x" * w for w in widths]
-    for n, block in enumerate(_batched(rows())):
-        lines = _table([ruler, *(cells for cells, _ in block)], headers).split("\n")
+    for n, block in enumerate(_batched(iter(kept))):
+        lines = _table([ruler, *block], headers).split("\n")
         out.write(("\n".join(lines[:2] + lines[3:])) if n == 0 else "\n" + "\n".join(lines[3:]))
+    kept.close()
+
+
+def _cells(block: list[tuple[list[str], Any]], seen: Callable[[Any], None]) -> list[list[str]]:
+    for _, item in block:
+        seen(item)
+    return [cells for cells, _ in block]
+
+
+def _ruler_widths(table: str) -> list[int]:
+    """The column widths of a tabulate table, from its separator line."""
+    return [len(dashes) for dashes in table.split("\n")[1].split("  ")]
 
 
 def _batched(items: Iterator) -> Iterator[list]:
@@ -172,14 +189,17 @@ def _batched(items: Iterator) -> Iterator[list]:
         yield block
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    """tabulate's plain table. Where every cell is printable ASCII (or the "…" of a cut frame list), each
-    character is one column wide, so tabulate is told to count characters instead of asking wcwidth for
-    each cell's width (a fifth of the table's time); the text is the same."""
+def _narrow(rows: list[list[str]], headers: list[str]) -> bool:
+    """Every cell printable ASCII (or the "…" of a cut frame list): each character is one column wide."""
     text = "".join(itertools.chain(headers, itertools.chain.from_iterable(rows)))
-    narrow = text.isprintable() and text.replace("…", "").isascii()
+    return text.isprintable() and text.replace("…", "").isascii()
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    """tabulate's plain table. Where the cells are narrow (`_narrow`), tabulate is told to count characters
+    instead of asking wcwidth for each cell's width (a fifth of the table's time); the text is the same."""
     saved = tabulate_module.WIDE_CHARS_MODE
-    tabulate_module.WIDE_CHARS_MODE = saved and not narrow
+    tabulate_module.WIDE_CHARS_MODE = saved and not _narrow(rows, headers)
     try:
         return tabulate(rows, headers=headers, disable_numparse=True)
     finally:

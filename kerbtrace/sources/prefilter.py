@@ -465,10 +465,8 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
             tally = _Tally(dns, times, quiet_dns) if dns is not None else None  # type: ignore[arg-type]
             if tally is not None:
                 quiet = dns if quiet is None else quiet | dns
-            owed = opened.tolist()
-            counting = owed[n] != 0  # skipped connections took stream numbers in this batch
+            counting = int(opened[n]) != 0  # skipped connections took stream numbers in this batch
             latest = np.maximum.accumulate(times)
-            latest_at = latest.tolist()
             turned = table.generations if table is not None else 0
             real = needed if quiet is None else needed & ~quiet
             cur = 0  # records before this one were handed over or passed
@@ -479,9 +477,15 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                     first = every - (frame + restart) % every - 1 + restart
                     rows = np.union1d(rows, np.arange(first, n, every))
                 restart = None
-                for i, when, off, size, whole in zip(rows.tolist(), times[rows].tolist(), meta[rows, 2].tolist(),
-                                                     meta[rows, 3].tolist(), real[rows].tolist(), strict=True):
-                    if i > cur and latest_at[i - 1] >= (table.next_sweep if table is not None else due()):
+                # per record handed over, as lists (a batch's own arrays are not turned into lists: most of it
+                # is skipped): the latest time before it, stream numbers taken up to it, DNS skipped up to it
+                before = latest[np.maximum(rows - 1, 0)].tolist()
+                owed = opened[rows].tolist() if counting else [0] * len(rows)
+                skipped = tally.count[rows].tolist() if tally is not None else [0] * len(rows)
+                for i, when, off, size, whole, latest_before, owed_i, skipped_i in zip(
+                        rows.tolist(), times[rows].tolist(), meta[rows, 2].tolist(), meta[rows, 3].tolist(),
+                        real[rows].tolist(), before, owed, skipped, strict=True):
+                    if i > cur and latest_before >= (table.next_sweep if table is not None else due()):
                         # skipped records before this one at which the connection table's housekeeping fell due
                         stop = yield from _due(frame, times, latest, cur, i, due, linktype, table, turned)
                         if stop is not None:
@@ -491,11 +495,11 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         restart = i
                         break
                     cur = i + 1
-                    if tally is not None and tally.count[i] != tally.given:
+                    if tally is not None and skipped_i != tally.given:
                         tally.settle(i)
-                    if counting and owed[i] != given:
-                        streams(owed[i] - given)
-                        given = owed[i]
+                    if counting and owed_i != given:
+                        streams(owed_i - given)
+                        given = owed_i
                     yield frame + i + 1, when, linktype, blob[off:off + size] if whole else b""
                 else:
                     if n > cur:
@@ -513,7 +517,7 @@ def _read(capture: Capture, flt: Prefilter, linktype: int, clock: str, due: Call
                         tally = None
             if tally is not None:
                 tally.settle(n - 1)
-            streams(owed[n] - given)
+            streams(int(opened[n]) - given)
             given = 0
             frame += n
             capture.packets = frame
@@ -535,8 +539,8 @@ class _Tally:
     __slots__ = ("count", "latest", "given", "quiet_dns", "labels", "known")
 
     def __init__(self, dns: np.ndarray, times: np.ndarray, quiet_dns: QuietDns) -> None:
-        self.count = np.cumsum(dns).tolist()  # skipped up to and with each record
-        self.latest = np.maximum.accumulate(np.where(dns, times, -np.inf)).tolist()
+        self.count = np.cumsum(dns)  # skipped up to and with each record
+        self.latest = np.maximum.accumulate(np.where(dns, times, -np.inf))
         self.given = 0
         self.quiet_dns = quiet_dns
         self.labels = quiet_dns.labels()
@@ -544,9 +548,10 @@ class _Tally:
 
     def settle(self, upto: int) -> None:
         """Count the messages skipped up to record `upto` (-1: none)."""
-        if upto >= 0 and self.count[upto] != self.given:
-            self.quiet_dns.skipped(self.count[upto] - self.given, self.latest[upto])
-            self.given = self.count[upto]
+        count = int(self.count[upto]) if upto >= 0 else self.given
+        if count != self.given:
+            self.quiet_dns.skipped(count - self.given, float(self.latest[upto]))
+            self.given = count
 
 
 def _stale(table: TcpReassembler | None, turned: int, tally: _Tally | None) -> bool:
