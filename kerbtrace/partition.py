@@ -52,7 +52,7 @@ from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.model import TcpConn
 from kerbtrace.ownership import client_of, owner
 from kerbtrace.pipeline import Pipeline
-from kerbtrace.spill import NEVER, Merged, SpillList
+from kerbtrace.spill import CHUNK, NEVER, Merged, SpillList, pickled_chunks
 
 #: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
 #: sees which warnings every process raised (the network layer's, about packets all of them read).
@@ -110,6 +110,7 @@ class PartResult:
 
     summaries: list[InputSummary]
     clients: list[ClientResult] = field(default_factory=list)
+    client_count: int = 0  # a child's clients, sent after this result (`_run_part`)
     kerberos: list[KerberosRecord] = field(default_factory=list)
     kerberos_dropped: int = 0
     principals: list[PrincipalFailures] = field(default_factory=list)
@@ -217,13 +218,15 @@ def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int,
     try:
         result = _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))
         clients, result.clients = result.clients, []
+        result.client_count = len(clients)
         conn.send(("done", result))
         # then the clients a few at a time (read from this part's disk as they go): one message of them all
-        # would hold every result of the part in memory twice, here and in the parent
-        batch: list[ClientResult] = []
-        for r in clients:
-            batch.append(r)
-            if len(batch) == SEND_CLIENTS:
+        # would hold every result of the part in memory twice, here and in the parent. They go pickled as the
+        # parent's spilled list stores them (`SpillList.adopt`): written there as they come.
+        batch: list[tuple[int, bytes]] = []
+        for chunk in pickled_chunks(clients):
+            batch.append(chunk)
+            if len(batch) * CHUNK >= SEND_CLIENTS:
                 conn.send(("clients", batch))
                 batch = []
         conn.send(("clients", batch))
@@ -269,7 +272,7 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
             kind, value = _receive(pipe)
             if kind != "done":
                 raise PartError(f"part {k} sent {kind!r} instead of its result")
-            value.clients = _receive_clients(pipe, k, joins_context(beside))  # type: ignore[attr-defined]
+            value.clients = _receive_clients(pipe, k, joins_context(beside), value.client_count)  # type: ignore
             results.append(value)  # type: ignore[arg-type]
     except PartError as exc:
         diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
@@ -288,8 +291,8 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
     return _merge(paths, indices, diag, beside, results)
 
 
-def _receive_clients(pipe, k: int, joins: bool) -> SpillList[ClientResult]:
-    """A part's clients, in its order, sent a few at a time after its result (`_run_part`)."""
+def _receive_clients(pipe, k: int, joins: bool, total: int) -> SpillList[ClientResult]:
+    """A part's `total` clients, in its order, sent a few pickled chunks at a time after its result (`_run_part`)."""
     out: SpillList[ClientResult] = SpillList(threshold=NEVER if joins else None)
     while True:
         kind, batch = _receive(pipe)
@@ -297,7 +300,8 @@ def _receive_clients(pipe, k: int, joins: bool) -> SpillList[ClientResult]:
             raise PartError(f"part {k} sent {kind!r} instead of its clients")
         if batch is None:
             return out
-        out.extend(batch)  # type: ignore[arg-type]
+        for count, blob in batch:  # type: ignore[attr-defined]
+            out.adopt(count, blob, total)
 
 
 def _receive(pipe) -> tuple[str, object]:

@@ -137,6 +137,28 @@ class SpillList(Sequence[T]):
         if self._file is not None:
             self._file.close()
 
+    def adopt(self, count: int, blob: bytes, total: int) -> None:
+        """`count` items pickled elsewhere as one chunk (`pickled_chunks`, a part of a partitioned run), of the
+        `total` this list will hold: written as they are when the list goes to disk anyway (past its threshold)
+        and the chunk is full, with nothing in memory or to update; else read into memory. The parent of a
+        partitioned run then neither unpickles nor pickles again the clients of the other parts."""
+        if total < self.threshold or count != self.chunk or self.key is not None or self._mem or self._fixes:
+            self.extend(pickle.loads(blob))
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+            self._bounds.append(0)
+        f = self._file
+        f.seek(self._bounds[-1])
+        f.write(blob)
+        self._bounds.append(f.tell())
+        last = len(self._bounds) - 2  # the chunk just written
+        if self._runs and sum(self._runs[-1]) == last:
+            self._runs[-1] = (self._runs[-1][0], self._runs[-1][1] + 1)
+        else:
+            self._runs.append((last, 1))
+        self._spilled += count
+
     def _spill(self) -> None:
         items = self._mem
         if self.key is not None:
@@ -190,6 +212,19 @@ def _read(f, bounds: array, fixes: Sequence[Callable], number: int) -> list:
 def _read_run(f, bounds: array, fixes: Sequence[Callable], first: int, count: int) -> Iterator:
     for number in range(first, first + count):
         yield from _read(f, bounds, fixes, number)
+
+
+def pickled_chunks(items: Iterable[T], chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
+    """(count, bytes) of `items` pickled `chunk` at a time as a `SpillList` writes them, for `SpillList.adopt`
+    in another process."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == chunk:
+            yield chunk, _dumps(batch)
+            batch = []
+    if batch:
+        yield len(batch), _dumps(batch)
 
 
 def _rebuild(items: list) -> SpillList:
@@ -415,4 +450,4 @@ def _fields_getter(cls: type) -> Callable[[Any], tuple] | None:
     return (lambda obj: (get(obj),)) if len(names) == 1 else get
 
 
-__all__ = ["CHUNK", "NEVER", "THRESHOLD", "Chain", "Merged", "SpillList", "SpillStore"]
+__all__ = ["CHUNK", "NEVER", "THRESHOLD", "Chain", "Merged", "SpillList", "SpillStore", "pickled_chunks"]

@@ -120,8 +120,9 @@ def test_parts_send_their_results_a_few_at_a_time_kept_on_disk_and_merged_as_rea
     sent: Counter = Counter()
     receive = partition._receive_clients
 
-    def counted(pipe, k, joins):
-        got = receive(pipe, k, joins)
+    def counted(pipe, k, joins, total):
+        got = receive(pipe, k, joins, total)
+        assert len(got) == total
         sent["clients"] += len(got)
         return got
     monkeypatch.setattr(partition, "_receive_clients", counted)

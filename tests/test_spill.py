@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kerbtrace.spill import Chain, Merged, SpillList
+from kerbtrace.spill import Chain, Merged, SpillList, pickled_chunks
 
 
 @dataclass(slots=True)
@@ -122,3 +122,26 @@ def test_merged_parts_read_as_one_stable_sort(parts, threshold):
         assert merged[-1] == expected[-1]
     assert list(Chain([merged])) == expected
     assert list(pickle.loads(pickle.dumps(merged))) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(items_strategy, st.integers(1, 9), st.integers(1, 4))
+def test_adopted_chunks_read_back_as_the_list_sent(items, threshold, chunk):
+    """A part's clients, pickled in chunks in its process and adopted by the parent's list: written as they are
+    once the list goes to disk anyway, the same items in the same order either way, and indexable."""
+    for n, item in enumerate(items):
+        item.notes.append(str(n))
+    chunks = list(pickled_chunks(items, chunk))
+    assert [count for count, _ in chunks] == [len(items[i:i + chunk]) for i in range(0, len(items), chunk)]
+    store = SpillList(threshold=threshold, chunk=chunk)
+    for count, blob in chunks:
+        store.adopt(count, blob, len(items))
+    assert len(store) == len(items) and list(store) == items
+    full, tail = (len(items) // chunk) * chunk, len(items) % chunk
+    if len(items) >= threshold:  # every full chunk on disk as sent; a short last one as appended items are
+        assert store.spilled == full + (tail // threshold) * threshold
+    else:
+        assert store.spilled == 0
+    assert [store[i] for i in range(len(store))] == items
+    store.update(lambda it: it.notes.append("late"))
+    assert all(it.notes[-1] == "late" for it in store)
