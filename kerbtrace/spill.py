@@ -144,58 +144,46 @@ class SpillList(Sequence[T]):
         partitioned run then neither unpickles nor pickles again the clients of the other parts."""
         if total < self.threshold or count != self.chunk or self.key is not None or self._mem or self._fixes:
             self.extend(pickle.loads(blob))
-            return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
-            self._bounds.append(0)
-        f = self._file
-        f.seek(self._bounds[-1])
-        f.write(blob)
-        self._bounds.append(f.tell())
-        last = len(self._bounds) - 2  # the chunk just written
-        if self._runs and sum(self._runs[-1]) == last:
-            self._runs[-1] = (self._runs[-1][0], self._runs[-1][1] + 1)
         else:
-            self._runs.append((last, 1))
-        self._spilled += count
+            self._append_chunks([(count, blob)], new_run=False)
 
     def _spill(self) -> None:
         items = self._mem
         if self.key is not None:
             items.sort(key=self.key)
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
-            self._bounds.append(0)
-        first = len(self._bounds) - 1
-        self._write(items)
-        self._runs.append((first, len(self._bounds) - 1 - first))
-        self._spilled += len(items)
+        self._append_chunks(pickled_chunks(items, self.chunk), new_run=True)
         self._mem = []
 
-    def _write(self, items: list[T]) -> None:
-        f = self._file
-        f.seek(self._bounds[-1])
-        for start in range(0, len(items), self.chunk):
-            _Pickler(f, pickle.HIGHEST_PROTOCOL).dump(items[start:start + self.chunk])
-            self._bounds.append(f.tell())
+    def _append_chunks(self, chunks: Iterable[tuple[int, bytes]], *, new_run: bool) -> None:
+        """Pickled chunks (count, bytes) written at the end of the file: a run of their own (a sorted spill), or
+        the last run continued when they follow it."""
+        if self._file is None:
+            self._file = _spill_file()
+            self._bounds.append(0)
+        f, bounds = self._file, self._bounds
+        first = len(bounds) - 1
+        f.seek(bounds[-1])
+        for count, blob in chunks:
+            f.write(blob)
+            bounds.append(f.tell())
+            self._spilled += count
+        written = len(bounds) - 1 - first
+        if not new_run and self._runs and sum(self._runs[-1]) == first:
+            self._runs[-1] = (self._runs[-1][0], self._runs[-1][1] + written)
+        else:
+            self._runs.append((first, written))
 
     def _rewrite(self) -> None:
         """Everything into one run, in order, in a new file (for indexing: item i is in chunk i // chunk)."""
         merged = iter(self)  # reads the current file, which it keeps open until it is done
-        self._file, self._bounds, self._runs = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill"), \
-            array("q", [0]), []
-        count = 0
-        batch: list[T] = []
-        for item in merged:
-            batch.append(item)
-            if len(batch) == self.chunk:
-                self._write(batch)
-                count += len(batch)
-                batch = []
-        self._write(batch)
-        count += len(batch)
-        self._runs = [(0, len(self._bounds) - 1)]
-        self._spilled, self._mem, self._fixes, self._cached = count, [], [], (-1, [])
+        self._file, self._bounds, self._runs, self._spilled = None, array("q"), [], 0
+        self._append_chunks(pickled_chunks(merged, self.chunk), new_run=True)
+        self._mem, self._fixes, self._cached = [], [], (-1, [])
+
+
+def _spill_file():
+    """An anonymous temporary file (no name while in use; the OS frees it when closed or the process ends)."""
+    return tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
 
 
 def _read(f, bounds: array, fixes: Sequence[Callable], number: int) -> list:
@@ -355,7 +343,7 @@ class SpillStore:
         if key in self._where:
             self._live -= self._where.pop(key)[1]
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+            self._file = _spill_file()
         blob = _dumps(obj, keep)
         f = self._file
         f.seek(self._end)
@@ -396,7 +384,7 @@ class SpillStore:
 
     def _compact(self) -> None:
         """The live objects' bytes copied to a new file, in the order stored."""
-        old, new = self._file, tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
+        old, new = self._file, _spill_file()
         end = 0
         for key, (offset, length, keep) in self._where.items():
             old.seek(offset)
