@@ -8,6 +8,7 @@ it) any skip fails the run, listing the reasons: there everything must run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,18 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz")
 NO_TSHARK = "tshark is not installed (Debian: apt-get install tshark); it is the reference the tests compare against"
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason=NO_TSHARK)
 REQUIRE_ALL = os.environ.get("KERBTRACE_REQUIRE_ALL") == "1"
+
+
+_GENERATED_AT = re.compile(r"Generated\s+(?:#\s*)?\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+def timeless(doc: dict) -> dict:
+    """A JSON report without the time of its run (`generated`, and the minute in the fix script's header), for
+    comparing the documents of two runs: runs a minute boundary apart must still compare equal."""
+    doc.pop("generated", None)
+    if doc.get("fix_script"):
+        doc["fix_script"] = _GENERATED_AT.sub("Generated", doc["fix_script"])
+    return doc
 
 
 def real_capture_files() -> list[Path]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,7 +18,7 @@ import pytest
 
 from kerbtrace.parallel import analyze_files
 from kerbtrace.reports.json_report import to_json
-from tests.conftest import CAPTURES, real_capture_files
+from tests.conftest import CAPTURES, real_capture_files, timeless
 
 distributed = pytest.importorskip("distributed", reason="dask distributed is not installed: pip install '.[cluster]'")
 
@@ -27,9 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _doc(result) -> dict:
-    doc = json.loads(json.dumps(to_json(result)))
-    doc.pop("generated", None)
-    return doc
+    return timeless(json.loads(json.dumps(to_json(result))))
 
 
 def _inputs(tmp_path: Path) -> list[str]:
@@ -51,13 +48,6 @@ def test_two_workers_give_the_single_process_report(tmp_path):
     one = _doc(analyze_files(paths, jobs=1, progress=False))
     assert one["clients"] and on_cluster == one
 
-
-def _normalised(doc: dict) -> dict:
-    """The document without the time of the run (in `generated`, and to the minute in the fix script)."""
-    doc.pop("generated", None)
-    doc["fix_script"] = re.sub(r"Generated\s+(?:#\s*)?\d{4}-\d\d-\d\d \d\d:\d\d UTC", "",
-                               doc.get("fix_script") or "")
-    return doc
 
 
 def _free_port() -> int:
@@ -132,7 +122,7 @@ def test_cli_on_a_scheduler_gives_the_single_process_report(scheduler, tmp_path)
     on_cluster = _cli("analyze", *paths, "--scheduler", scheduler, "--json", str(remote))
     assert one.returncode == on_cluster.returncode == 2, on_cluster.stderr  # the damaged file: exit 2
     assert "Traceback" not in on_cluster.stderr and "damaged.pcap" in on_cluster.stderr
-    docs = [_normalised(json.loads(p.read_text())) for p in (local, remote)]
+    docs = [timeless(json.loads(p.read_text())) for p in (local, remote)]
     assert docs[0]["clients"] and docs[0] == docs[1]
     assert on_cluster.stdout == one.stdout  # the table too
 
@@ -140,7 +130,7 @@ def test_cli_on_a_scheduler_gives_the_single_process_report(scheduler, tmp_path)
     report = tmp_path / "case.json"
     r = _cli("report", *paths, "--scheduler", scheduler, "-o", str(report))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert _normalised(json.loads(report.read_text())) == docs[0]
+    assert timeless(json.loads(report.read_text())) == docs[0]
 
 
 def test_both_workers_take_part(scheduler, tmp_path):

@@ -8,13 +8,11 @@ from kerbtrace.analysis import Analysis
 from kerbtrace.cli import main
 from kerbtrace.parallel import analyze_files, merge
 from kerbtrace.reports.json_report import to_json
-from tests.conftest import CAPTURES, real_capture_files
+from tests.conftest import CAPTURES, real_capture_files, timeless
 
 
 def _doc(result: Analysis) -> dict:
-    doc = json.loads(json.dumps(to_json(result)))
-    doc.pop("generated", None)
-    return doc
+    return timeless(json.loads(json.dumps(to_json(result))))
 
 
 def test_same_document_for_any_number_of_processes(tmp_path):
@@ -50,9 +48,7 @@ def test_cli_jobs_option(tmp_path, capsys):
     rc1 = main(["analyze", *paths, "--jobs", "1", "--json", str(out1), "--no-progress"])
     rc2 = main(["analyze", *paths, "-j", "2", "--json", str(out2), "--no-progress"])
     assert rc1 == rc2
-    a, b = json.loads(out1.read_text()), json.loads(out2.read_text())
-    a.pop("generated", None)
-    b.pop("generated", None)
+    a, b = timeless(json.loads(out1.read_text())), timeless(json.loads(out2.read_text()))
     assert a == b and a["clients"]
     capsys.readouterr()
     try:

@@ -21,7 +21,7 @@ from kerbtrace.pipeline import Pipeline
 from kerbtrace.reports.json_report import to_json
 from kerbtrace.sources import prefilter
 from kerbtrace.sources.inputs import expand_inputs
-from tests.conftest import CAPTURES, REPO, real_capture_files
+from tests.conftest import CAPTURES, REPO, real_capture_files, timeless
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_capture  # noqa: E402
@@ -30,9 +30,7 @@ LAB = sorted(CAPTURES.glob("*.pcapng"))
 
 
 def _doc(result: Analysis) -> dict:
-    doc = json.loads(json.dumps(to_json(result)))
-    doc.pop("generated", None)
-    return doc
+    return timeless(json.loads(json.dumps(to_json(result))))
 
 
 @pytest.fixture
@@ -166,8 +164,7 @@ def test_cli_jobs_with_logs_beside(tmp_path, capsys, parts_seen) -> None:
     for jobs in ("1", "2"):
         out = tmp_path / f"{jobs}.json"
         rc = main(["analyze", str(capture), *logs, "--jobs", jobs, "--json", str(out), "--no-progress"])
-        doc = json.loads(out.read_text())
-        doc.pop("generated", None)
+        doc = timeless(json.loads(out.read_text()))
         docs.append((rc, doc))
     capsys.readouterr()
     assert parts_seen and len(parts_seen[0]) == 2  # the CLI split the capture

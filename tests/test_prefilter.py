@@ -18,7 +18,7 @@ from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.pipeline import Pipeline
 from kerbtrace.reports.json_report import to_json
 from kerbtrace.sources import open_capture, prefilter
-from tests.conftest import CAPTURES, REPO, real_capture_files
+from tests.conftest import CAPTURES, REPO, real_capture_files, timeless
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_capture  # noqa: E402
@@ -35,9 +35,7 @@ def _prefilter_on(monkeypatch):
 
 def _document(path: Path, monkeypatch, enabled: bool) -> dict:
     monkeypatch.setattr(prefilter, "ENABLED", enabled)
-    doc = json.loads(json.dumps(to_json(analyze([str(path)], progress=False))))
-    doc.pop("generated", None)
-    return doc
+    return timeless(json.loads(json.dumps(to_json(analyze([str(path)], progress=False)))))
 
 
 def _fast(path: Path) -> bool:

@@ -17,16 +17,14 @@ from kerbtrace import spill
 from kerbtrace.analysis import Session, analyze
 from kerbtrace.exchanges import correlator as correlator_module
 from kerbtrace.reports.json_report import to_json
-from tests.conftest import CAPTURES, REPO, lab_manifests
+from tests.conftest import CAPTURES, REPO, lab_manifests, timeless
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_capture  # noqa: E402
 
 
 def _doc(paths: list[str]) -> dict:
-    doc = to_json(analyze(paths, progress=False))
-    doc.pop("fix_script", None)  # it carries the time it was made
-    return json.loads(json.dumps(doc))
+    return timeless(json.loads(json.dumps(to_json(analyze(paths, progress=False)))))
 
 
 def _count_puts(monkeypatch) -> Counter:
@@ -88,6 +86,34 @@ def test_clients_in_memory_stay_bounded(monkeypatch, tmp_path):
     assert peaks["open"] > 200 and peaks["in_memory"] < 100, peaks
 
 
+def test_a_quiet_client_goes_to_disk_once_until_it_comes_back(monkeypatch, tmp_path):
+    """A client is due once per change of its legs, so several of its entries fall due at one tick: it is looked
+    at once. Each entry used to rest it again: pickled to disk once more over its own copy (in a generated
+    capture, three of every four writes), and every entry pushed back one more."""
+    out = tmp_path / "open.pcap"
+    make_capture.generate(out, 6, 300, duration=600.0)
+    store_puts: Counter = Counter()
+    put = spill.SpillStore.put
+
+    def counted(self, key, obj, keep=None):
+        store_puts["again" if key in self else "first"] += 1
+        put(self, key, obj, keep)
+    monkeypatch.setattr(spill.SpillStore, "put", counted)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", 30.0)
+    monkeypatch.setattr(analysis_module, "PROGRESS_EVERY", 1 << 8)  # a tick every 256 frames
+    due_sizes: list[int] = []
+    completed = correlator_module.Correlator.completed
+
+    def watched(self, settle=30.0):
+        yield from completed(self, settle)
+        due_sizes.append(len(self._due) - len(self._order))  # entries beyond one per waiting client
+    monkeypatch.setattr(correlator_module.Correlator, "completed", watched)
+    doc = _doc([str(out)])
+    assert doc["clients"] and store_puts["first"] > 20, store_puts  # clients did go to disk
+    assert store_puts["again"] == 0, store_puts
+    assert max(due_sizes) < 50, max(due_sizes)  # stale entries do not pile up
+
+
 def test_smsid_table_keeps_a_name_not_a_set_per_smsid():
     from kerbtrace.checks.base import SmsidUsers
     from kerbtrace.partition import _union_smsids
@@ -114,7 +140,7 @@ def test_parts_send_their_results_a_few_at_a_time_kept_on_disk_and_merged_as_rea
 
     out = tmp_path / "gen.pcap"
     make_capture.generate(out, 6, 120)
-    one = to_json(analyze_files([str(out)], jobs=1, progress=False))
+    one = timeless(json.loads(json.dumps(to_json(analyze_files([str(out)], jobs=1, progress=False)))))
     monkeypatch.setattr(spill, "THRESHOLD", 5)  # every list past 5 items on disk
     monkeypatch.setattr(partition, "SEND_CLIENTS", 3)
     sent: Counter = Counter()
@@ -131,9 +157,7 @@ def test_parts_send_their_results_a_few_at_a_time_kept_on_disk_and_merged_as_rea
     (merged,) = result.clients.parts  # the parts' lists, read in report order as one, not copied
     assert isinstance(merged, spill.Merged) and len(merged.parts) == 2
     assert all(part.spilled for part in merged.parts), [part.spilled for part in merged.parts]
-    doc = to_json(result)
-    for d in (one, doc):
-        d.pop("fix_script", None)
+    doc = timeless(json.loads(json.dumps(to_json(result))))
     assert doc == one and len(one["clients"]) > 50
 
 

@@ -21,7 +21,7 @@ from kerbtrace.analysis import Session, analyze
 from kerbtrace.diagnostics import Diagnostics
 from kerbtrace.reports.json_report import to_json
 from kerbtrace.sources import askers, open_capture, prefilter
-from tests.conftest import CAPTURES, REPO, real_capture_files
+from tests.conftest import CAPTURES, REPO, real_capture_files, timeless
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_capture  # noqa: E402
@@ -34,9 +34,7 @@ needs_tools = pytest.mark.skipif(not TOOLS, reason="Wireshark's editcap, mergeca
 
 def _document(path: Path, monkeypatch, enabled: bool) -> dict:
     monkeypatch.setattr(prefilter, "ENABLED", enabled)
-    doc = json.loads(json.dumps(to_json(analyze([str(path)], progress=False))))
-    doc.pop("generated", None)
-    return doc
+    return timeless(json.loads(json.dumps(to_json(analyze([str(path)], progress=False)))))
 
 
 def _skipped(path: Path, monkeypatch) -> int:

@@ -162,10 +162,15 @@ class Correlator:
         # thousands of waiting clients, and a scan at every tick made the run grow faster than the capture.
         done, resting = [], []
         idle, now, due, order, rest_after = self.idle_timeout, self.now, self._due, self._order, self.quiet_after
+        # A client is due once per change of its legs (`_watch`), so several of its entries may fall due
+        # together: it is looked at once, its other entries dropped (each would push one more entry and, once
+        # quiet, pickle the client to disk once more).
+        looked: set[str] = set()
         while due and due[0][0] < now:
             _, seq, ip = heapq.heappop(due)
-            if order.get(ip) != seq:
-                continue  # that client was handed out, or another took its address since
+            if order.get(ip) != seq or ip in looked:
+                continue  # that client was handed out, or another took its address since, or it was looked at
+            looked.add(ip)
             client = dict.__getitem__(self.clients, ip)  # as stored: a quiet client stays on disk
             last = client.last_time
             quiet = now - last
