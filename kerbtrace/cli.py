@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         except UnusableRun as exc:
             print(f"kerbtrace: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
-        collector.tick()  # the report only reads the results: keep the collector off them
+        collector.tick()  # the report only reads the results and makes no reference cycle
+        collector.off()
         return _report(args, result)
 
 
