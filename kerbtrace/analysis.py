@@ -132,6 +132,10 @@ class Share(Protocol):
     def client_facts(self, session: Session, clients: list[ClientExchange]) -> None:
         """Before the last clients are checked: every client's SMSID (duplicate GUIDs)."""
 
+    def first_pass(self, paths: list[str]):
+        """Before the first packet, when the prefilter reads the capture: the addresses that may become clients
+        (`askers.may_become_clients`), each process making its share of the reads."""
+
 
 class Session:
     """The pipeline over one capture: packets in, client verdicts out.
@@ -384,9 +388,10 @@ def analyze_group(paths: list[str], indices: list[int], diag: Diagnostics, show:
                           session.lockouts.principals.values(), session.evictions())
 
 
-def read_group(paths: list[str], indices: list[int], session: Session, diag: Diagnostics,
-               show: bool) -> tuple[list[InputSummary], SpillList[ClientResult]]:
-    """Feed the files of one capture to `session`: their summaries, and the clients checked on the way."""
+def read_group(paths: list[str], indices: list[int], session: Session, diag: Diagnostics, show: bool,
+               share: Share | None = None) -> tuple[list[InputSummary], SpillList[ClientResult]]:
+    """Feed the files of one capture to `session`: their summaries, and the clients checked on the way (`share`:
+    the exchange with the other processes of a partitioned run, for the first pass)."""
     # Past a threshold the results wait on disk (kerbtrace.spill), except when logs or DC events are joined to
     # them: the join reads every client at once.
     beside = session.context.beside
@@ -394,7 +399,7 @@ def read_group(paths: list[str], indices: list[int], session: Session, diag: Dia
     done: SpillList[ClientResult] = SpillList(key=report_order, threshold=NEVER if joins else None)
     summaries: list[InputSummary] = []
     offset = 0
-    quiet_dns = functools.cache(lambda: _quiet_dns(paths, session))
+    quiet_dns = functools.cache(lambda: _quiet_dns(paths, session, share))
     for path, index in zip(paths, indices, strict=True):
         diag.current_input = index
         summary = _read_file(path, session, done, diag, show, offset, quiet_dns)
@@ -485,10 +490,11 @@ def _place(done: SpillList[ClientResult], kerberos: SpillList[KerberosRecord], d
             w.input, w.frame = stitch.locate(w.frame)
 
 
-def _quiet_dns(paths: list[str], session: Session) -> prefilter.QuietDns | None:
+def _quiet_dns(paths: list[str], session: Session, share: Share | None = None) -> prefilter.QuietDns | None:
     """What the prefilter needs to skip the DNS messages of this capture that cannot matter: a first pass over
-    all its files lists the addresses that may become clients (None: this capture is not thinned)."""
-    listed = askers.may_become_clients(paths)
+    all its files lists the addresses that may become clients (None: this capture is not thinned); the processes
+    of a partitioned run each make their share of it (`Share.first_pass`)."""
+    listed = askers.may_become_clients(paths) if share is None else share.first_pass(paths)
     if listed is None:
         return None
     return prefilter.QuietDns(listed.astype(prefilter.np.uint64), session.correlator.mp.labels, session.dns_skipped)

@@ -52,6 +52,7 @@ from kerbtrace.exchanges.view import InputLegs
 from kerbtrace.model import TcpConn
 from kerbtrace.ownership import client_of, owner
 from kerbtrace.pipeline import Pipeline
+from kerbtrace.sources import askers
 from kerbtrace.spill import CHUNK, NEVER, Merged, SpillList, pickled_chunks
 
 #: Warnings one process keeps before it only counts them: above `Diagnostics.keep`, so that the merge still
@@ -150,8 +151,13 @@ def _learn_smsids(session: Session, union: SmsidUsers) -> None:
 class _PipeShare:
     """A child process's side of the exchange (`analysis.Share`): its facts to the parent, the union back."""
 
-    def __init__(self, conn) -> None:
+    def __init__(self, conn, part: int, parts: int) -> None:
         self.conn = conn
+        self.passes = askers.share_of(part, parts)
+
+    def first_pass(self, paths: list[str]):
+        self.conn.send(("first_pass", askers.may_become_clients(paths, self.passes)))
+        return self.conn.recv()
 
     def capture_facts(self, session: Session) -> None:
         self.conn.send(("facts", _facts_of(session)))
@@ -167,6 +173,12 @@ class _ParentShare:
 
     def __init__(self, pipes: list) -> None:
         self.pipes = pipes
+        self.passes = askers.share_of(0, len(pipes) + 1)
+
+    def first_pass(self, paths: list[str]):
+        union = askers.union([askers.may_become_clients(paths, self.passes), *self._gather("first_pass")])
+        self._hand_back(union)
+        return union
 
     def capture_facts(self, session: Session) -> None:
         union = _union_facts([_facts_of(session), *self._gather("facts")])
@@ -198,7 +210,7 @@ def _analyze_part(paths: list[str], indices: list[int], part: int, parts: int, m
     diag = Diagnostics(keep=WORKER_WARNINGS)
     session = Session(diag, mp_names=mp_names, beside=beside,
                       pipeline=lambda d, emit: OwnedPipeline(d, emit, part=part, parts=parts))
-    summaries, done = read_group(paths, indices, session, diag, show)
+    summaries, done = read_group(paths, indices, session, diag, show, share)
     out = PartResult(summaries, read=any(s.format is not None for s in summaries))
     if out.read:
         finish_group(summaries, indices, session, done, diag, share)
@@ -216,7 +228,7 @@ def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int,
               beside: Beside | None) -> None:
     """A child process: one part, handed back through `conn`."""
     try:
-        result = _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn))
+        result = _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn, part, parts))
         clients, result.clients = result.clients, []
         result.client_count = len(clients)
         conn.send(("done", result))

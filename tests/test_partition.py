@@ -156,6 +156,57 @@ def test_prefilter_skips_the_other_parts_packets(tmp_path, monkeypatch, parts_se
     assert mine and sum(k for _, k, _ in mine) < 0.8 * sum(n for *_, n in mine)  # the others' datagrams skipped
 
 
+def test_first_pass_is_read_once_shared_by_the_parts(tmp_path, monkeypatch, parts_seen) -> None:
+    """The first pass (the addresses that may become clients, `askers`) is two reads of the capture: in a
+    partitioned run two processes make one each and exchange what they found, so every part gets the list one
+    process finds, and the capture is not read twice per process."""
+    if not prefilter.available():
+        pytest.skip("numpy and pcapy-ng are needed for the prefilter")
+    from kerbtrace import analysis
+    from kerbtrace.sources import askers
+
+    monkeypatch.setattr(prefilter, "ENABLED", True)
+    log = tmp_path / "reads.log"  # appended to by every process (the children are forked: no shared memory)
+    reads = {"rules": askers._rule_pass, "dns": askers._dns_pass}
+
+    def logged(name):
+        def read(path, *rest):
+            with open(log, "a") as f:
+                f.write(f"{name} {os.getpid()}\n")
+            return reads[name](path, *rest)
+        return read
+
+    quiet = analysis._quiet_dns
+
+    def listed(paths, session, share=None):
+        got = quiet(paths, session, share)
+        with open(log, "a") as f:
+            f.write(f"listed {os.getpid()} {','.join(map(str, got.askers.tolist()))}\n")
+        return got
+
+    monkeypatch.setattr(askers, "_rule_pass", logged("rules"))
+    monkeypatch.setattr(askers, "_dns_pass", logged("dns"))
+    monkeypatch.setattr(analysis, "_quiet_dns", listed)
+    out = tmp_path / "gen.pcap"
+    make_capture.generate(out, 10, 100)
+    first = None
+    for jobs in (1, 2, 3):
+        log.write_text("")
+        doc = _doc(analyze_files([str(out)], jobs=jobs, progress=False))
+        lines = [line.split() for line in log.read_text().splitlines()]
+        made = sorted((w[0], w[1]) for w in lines if w[0] in reads)
+        lists = [w[2:] for w in lines if w[0] == "listed"]
+        assert [name for name, _ in made] == ["dns", "rules"], made  # each read once, whatever the processes
+        assert len(lists) == jobs and lists[0] and all(x == lists[0] for x in lists), "a part got another list"
+        if jobs > 1:
+            assert made[0][1] != made[1][1]  # by two processes at the same time
+            assert parts_seen and len(parts_seen[-1]) == jobs  # really read in parts
+        if first is None:
+            first = (lists[0], doc)
+        assert (lists[0], doc) == first, f"{jobs} processes"
+    assert first[1]["clients"]
+
+
 def test_cli_jobs_with_logs_beside(tmp_path, capsys, parts_seen) -> None:
     capture = CAPTURES / "mixed.pcapng"
     logs = ["--iis-log", str(capture.with_suffix(".iis.log")),

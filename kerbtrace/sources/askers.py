@@ -21,7 +21,8 @@ that begins like an HTTP request line): listing an address too many only skips l
 hide the inner addresses from these rules, so a capture with any is not thinned at all (None); nor is a group
 of files one of which libpcap cannot read to its end or that is not Ethernet. The two reads cost about 1 s per
 GB: on `office` 1 GB (DNS 18 % of the packets) the run is 13 % faster for them, on `mp` (6 %) they cost what
-the skip saves (docs/benchmarks.md).
+the skip saves (docs/benchmarks.md). In a run partitioned by client, two processes make one read each at the
+same time and exchange what they found (`share_of`, `union`).
 """
 
 from __future__ import annotations
@@ -52,24 +53,49 @@ _IPV4, _IPV6 = 0x0800, 0x86DD
 _TAGS = (0x8100, 0x88A8, 0x9100)
 
 
-def may_become_clients(paths: list[str]):
+#: The two reads of the first pass: the flow heads the rules match, and the DNS datagrams (with ICMP and tunnels).
+PASSES = ("rules", "dns")
+
+
+def may_become_clients(paths: list[str], passes: tuple[str, ...] = PASSES):
     """Sorted uint32 array of the IPv4 addresses that may become clients in the capture made of `paths` (a
-    ring's files together), or None when the capture cannot be thinned (read by libpcap, Ethernet, no tunnels)."""
+    ring's files together), or None when the capture cannot be thinned (read by libpcap, Ethernet, no tunnels).
+
+    `passes`: the reads to make (`PASSES`). The processes of a run partitioned by client each make their share
+    (`share_of`) at the same time, and `union` joins what they found into what all the reads find."""
     if not prefilter.available():
         return None
     np = prefilter.np
-    found: list = []
+    found: list = [np.zeros(0, dtype=np.uint32)]
     waiting = _nothing_waiting()
     try:
         for path in paths:
-            found.append(_rule_pass(path))
-            listed, waiting = _dns_pass(path, waiting)  # a ring's query may be answered in the next file
-            found.append(listed)
+            if "rules" in passes:
+                found.append(_rule_pass(path))
+            if "dns" in passes:
+                listed, waiting = _dns_pass(path, waiting)  # a ring's query may be answered in the next file
+                found.append(listed)
     except (prefilter.pcapy.PcapError, OSError):
         return None
     if any(part is None for part in found):
         return None
     found.append(waiting[2])
+    return np.unique(np.concatenate(found)).astype(np.uint32)
+
+
+def share_of(part: int, parts: int) -> tuple[str, ...]:
+    """The reads of the first pass that process `part` of `parts` makes: one each for the first two, none for
+    the others (a capture is read twice, not twice per process)."""
+    if parts <= 1:
+        return PASSES
+    return PASSES[part:part + 1]
+
+
+def union(found: list):
+    """The addresses all the reads find, from what each process's share found (None: not thinned at all)."""
+    if any(part is None for part in found):
+        return None
+    np = prefilter.np
     return np.unique(np.concatenate(found)).astype(np.uint32)
 
 
@@ -217,4 +243,4 @@ def _pair(waiting, key, ident, query, asker):
     return (k[keep], i[keep], a[keep]), a[unanswered]
 
 
-__all__ = ["DNS_FILTER", "FILTER", "may_become_clients"]
+__all__ = ["DNS_FILTER", "FILTER", "PASSES", "may_become_clients", "share_of", "union"]
