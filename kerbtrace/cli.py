@@ -283,9 +283,24 @@ def _escalation(args: argparse.Namespace, loaded: LoadedContext, collector) -> i
     return status
 
 
+#: Clients from which the text table is rendered by a forked process while the JSON report is written (with
+#: --jobs above 1): below, forking costs more than it saves.
+TABLE_ASIDE_CLIENTS = 2000
+
+
+def _spare_core(args: argparse.Namespace, result) -> bool:
+    """The run had several processes (so the machine has cores for them) and the table is worth a process."""
+    from kerbtrace.parallel import default_jobs
+
+    jobs = args.jobs if getattr(args, "jobs", None) is not None else default_jobs()
+    return jobs > 1 and len(result.clients) >= TABLE_ASIDE_CLIENTS
+
+
 def _report(args: argparse.Namespace, result) -> int:
+    from kerbtrace.aside import aside
     from kerbtrace.context.options import write_fix_script
     from kerbtrace.reports.json_report import write_json
+    from kerbtrace.reports.table import render as render_table
     from kerbtrace.reports.table import write as write_table
 
     for number, i in enumerate(result.inputs, 1):
@@ -302,14 +317,23 @@ def _report(args: argparse.Namespace, result) -> int:
     if args.json == "-":
         write_json(result, sys.stdout)
     else:
+        table = None
         if args.json:
+            # a large report with a core to spare: the table is rendered by a forked process meanwhile
+            table = aside(lambda: render_table(result, verbose=args.verbose)) if _spare_core(args, result) else None
             try:
                 with open(args.json, "w", encoding="utf-8") as out:
                     write_json(result, out)
             except OSError as exc:
                 print(f"kerbtrace: cannot write {args.json}: {exc}", file=sys.stderr)
+                if table is not None:
+                    table()  # (the child ends)
                 return EXIT_UNUSABLE
-        write_table(result, sys.stdout, verbose=args.verbose)
+        text = table() if table is not None else None
+        if text is None:
+            write_table(result, sys.stdout, verbose=args.verbose)
+        else:
+            sys.stdout.write(text)
     if result.inputs and not result.usable:
         return EXIT_UNUSABLE
     clients = result.clients or result.log_clients  # read until the first one not approved (maybe from disk)

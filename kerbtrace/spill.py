@@ -167,6 +167,7 @@ class SpillList(Sequence[T]):
             f.write(blob)
             bounds.append(f.tell())
             self._spilled += count
+        f.flush()  # read back with `_pread`, past the file object's buffer
         written = len(bounds) - 1 - first
         if not new_run and self._runs and sum(self._runs[-1]) == first:
             self._runs[-1] = (self._runs[-1][0], self._runs[-1][1] + written)
@@ -181,6 +182,19 @@ class SpillList(Sequence[T]):
         self._mem, self._fixes, self._cached = [], [], (-1, [])
 
 
+def _pread(f, offset: int, length: int) -> bytes:
+    """`length` bytes at `offset`, leaving the file's position alone: a process forked to write part of the
+    report (`kerbtrace.aside`) reads the same files at the same time, and a forked process shares the position.
+    Written bytes are flushed before they are read this way."""
+    if _HAS_PREAD:
+        return os.pread(f.fileno(), length, offset)
+    f.seek(offset)  # pragma: no cover - a system without pread (Windows), where nothing is forked
+    return f.read(length)
+
+
+_HAS_PREAD = hasattr(os, "pread")
+
+
 def _spill_file():
     """An anonymous temporary file (no name while in use; the OS frees it when closed or the process ends)."""
     return tempfile.TemporaryFile(prefix="kerbtrace-", suffix=".spill")
@@ -189,8 +203,7 @@ def _spill_file():
 def _read(f, bounds: array, fixes: Sequence[Callable], number: int) -> list:
     """The items of chunk `number`, with the `update`s made since they were written."""
     start = bounds[number]
-    f.seek(start)
-    items = pickle.loads(f.read(bounds[number + 1] - start))
+    items = pickle.loads(_pread(f, start, bounds[number + 1] - start))
     for fn in fixes:
         for item in items:
             fn(item)
@@ -348,6 +361,7 @@ class SpillStore:
         f = self._file
         f.seek(self._end)
         f.write(blob)
+        f.flush()
         self._where[key] = (self._end, len(blob), keep or None)
         self._end += len(blob)
         self._live += len(blob)
@@ -356,9 +370,7 @@ class SpillStore:
     def take(self, key: Any) -> Any:
         """The object stored under `key`, removed from the store (KeyError when there is none)."""
         offset, length, keep = self._where.pop(key)
-        f = self._file
-        f.seek(offset)
-        blob = f.read(length)
+        blob = _pread(self._file, offset, length)
         if keep is None:
             obj = pickle.loads(blob)
         else:
@@ -387,11 +399,11 @@ class SpillStore:
         old, new = self._file, _spill_file()
         end = 0
         for key, (offset, length, keep) in self._where.items():
-            old.seek(offset)
-            new.write(old.read(length))
+            new.write(_pread(old, offset, length))
             self._where[key] = (end, length, keep)
             end += length
         old.close()
+        new.flush()
         self._file, self._end = new, end
 
 
