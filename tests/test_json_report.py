@@ -46,3 +46,15 @@ def test_iso_is_datetime_isoformat_exactly() -> None:
         with pytest.raises((ValueError, OverflowError)):
             iso(ts)
     assert iso(None) is None
+
+
+def test_lists_are_written_as_json_arrays_whatever_their_length():
+    """`_write_list` encodes a batch of entries per call: the text is the array json writes in one piece."""
+    from kerbtrace.reports import json_report
+
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    for n in (0, 1, 2, json_report.BATCH - 1, json_report.BATCH, json_report.BATCH + 1, 3 * json_report.BATCH + 7):
+        items = [{"frame": i, "text": f"é{i}", "nested": [i, None, {"k": i / 3}]} for i in range(n)]
+        out = io.StringIO()
+        json_report._write_list(out, "things", (x for x in items), encode)
+        assert out.getvalue() == ',"things":' + json.dumps(items, separators=(",", ":")), n
