@@ -44,6 +44,7 @@ from kerbtrace.checks.base import SmsidUsers
 from kerbtrace.context import Beside
 from kerbtrace.context.joined import FileBeside
 from kerbtrace.diagnostics import Diagnostics, Warning_
+from kerbtrace.exchanges import inventory as kerberos_inventory
 from kerbtrace.exchanges.client import ClientExchange
 from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
 from kerbtrace.exchanges.lockouts import PrincipalFailures
@@ -59,6 +60,7 @@ from kerbtrace.spill import CHUNK, NEVER, Merged, SpillList, pickled_chunks
 #: sees which warnings every process raised (the network layer's, about packets all of them read).
 WORKER_WARNINGS = 20_000
 SEND_CLIENTS = 256  # results per message from a part to the parent
+SEND_KERBEROS = 4096  # Kerberos records per message
 
 
 class OwnedPipeline(Pipeline):
@@ -113,6 +115,7 @@ class PartResult:
     clients: list[ClientResult] = field(default_factory=list)
     client_count: int = 0  # a child's clients, sent after this result (`_run_part`)
     kerberos: list[KerberosRecord] = field(default_factory=list)
+    kerberos_count: int = 0  # a child's Kerberos records, sent after its clients
     kerberos_dropped: int = 0
     principals: list[PrincipalFailures] = field(default_factory=list)
     spn_hosts: dict[str, int] = field(default_factory=dict)
@@ -230,24 +233,32 @@ def _run_part(conn, paths: list[str], indices: list[int], part: int, parts: int,
     try:
         result = _analyze_part(paths, indices, part, parts, mp_names, beside, False, _PipeShare(conn, part, parts))
         clients, result.clients = result.clients, []
-        result.client_count = len(clients)
+        kerberos, result.kerberos = result.kerberos, []
+        result.client_count, result.kerberos_count = len(clients), len(kerberos)
         conn.send(("done", result))
-        # then the clients a few at a time (read from this part's disk as they go): one message of them all
-        # would hold every result of the part in memory twice, here and in the parent. They go pickled as the
-        # parent's spilled list stores them (`SpillList.adopt`): written there as they come.
-        batch: list[tuple[int, bytes]] = []
-        for chunk in pickled_chunks(clients):
-            batch.append(chunk)
-            if len(batch) * CHUNK >= SEND_CLIENTS:
-                conn.send(("clients", batch))
-                batch = []
-        conn.send(("clients", batch))
-        conn.send(("clients", None))
+        # then the clients and the Kerberos records a few at a time (read from this part's disk as they go): one
+        # message of them all would hold every one of the part in memory twice, here and in the parent (the
+        # 600,000 records of a 10 GB capture: 450 MB peak). They go pickled as the parent's spilled lists store
+        # them (`SpillList.adopt`): written there as they come.
+        _send_list(conn, "clients", clients, CHUNK, SEND_CLIENTS)
+        _send_list(conn, "kerberos", kerberos, kerberos_inventory.CHUNK, SEND_KERBEROS)
     except BaseException:  # noqa: BLE001 - the parent reports it; a part must never hang the others
         with contextlib.suppress(OSError):  # (the parent may have given up on the parts already)
             conn.send(("error", traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _send_list(conn, kind: str, items, chunk: int, per_message: int) -> None:
+    """`items` in order, `per_message` at a time, pickled `chunk` at a time; then None (`_receive_list`)."""
+    batch: list[tuple[int, bytes]] = []
+    for pickled in pickled_chunks(items, chunk):
+        batch.append(pickled)
+        if len(batch) * chunk >= per_message:
+            conn.send((kind, batch))
+            batch = []
+    conn.send((kind, batch))
+    conn.send((kind, None))
 
 
 class PartError(RuntimeError):
@@ -284,7 +295,10 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
             kind, value = _receive(pipe)
             if kind != "done":
                 raise PartError(f"part {k} sent {kind!r} instead of its result")
-            value.clients = _receive_clients(pipe, k, joins_context(beside), value.client_count)  # type: ignore
+            value.clients = _receive_list(pipe, k, "clients", SpillList(  # type: ignore[attr-defined]
+                threshold=NEVER if joins_context(beside) else None), value.client_count)  # type: ignore[attr-defined]
+            value.kerberos = _receive_list(pipe, k, "kerberos", kerberos_inventory.records_list(),  # type: ignore
+                                           value.kerberos_count)  # type: ignore[attr-defined]
             results.append(value)  # type: ignore[arg-type]
     except PartError as exc:
         diag.warn(None, f"the processes reading this capture in parts failed; read in one process instead ({exc})",
@@ -303,13 +317,13 @@ def _partitioned(paths: list[str], indices: list[int], diag: Diagnostics, show: 
     return _merge(paths, indices, diag, beside, results)
 
 
-def _receive_clients(pipe, k: int, joins: bool, total: int) -> SpillList[ClientResult]:
-    """A part's `total` clients, in its order, sent a few pickled chunks at a time after its result (`_run_part`)."""
-    out: SpillList[ClientResult] = SpillList(threshold=NEVER if joins else None)
+def _receive_list(pipe, k: int, what: str, out: SpillList, total: int) -> SpillList:
+    """A part's `total` items of `what` into `out`, in its order, sent a few pickled chunks at a time after its
+    result (`_send_list`)."""
     while True:
         kind, batch = _receive(pipe)
-        if kind != "clients":
-            raise PartError(f"part {k} sent {kind!r} instead of its clients")
+        if kind != what:
+            raise PartError(f"part {k} sent {kind!r} instead of its {what}")
         if batch is None:
             return out
         for count, blob in batch:  # type: ignore[attr-defined]
@@ -358,9 +372,10 @@ def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Besi
     # first, as a stable sort of the parts one after the other)
     done = Merged([part.clients for part in results], report_order)
     inventory = KerberosInventory()
-    kerberos = sorted((k for part in results for k in part.kerberos), key=record_order)
-    inventory.dropped = sum(p.kerberos_dropped for p in results) + max(0, len(kerberos) - inventory.limit)
-    del kerberos[inventory.limit:]
+    # each part's records are in frame order already: merged as they are read, not sorted into one list here
+    kerberos = Merged([part.kerberos for part in results], record_order, limit=inventory.limit)
+    inventory.dropped = sum(p.kerberos_dropped for p in results) + max(
+        0, sum(len(part.kerberos) for part in results) - inventory.limit)
     legs = results[0].facts.legs  # every part was handed the sum
     names = MpNames(tuple(n for p in results for n in p.facts.names))
     spn_hosts: Counter = Counter()

@@ -286,21 +286,22 @@ class Merged(Sequence[T]):
     on the parent's critical path). Ties: the earlier sequence first, as a stable sort of them one after the
     other. Each pass merges again; indexing reads up to the item (the reports only iterate)."""
 
-    def __init__(self, parts: Iterable[Sequence[T]], key: Callable[[T], Any]) -> None:
+    def __init__(self, parts: Iterable[Sequence[T]], key: Callable[[T], Any], limit: int | None = None) -> None:
         self.parts = list(parts)
         self.key = key
+        self.limit = limit  # at most this many: the first in that order (a bounded list's cap)
 
     def update(self, fn: Callable[[T], object]) -> None:
         """`fn` on every item, in place (see `SpillList.update`)."""
         _update_parts(self.parts, fn)
 
     def __len__(self) -> int:
-        return sum(len(part) for part in self.parts)
+        total = sum(len(part) for part in self.parts)
+        return total if self.limit is None else min(total, self.limit)
 
     def __iter__(self) -> Iterator[T]:
-        if len(self.parts) == 1:
-            return iter(self.parts[0])
-        return heapq.merge(*self.parts, key=self.key)
+        merged = iter(self.parts[0]) if len(self.parts) == 1 else heapq.merge(*self.parts, key=self.key)
+        return merged if self.limit is None else itertools.islice(merged, self.limit)
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):

@@ -143,20 +143,23 @@ def test_parts_send_their_results_a_few_at_a_time_kept_on_disk_and_merged_as_rea
     one = timeless(json.loads(json.dumps(to_json(analyze_files([str(out)], jobs=1, progress=False)))))
     monkeypatch.setattr(spill, "THRESHOLD", 5)  # every list past 5 items on disk
     monkeypatch.setattr(partition, "SEND_CLIENTS", 3)
+    monkeypatch.setattr(partition, "SEND_KERBEROS", 100)
     sent: Counter = Counter()
-    receive = partition._receive_clients
+    receive = partition._receive_list
 
-    def counted(pipe, k, joins, total):
-        got = receive(pipe, k, joins, total)
+    def counted(pipe, k, what, out, total):
+        got = receive(pipe, k, what, out, total)
         assert len(got) == total
-        sent["clients"] += len(got)
+        sent[what] += len(got)
         return got
-    monkeypatch.setattr(partition, "_receive_clients", counted)
+    monkeypatch.setattr(partition, "_receive_list", counted)
     result = analyze_files([str(out)], jobs=2, progress=False)
     assert sent["clients"] > 3, sent  # more than one message of clients from the other process
-    (merged,) = result.clients.parts  # the parts' lists, read in report order as one, not copied
-    assert isinstance(merged, spill.Merged) and len(merged.parts) == 2
-    assert all(part.spilled for part in merged.parts), [part.spilled for part in merged.parts]
+    assert sent["kerberos"] > 100, sent  # and its Kerberos records
+    for listed in (result.clients, result.kerberos):
+        (merged,) = listed.parts  # the parts' lists, read in order as one, not copied
+        assert isinstance(merged, spill.Merged) and len(merged.parts) == 2
+        assert all(part.spilled for part in merged.parts), [part.spilled for part in merged.parts]
     doc = timeless(json.loads(json.dumps(to_json(result))))
     assert doc == one and len(one["clients"]) > 50
 

@@ -145,3 +145,15 @@ def test_adopted_chunks_read_back_as_the_list_sent(items, threshold, chunk):
     assert [store[i] for i in range(len(store))] == items
     store.update(lambda it: it.notes.append("late"))
     assert all(it.notes[-1] == "late" for it in store)
+
+
+def test_merged_with_a_limit_reads_the_first_items_in_order():
+    """A bounded list merged from parts (the Kerberos list of a partitioned run, capped at the inventory's
+    limit): the first `limit` items of the merge, as sorting them all and cutting the list would give."""
+    parts = [[1, 4, 4, 9], [2, 4, 7], [], [0, 10]]
+    whole = sorted(x for part in parts for x in part)
+    for limit in (0, 1, 5, len(whole), len(whole) + 3, None):
+        merged = Merged(parts, key=lambda x: x, limit=limit)
+        want = whole if limit is None else whole[:limit]
+        assert list(merged) == want and len(merged) == len(want), limit
+        assert [merged[i] for i in range(len(merged))] == want
