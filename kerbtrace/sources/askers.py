@@ -77,10 +77,7 @@ def may_become_clients(paths: list[str], passes: tuple[str, ...] = PASSES):
                 found.append(listed)
     except (prefilter.pcapy.PcapError, OSError):
         return None
-    if any(part is None for part in found):
-        return None
-    found.append(waiting[2])
-    return np.unique(np.concatenate(found)).astype(np.uint32)
+    return union([*found, waiting[2]])
 
 
 def share_of(part: int, parts: int) -> tuple[str, ...]:
@@ -92,7 +89,8 @@ def share_of(part: int, parts: int) -> tuple[str, ...]:
 
 
 def union(found: list):
-    """The addresses all the reads find, from what each process's share found (None: not thinned at all)."""
+    """The addresses all the reads find, from what each read (or each process's share) found (None from any: the
+    capture is not thinned at all)."""
     if any(part is None for part in found):
         return None
     np = prefilter.np
