@@ -49,3 +49,27 @@ def test_truth_counts_every_client_placed(tmp_path):
     assert sum(s["verdicts"].values()) == s["clients"]
     windows = sum(v for k, v in s["clients_per_template"].items() if k.startswith("win-"))
     assert s["verdicts"].get(make_capture.UNLISTED, 0) == windows
+
+
+def _run(wall: float, cpu: float, rss: float) -> dict:
+    return {"wall": wall, "cpu": cpu, "rss_mb": rss, "rc": 0, "match": True, "load": ""}
+
+
+def test_summary_names_what_it_did_not_measure(capsys):
+    """Without a tshark run the speed targets are not measured, and the memory target is still checked: the
+    summary never calls a run without tshark, or one over the memory target, a success."""
+    import run  # benchmarks/run.py
+
+    def verdict(runs: dict) -> str:
+        run.summary({"mp": {"runs": runs, "packets": 1000, "truth": {"approved": 1}}})
+        return capsys.readouterr().out.split("targets:")[1]
+
+    over = verdict({"kerbtrace, 1 process": _run(10, 10, 231), "kerbtrace, 2 processes": _run(6, 11, 150)})
+    assert "not met" in over and "231 MB (target 200 MB)" in over and "met on every mix" not in over
+    assert "speed not measured" in over
+    assert "speed not measured" in verdict({"kerbtrace, 1 process": _run(10, 10, 150)})
+    slow = verdict({"tshark": _run(80, 80, 1500), "kerbtrace, 1 process": _run(10, 10, 150)})
+    assert "8.0x (target 10x)" in slow
+    fast = verdict({"tshark": _run(200, 200, 1500), "kerbtrace, 1 process": _run(10, 10, 150),
+                    "kerbtrace, 2 processes": _run(9, 17, 150)})
+    assert "met on every mix" in fast
