@@ -368,23 +368,31 @@ class SpillStore:
         self._live += len(blob)
         self.puts += 1
 
-    def take(self, key: Any) -> Any:
-        """The object stored under `key`, removed from the store (KeyError when there is none)."""
-        offset, length, keep = self._where.pop(key)
+    def read(self, key: Any) -> Any:
+        """A copy of the object stored under `key`, left in the store (KeyError when there is none); the
+        objects kept in memory at `put` are the very same objects in it."""
+        offset, length, keep = self._where[key]
         blob = _pread(self._file, offset, length)
         if keep is None:
-            obj = pickle.loads(blob)
-        else:
-            reader = pickle.Unpickler(io.BytesIO(blob))
-            reader.persistent_load = keep.__getitem__  # type: ignore[method-assign]
-            obj = reader.load()
-        self._live -= length
+            return pickle.loads(blob)
+        reader = pickle.Unpickler(io.BytesIO(blob))
+        reader.persistent_load = keep.__getitem__  # type: ignore[method-assign]
+        return reader.load()
+
+    def take(self, key: Any) -> Any:
+        """The object stored under `key`, removed from the store (KeyError when there is none)."""
+        obj = self.read(key)
+        self.drop(key)
+        return obj
+
+    def drop(self, key: Any) -> None:
+        """Forget the object stored under `key` (KeyError when there is none)."""
+        self._live -= self._where.pop(key)[1]
         dead = self._end - self._live
         if not self._where:
             self._end = 0  # nothing stored: the next object is written over the old ones
         elif dead > self.COMPACT_AFTER and dead > self._live:
             self._compact()
-        return obj
 
     def close(self) -> None:
         if self._file is not None:

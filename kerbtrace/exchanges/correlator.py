@@ -102,7 +102,7 @@ class Correlator:
         self._due: list[tuple[float, int, str]] = []
         self._order: dict[str, int] = {}  # address -> arrival number of the client in `clients`
         self._arrivals = itertools.count()
-        self._history = AddressHistory()
+        self._history = AddressHistory(self._kdc.pending_ids)
         self._owners: OrderedDict[int, ClientExchange] = OrderedDict()  # id(leg) -> client, until answered
         self._stream_gaps: OrderedDict[int, tuple[int, str]] = OrderedDict()
         self._retired: list[ClientExchange] = []  # replaced by another computer on the same address

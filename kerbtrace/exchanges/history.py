@@ -8,46 +8,117 @@ active addresses only.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 from kerbtrace.events import KdcFailureEvent
 from kerbtrace.exchanges.client import DnsLookup, KdcExchange
 from kerbtrace.exchanges.dns_pairing import RawLookup
 from kerbtrace.exchanges.tls_legs import TlsLeg
+from kerbtrace.spill import SpillStore
 
 PER_ADDRESS = 32
 MAX_ADDRESSES = 16384
 RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per address
+#: Addresses per table whose lists stay in memory; the less recently used wait on disk, moved there
+#: `COLD_BATCH` at a time. A long capture fills each table to `MAX_ADDRESSES` with hosts that never register
+#: (59 MB on a 10 GB capture of 100,000 clients at an MP's rate, two thirds of its growth past 1 GB).
+HOT_ADDRESSES = 2048
+COLD_BATCH = 256
 
 
-class _Lru(OrderedDict):
+class _Lru:
     """Per-address lists of the latest `per_address` items, evicting the least recently used address past
     `limit`. (Lists, not deques: most addresses hold one or two items, and an empty deque costs 600 bytes,
-    which made the full tables about 40 MB.)"""
+    which made the full tables about 40 MB.)
 
-    def __init__(self, limit: int, per_address: int) -> None:
-        super().__init__()
+    The `hot` addresses (most recently used) hold their lists in memory; past `hot_limit` the least recently
+    used go `cold`: their lists wait in a `SpillStore`, in the same order, all older than any hot one, and come
+    back when the address is used again. Reading an address (`get`) changes no order, as before. `pending`
+    names the objects another table still completes (a reply to come): those stay in memory as they are."""
+
+    def __init__(self, limit: int, per_address: int, pending: Callable[[], set[int]] | None = None) -> None:
         self.limit = limit
         self.per_address = per_address
         self.evicted = 0  # addresses dropped, least recently used first
+        self.hot: OrderedDict[str, list] = OrderedDict()
+        self.cold: OrderedDict[str, None] = OrderedDict()  # addresses whose list is in `store`
+        self.store = SpillStore()
+        self.hot_limit = HOT_ADDRESSES
+        self.pending = pending
+
+    def __len__(self) -> int:
+        return len(self.hot) + len(self.cold)
+
+    def __iter__(self) -> Iterator[str]:
+        """Addresses, least recently used first."""
+        yield from self.cold
+        yield from self.hot
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.hot or key in self.cold
+
+    def get(self, key: str, default=None):
+        """`key`'s list (a copy when it waits on disk), or `default`."""
+        value = self.hot.get(key)
+        if value is not None:
+            return value
+        return self.store.read(key) if key in self.cold else default
+
+    def pop(self, key: str, default=None):
+        """`key`'s list, removed from the table, or `default`."""
+        value = self.hot.pop(key, None)
+        if value is not None:
+            return value
+        if key in self.cold:
+            del self.cold[key]
+            return self.store.take(key)
+        return default
 
     def add(self, key: str, item: object) -> None:
         """`item` last in `key`'s list (its oldest let go past `per_address`); `key` the most recently used."""
-        value = self.get(key)
-        if value is None:
-            self[key] = [item]
+        hot = self.hot
+        value = hot.get(key)
+        if value is not None:
+            hot.move_to_end(key)
+        elif key in self.cold:
+            del self.cold[key]
+            value = hot[key] = self.store.take(key)
+        else:
+            hot[key] = [item]
             if len(self) > self.limit:
-                self.popitem(last=False)
+                self._evict_oldest()
                 self.evicted += 1
+            if len(hot) >= self.hot_limit + COLD_BATCH:
+                self._cool()
             return
-        self.move_to_end(key)
         value.append(item)
         if len(value) > self.per_address:
             del value[0]
+        if len(hot) >= self.hot_limit + COLD_BATCH:
+            self._cool()
+
+    def _evict_oldest(self) -> None:
+        if self.cold:
+            key, _ = self.cold.popitem(last=False)
+            self.store.drop(key)
+        else:
+            self.hot.popitem(last=False)
+
+    def _cool(self) -> None:
+        """The `COLD_BATCH` least recently used hot addresses to disk."""
+        pending = self.pending() if self.pending is not None else set()
+        hot, cold, store = self.hot, self.cold, self.store
+        for _ in range(COLD_BATCH):
+            key, value = hot.popitem(last=False)
+            keep = {id(x): x for x in value if id(x) in pending}
+            store.put(key, value, keep or None)
+            cold[key] = None
 
 
 class AddressHistory:
-    def __init__(self) -> None:
-        self.kdc = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # KdcExchange | KdcFailureEvent
+    def __init__(self, pending: Callable[[], set[int]] | None = None) -> None:
+        """`pending`: id() of the Kerberos exchanges still waiting for their reply (`KdcPairing.pending_ids`)."""
+        self.kdc = _Lru(MAX_ADDRESSES, PER_ADDRESS, pending)  # KdcExchange | KdcFailureEvent
         self.dns = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # DnsLookup
         self.recent = _Lru(MAX_ADDRESSES, RECENT_LOOKUPS)  # RawLookup
         self.tls = _Lru(MAX_ADDRESSES, PER_ADDRESS)  # TlsLeg to a server not (yet) known as an MP
