@@ -18,7 +18,6 @@ on the number of processes.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import multiprocessing
 import sys
 import traceback
@@ -45,6 +44,7 @@ from kerbtrace.context import Beside
 from kerbtrace.context.joined import FileBeside
 from kerbtrace.diagnostics import Diagnostics, Warning_
 from kerbtrace.exchanges import inventory as kerberos_inventory
+from kerbtrace.exchanges import lockouts
 from kerbtrace.exchanges.client import ClientExchange
 from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
 from kerbtrace.exchanges.lockouts import PrincipalFailures
@@ -118,6 +118,7 @@ class PartResult:
     kerberos_count: int = 0  # a child's Kerberos records, sent after its clients
     kerberos_dropped: int = 0
     principals: list[PrincipalFailures] = field(default_factory=list)
+    evictions: dict[str, int] = field(default_factory=dict)  # what this part's size limits dropped, by table
     spn_hosts: dict[str, int] = field(default_factory=dict)
     #: The MP names known at the end, and the legs of the whole capture (the union handed back).
     facts: CaptureFacts = field(default_factory=CaptureFacts)
@@ -221,6 +222,7 @@ def _analyze_part(paths: list[str], indices: list[int], part: int, parts: int, m
         out.kerberos = session.inventory.records
         out.kerberos_dropped = session.inventory.dropped
         out.principals = list(session.lockouts.principals.values())
+        out.evictions = session.evictions()
         out.spn_hosts = dict(session.correlator.mp.spn_hosts)
         out.facts = _facts_of(session)
     out.warnings, out.dropped, out.fatal = diag.warnings, diag.dropped, diag.fatal
@@ -382,24 +384,11 @@ def _merge(paths: list[str], indices: list[int], diag: Diagnostics, beside: Besi
     for part in results:
         spn_hosts.update(part.spn_hosts)
     unknown = {h: n for h, n in spn_hosts.items() if not names.is_mp_name(h)}
-    return conclude_group(paths, summaries, done, kerberos, diag, beside, legs, unknown, inventory,
-                          _merge_principals(results))
-
-
-def _merge_principals(results: list[PartResult]) -> list[PrincipalFailures]:
-    """Failed pre-authentications per principal from every part (each source address is one part's client),
-    in the order one process meets them: by the first failure's frame."""
-    merged: dict[str, PrincipalFailures] = {}
+    evictions: Counter = Counter()  # each part's tables hold its own clients: what they dropped, added up
     for part in results:
-        for entry in part.principals:
-            into = merged.setdefault(entry.principal.lower(), PrincipalFailures(entry.principal))
-            into.sources.update({a: dataclasses.replace(s, frames=list(s.frames)) for a, s in entry.sources.items()})
-            into.kdcs |= entry.kdcs
-    return sorted(merged.values(), key=_first_failure)
-
-
-def _first_failure(entry: PrincipalFailures) -> int:
-    return min((s.frames[0] for s in entry.sources.values() if s.frames), default=0)
+        evictions.update(part.evictions)
+    return conclude_group(paths, summaries, done, kerberos, diag, beside, legs, unknown, inventory,
+                          lockouts.merge(part.principals for part in results), dict(evictions))
 
 
 def _merge_warnings(diag: Diagnostics, results: list[PartResult]) -> None:

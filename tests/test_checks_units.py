@@ -173,3 +173,37 @@ def test_client_offset_reads_a_zoneless_ccm_stamp_as_utc():
         else:
             os.environ["TZ"] = old
         time.tzset()
+
+
+def test_watches_of_parts_merge_into_what_one_watch_keeps_under_its_caps(monkeypatch):
+    """Each process of a partitioned run watches its own clients' failures; merged, they give what one watch over
+    all clients keeps, also past the cap on sources per principal (a part holds up to that cap of its own, so a
+    merge that did not cut again listed up to twice as many). The cap on principals bounds the merge too."""
+    import random
+
+    from kerbtrace.exchanges import lockouts
+
+    monkeypatch.setattr(lockouts, "MAX_SOURCES", 7)
+    rng = random.Random(5)
+    one, parts = LockoutWatch(), [LockoutWatch(), LockoutWatch()]
+    frame = 0
+    for _ in range(400):
+        client = f"10.1.{rng.randrange(2)}.{rng.randrange(12)}"
+        principal = rng.choice(("sms_connect", "WK01$", "WK02$", "svc_a", "svc_b"))
+        frame += 2
+        code = rng.choice((24, 24, 18))
+        for watch in (one, parts[int(client.split(".")[2])]):  # the third byte names the client's part
+            watch.feed(ev(frame, KerberosMessage(10, realm="CORP.LAB", cname=principal), client))
+            watch.feed(ev(frame + 1, KerberosMessage(30, realm="CORP.LAB", error_code=code), client, request=False))
+
+    def shape(entries):
+        return [(e.principal, [(s.address, s.failures, s.revoked, s.frames) for s in e.sources.values()])
+                for e in entries]
+
+    merged = lockouts.merge(p.principals.values() for p in parts)
+    assert len(merged) == 5 and all(len(e.sources) == 7 for e in merged)
+    assert sum(len(e.sources) for p in parts for e in p.principals.values()) > 5 * 7  # the parts kept more
+    assert shape(merged) == shape(one.principals.values())
+    assert lockout_sources(merged) == lockout_sources(one.principals.values())
+    monkeypatch.setattr(lockouts, "MAX_PRINCIPALS", 3)
+    assert shape(lockouts.merge(p.principals.values() for p in parts)) == shape(merged[:3])

@@ -246,3 +246,21 @@ def test_warnings_merged_once_each() -> None:
     assert [(w.frame, w.message) for w in diag.warnings] == [
         (2, "other"), (5, "IPv4 header cut short"), (9, "malformed Kerberos message"),
         (9, "malformed Kerberos message")]
+
+
+def test_what_the_parts_size_limits_dropped_is_noted(tmp_path, monkeypatch, parts_seen) -> None:
+    """A part's tables are bounded as one process's are; what they drop is in the merged document's notes, as one
+    process notes its own (it was left out of the merge)."""
+    from kerbtrace.exchanges import kdc_pairing
+
+    monkeypatch.setattr(kdc_pairing, "MAX_PENDING", 1)  # the unanswered requests of the generated clients
+    out = tmp_path / "gen.pcap"
+    make_capture.generate(out, 20, 120)
+
+    def noted(jobs: int) -> list[str]:
+        doc = _doc(analyze_files([str(out)], jobs=jobs, progress=False))
+        return [n for n in doc["inputs"][0]["notes"] if n.startswith("size limits dropped state")]
+
+    assert noted(1) and "kdc_pending" in noted(1)[0]
+    (note,) = noted(2)
+    assert parts_seen and len(parts_seen[0]) == 2 and "kdc_pending" in note

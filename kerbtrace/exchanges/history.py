@@ -17,12 +17,14 @@ from kerbtrace.exchanges.tls_legs import TlsLeg
 from kerbtrace.spill import SpillStore
 
 PER_ADDRESS = 32
-MAX_ADDRESSES = 16384
+#: Addresses per table. The cold ones cost about 225 bytes each in memory (their lists are on disk): a capture's
+#: tables hold this many before the least recently used are dropped (and the run says so).
+MAX_ADDRESSES = 65536
 RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per address
 #: Addresses per table whose lists stay in memory; the less recently used wait on disk, moved there
-#: `COLD_BATCH` at a time. A long capture fills each table to `MAX_ADDRESSES` with hosts that never register
-#: (59 MB on a 10 GB capture of 100,000 clients at an MP's rate, two thirds of its growth past 1 GB).
-HOT_ADDRESSES = 2048
+#: `COLD_BATCH` at a time. A long capture fills the tables with hosts that never register (59 MB at 16,384
+#: addresses in memory on a 10 GB capture of 100,000 clients at an MP's rate, two thirds of its growth past 1 GB).
+HOT_ADDRESSES = 1024
 COLD_BATCH = 256
 
 
