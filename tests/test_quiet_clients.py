@@ -183,3 +183,27 @@ def test_spill_store_gives_back_what_it_took_and_keeps_its_file_small(monkeypatc
     assert sorted(store._where) == list(range(0, 50, 10))
     assert store._end < 4 * 1000 and [store.take(k) for k in range(0, 50, 10)] == [bytes(300)] * 5
     store.close()
+
+
+def test_clients_found_at_the_end_wait_on_disk_until_handed_out(monkeypatch, tmp_path):
+    """Clients that only the end of the capture shows (a failed lookup of an MP name with nothing after it) grow
+    in number with the capture; they rest on disk a batch at a time, and the report is the same."""
+    out = tmp_path / "late.pcap"
+    make_capture.generate(out, 6, 300, duration=600.0)
+    monkeypatch.setattr(correlator_module, "LATE_BATCH", 4)
+    seen: dict[str, int] = {}
+    late_clients = correlator_module.Correlator._late_clients
+
+    def watched(self):
+        before = set(self.clients)
+        late_clients(self)
+        late = [ip for ip in self.clients if ip not in before]
+        seen["late"] = len(late)
+        seen["in_memory"] = sum(1 for ip in late if type(dict.get(self.clients, ip)) is not correlator_module._Quiet)
+    monkeypatch.setattr(correlator_module.Correlator, "_late_clients", watched)
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", None)
+    kept = _doc([str(out)])
+    assert seen["late"] > 4 and seen["in_memory"] == seen["late"], seen  # without resting: all in memory
+    monkeypatch.setattr(correlator_module, "QUIET_AFTER", 30.0)
+    assert _doc([str(out)]) == kept
+    assert seen["late"] > 4 and seen["in_memory"] == 0, seen

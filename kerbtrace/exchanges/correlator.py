@@ -31,6 +31,8 @@ from kerbtrace.exchanges.view import InputLegs, client_view
 from kerbtrace.spill import SpillList, SpillStore
 
 MAX_PENDING = 4096  # gaps and answer owners waiting for their registration
+#: Clients found at the end of the capture that go to disk together (`_late_clients`).
+LATE_BATCH = 256
 MAX_HANDED_OUT = 65536  # addresses already reported, remembered so late traffic does not make a new row
 HISTORY_WINDOW = 900.0  # seconds of KDC/DNS history pulled into a new client's timeline
 #: Seconds of capture time after which a client whose exchange is still open but quiet waits on disk (until
@@ -503,7 +505,10 @@ class Correlator:
                 self._attach_tls(client, leg)
 
     def _late_clients(self) -> None:
-        """Addresses with registration evidence that only the end of the capture makes clear."""
+        """Addresses with registration evidence that only the end of the capture makes clear. Their number
+        grows with the capture (a failed lookup of an MP name is such evidence): with quiet clients resting on
+        disk, they wait there too, `LATE_BATCH` at a time, until `finish` hands them out one by one."""
+        late: list[tuple[str, ClientExchange, bool]] = []
         for ip in sorted(self._history.addresses()):
             if ip in self.clients or ip in self._handed_out:
                 continue
@@ -514,6 +519,12 @@ class Correlator:
             self._put(ip, client)
             self._replay_history(client, None)
             self._set_mp(client, name)
+            if self.quiet_after is not None:
+                late.append((ip, client, False))
+                if len(late) >= LATE_BATCH:
+                    self._rest(late)
+                    late.clear()
+        self._rest(late)
 
     def _evidence(self, ip: str) -> str | None:
         """The MP name (or "" when unnamed) that makes `ip` a client: a Kerberos exchange for a known MP's
