@@ -30,7 +30,10 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason=NO_TSHA
 REQUIRE_ALL = os.environ.get("KERBTRACE_REQUIRE_ALL") == "1"
 
 
-_GENERATED_AT = re.compile(r"Generated\s+(?:#\s*)?\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+#: The fix script's "Generated <date> <time> UTC", wherever its comment lines wrap it ("\n# ", or "\\n# " where a
+#: report holds it as a JSON string).
+_SEP = r"(?:\s|#|\\n)+"
+_GENERATED_AT = re.compile(rf"Generated{_SEP}\d{{4}}-\d\d-\d\d{_SEP}\d\d:\d\d{_SEP}UTC")
 
 
 def timeless(doc: dict) -> dict:
@@ -38,8 +41,13 @@ def timeless(doc: dict) -> dict:
     comparing the documents of two runs: runs a minute boundary apart must still compare equal."""
     doc.pop("generated", None)
     if doc.get("fix_script"):
-        doc["fix_script"] = _GENERATED_AT.sub("Generated", doc["fix_script"])
+        doc["fix_script"] = timeless_text(doc["fix_script"])
     return doc
+
+
+def timeless_text(text: str) -> str:
+    """A report's text (HTML, Markdown, the fix script) without the minute its fix script was generated in."""
+    return _GENERATED_AT.sub("Generated", text)
 
 
 def real_capture_files() -> list[Path]:
