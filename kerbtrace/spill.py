@@ -342,6 +342,7 @@ class SpillStore:
         self._where: dict[Any, tuple[int, int, dict | None]] = {}  # key -> (offset, length, objects kept)
         self._end = 0
         self._live = 0
+        self._unflushed = False  # written since the last flush
         self.puts = 0  # objects written so far (a counter for tests and measurements)
 
     def __len__(self) -> int:
@@ -362,7 +363,7 @@ class SpillStore:
         f = self._file
         f.seek(self._end)
         f.write(blob)
-        f.flush()
+        self._unflushed = True
         self._where[key] = (self._end, len(blob), keep or None)
         self._end += len(blob)
         self._live += len(blob)
@@ -372,12 +373,20 @@ class SpillStore:
         """A copy of the object stored under `key`, left in the store (KeyError when there is none); the
         objects kept in memory at `put` are the very same objects in it."""
         offset, length, keep = self._where[key]
+        self._flush()
         blob = _pread(self._file, offset, length)
         if keep is None:
             return pickle.loads(blob)
         reader = pickle.Unpickler(io.BytesIO(blob))
         reader.persistent_load = keep.__getitem__  # type: ignore[method-assign]
         return reader.load()
+
+    def _flush(self) -> None:
+        """Written objects out of the file object's buffer before they are read by offset (`_pread`): once per
+        read after writes, not once per write (the address history writes its cold addresses 256 at a time)."""
+        if self._unflushed:
+            self._file.flush()
+            self._unflushed = False
 
     def take(self, key: Any) -> Any:
         """The object stored under `key`, removed from the store (KeyError when there is none)."""
@@ -397,7 +406,7 @@ class SpillStore:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file, self._where, self._end, self._live = None, {}, 0, 0
+        self._file, self._where, self._end, self._live, self._unflushed = None, {}, 0, 0, False
 
     def __del__(self) -> None:
         if self._file is not None:
@@ -405,6 +414,7 @@ class SpillStore:
 
     def _compact(self) -> None:
         """The live objects' bytes copied to a new file, in the order stored."""
+        self._flush()
         old, new = self._file, _spill_file()
         end = 0
         for key, (offset, length, keep) in self._where.items():

@@ -80,22 +80,19 @@ class _Lru:
         """`item` last in `key`'s list (its oldest let go past `per_address`); `key` the most recently used."""
         hot = self.hot
         value = hot.get(key)
-        if value is not None:
-            hot.move_to_end(key)
-        elif key in self.cold:
+        if value is None and key in self.cold:  # back from disk, as the most recently used
             del self.cold[key]
             value = hot[key] = self.store.take(key)
-        else:
+        if value is None:
             hot[key] = [item]
             if len(self) > self.limit:
                 self._evict_oldest()
                 self.evicted += 1
-            if len(hot) >= self.hot_limit + COLD_BATCH:
-                self._cool()
-            return
-        value.append(item)
-        if len(value) > self.per_address:
-            del value[0]
+        else:
+            hot.move_to_end(key)
+            value.append(item)
+            if len(value) > self.per_address:
+                del value[0]
         if len(hot) >= self.hot_limit + COLD_BATCH:
             self._cool()
 

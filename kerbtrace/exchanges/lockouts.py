@@ -87,19 +87,18 @@ class LockoutWatch:
                 source.frames.append(ev.frame)
 
 
-def first_failure(entry: PrincipalFailures) -> int:
+def _first_failure(entry: PrincipalFailures) -> int:
     """The frame of the principal's first failure that the watch kept."""
     return min((s.frames[0] for s in entry.sources.values() if s.frames), default=0)
 
 
-def merge(parts: Iterable[Iterable[PrincipalFailures]], max_sources: int | None = None) -> list[PrincipalFailures]:
+def merge(parts: Iterable[Iterable[PrincipalFailures]]) -> list[PrincipalFailures]:
     """The failures that processes watching a part of the clients each (`kerbtrace.partition`: a source address
     is one part's client) recorded, as one watch over every client records them: principals and their sources in
-    the order of their first failure, at most `max_sources` sources of each: each part kept the first of its own
+    the order of their first failure, at most `MAX_SOURCES` sources of each: each part kept the first of its own
     (a source is one part's), so the cut leaves the sources one watch keeps. The first `MAX_PRINCIPALS`
     principals are kept too, but past that cap (4,096 principals with failures) a part may have kept a principal
     that one watch would not have, and dropped another; and the KDCs are those of every part's failures."""
-    limit = MAX_SOURCES if max_sources is None else max_sources
     merged: dict[str, PrincipalFailures] = {}
     for part in parts:
         for entry in part:
@@ -107,9 +106,9 @@ def merge(parts: Iterable[Iterable[PrincipalFailures]], max_sources: int | None 
             into.sources.update({a: dataclasses.replace(s, frames=list(s.frames)) for a, s in entry.sources.items()})
             into.kdcs |= entry.kdcs
     for entry in merged.values():
-        first = sorted(entry.sources.values(), key=lambda s: s.frames[0] if s.frames else 0)[:limit]
+        first = sorted(entry.sources.values(), key=lambda s: s.frames[0] if s.frames else 0)[:MAX_SOURCES]
         entry.sources = {s.address: s for s in first}
-    return sorted(merged.values(), key=first_failure)[:MAX_PRINCIPALS]
+    return sorted(merged.values(), key=_first_failure)[:MAX_PRINCIPALS]
 
 
-__all__ = ["LockoutWatch", "PrincipalFailures", "Source", "first_failure", "merge"]
+__all__ = ["LockoutWatch", "PrincipalFailures", "Source", "merge"]
