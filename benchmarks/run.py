@@ -34,8 +34,8 @@ _TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/tim
 _RSS_MARK = "benchmark-peak-rss-kb="
 
 
-def measure(cmd: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None) -> dict:
-    """Run cmd to completion; wall seconds, CPU seconds, exit status, peak RSS (MB) of the child and its
+def measure(cmd: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None, cwd: Path = REPO) -> dict:
+    """Run cmd in `cwd` to completion; wall seconds, CPU seconds, exit status, peak RSS (MB) of the child and its
     stderr tail.
 
     The peak RSS comes from GNU time when it is installed: a child forked from this process starts with
@@ -44,7 +44,7 @@ def measure(cmd: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | Non
     err = tempfile.TemporaryFile()
     wrapped = [_TIME, "-f", _RSS_MARK + "%M", *cmd] if _TIME else cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=REPO, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(wrapped, stdout=stdout, stderr=err, cwd=cwd, env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -10,6 +10,7 @@ Nothing here knows about clients or verdicts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from kerbtrace.decoders import DecodeError
 from kerbtrace.decoders.ccm import CcmMessage, decode_ccm
@@ -81,11 +82,11 @@ class _TlsConn:
 class Pipeline:
     """TransportSink that turns reassembled bytes into Kerberos, HTTP, DNS and TLS events."""
 
-    udp_ports = frozenset({KERBEROS_PORT, DNS_PORT})
+    udp_ports: ClassVar[frozenset[int]] = frozenset({KERBEROS_PORT, DNS_PORT})
     #: TCP server ports whose connections `wants_tcp` takes without looking at the payload: a partitioned run
     #: takes the other side of a connection to one of these as its client (`kerbtrace.ownership`).
-    tcp_ports = frozenset({KERBEROS_PORT, DNS_PORT}) | HTTP_PORTS | TLS_PORTS
-    watch_ports = frozenset({KERBEROS_PORT})
+    tcp_ports: ClassVar[frozenset[int]] = frozenset({KERBEROS_PORT, DNS_PORT}) | HTTP_PORTS | TLS_PORTS
+    watch_ports: ClassVar[frozenset[int]] = frozenset({KERBEROS_PORT})
 
     def __init__(self, diag: Diagnostics, emit: Callable[[Event], None]) -> None:
         self.diag = diag

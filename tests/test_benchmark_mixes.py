@@ -73,3 +73,17 @@ def test_summary_names_what_it_did_not_measure(capsys):
     fast = verdict({"tshark": _run(200, 200, 1500), "kerbtrace, 1 process": _run(10, 10, 150),
                     "kerbtrace, 2 processes": _run(9, 17, 150)})
     assert "met on every mix" in fast
+
+
+def test_compiled_benchmark_names_modules_that_exist_and_compares_documents_without_the_minute():
+    """`benchmarks/compiled.py` compiles `MODULES` by path: a module moved or renamed must fail here, not
+    in an hour-long run; and the two documents it compares differ only in the minute the fix script names."""
+    import compiled  # benchmarks/compiled.py
+
+    missing = [m for m in compiled.MODULES if not (REPO / m).is_file()]
+    assert not missing
+    assert "kerbtrace/reassembly/network.py" not in compiled.MODULES  # its `feed` is swapped for a closure
+    a = "# Inputs: x.pcap. Generated 2026-12-06 07:16 UTC.\n# setspn -Q HTTP/mp"
+    b = "# Inputs: x.pcap. Generated\n# 2026-12-06 07:17 UTC.\n# setspn -Q HTTP/mp"
+    assert compiled._GENERATED_AT.sub("Generated", a) == compiled._GENERATED_AT.sub("Generated", b)
+    assert compiled._GENERATED_AT.sub("Generated", a) != compiled._GENERATED_AT.sub("Generated", a + "x")

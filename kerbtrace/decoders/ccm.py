@@ -423,15 +423,15 @@ def _decode(content_type: str | None, body: bytes, max_inflate: int, answers_reg
     if length is not None and len(plain) not in (length, length + 2) and len(plain) < max_inflate:
         # Tools and versions count differently (NUL, CRLF, compressed size): a note, the body is still read.
         warnings.append(f"body is {len(plain)} bytes, header Length says {length}")
-    body = _Body()
-    if not _parse(_utf16(plain, warnings, "body"), warnings, "body", body.start):
+    parsed = _Body()
+    if not _parse(_utf16(plain, warnings, "body"), warnings, "body", parsed.start):
         return msg
-    name = body.first[0][0]
+    name = parsed.first[0][0]
     if name == "ClientRegistrationRequest":
-        _read_request(msg, body)
+        _read_request(msg, parsed)
     elif name == "ClientRegistrationResponse":
-        _read_response(msg, _reply_carrier(body) or body.first[0][1])
-    elif answers_registration and (carrier := _reply_carrier(body)) is not None:
+        _read_response(msg, _reply_carrier(parsed) or parsed.first[0][1])
+    elif answers_registration and (carrier := _reply_carrier(parsed)) is not None:
         warnings.append(f"registration reply root is <{name[:40]}>, not <ClientRegistrationResponse>; "
                         "read by its Status/ApprovalStatus attributes")
         _read_response(msg, carrier)

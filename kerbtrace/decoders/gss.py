@@ -211,8 +211,9 @@ def _inner(raw: bytes, s: int, e: int, tok: AuthToken) -> str:
         tok.error = f"krb5 TOK_ID {tok_id.hex()} not decoded"
         return "krb5"
     _set_kerberos(tok, raw[oe + 2 : ge])
-    if tok.kerberos.msg_type != want:
-        tok.error = f"krb5 TOK_ID {tok_id.hex()} carries msg-type {tok.kerberos.msg_type}"
+    message = tok.kerberos
+    if message is not None and message.msg_type != want:
+        tok.error = f"krb5 TOK_ID {tok_id.hex()} carries msg-type {message.msg_type}"
     return "krb5"
 
 

@@ -500,7 +500,7 @@ class HttpStreamParser:
             if self.is_request:
                 nl = buf.rfind(b"\n", start, k)
                 first = nl + 1 if nl >= 0 else (start if self._line_start else -1)
-                cands = (first, seg) if first < seg <= k else (first,)
+                cands: tuple[int, ...] = (first, seg) if first < seg <= k else (first,)
             else:
                 ok = (k == start and self._line_start) or (k > start and buf[k - 1] == 10) or k == seg
                 cands = (k,) if ok else ()

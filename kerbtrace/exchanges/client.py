@@ -206,7 +206,8 @@ class ClientExchange:
         """The last answered leg on the Windows-auth endpoint (else the last leg of any kind)."""
         legs = self.registration_legs or self.legs
         answered = [leg for leg in legs if leg.status is not None]
-        return (answered or legs or [None])[-1]
+        last = answered or legs
+        return last[-1] if last else None
 
     @property
     def auth(self) -> str:

@@ -14,6 +14,7 @@ import heapq
 import itertools
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from kerbtrace.codes import msg_type_name
 from kerbtrace.constants import DNS_NAME_TYPES, DnsRcode, DnsType, KrbMsg
@@ -62,15 +63,15 @@ class _ClientTable(dict):
         self.on_back = on_back
 
     def get(self, ip: str, default=None):  # type: ignore[override]
-        value = dict.get(self, ip, default)
+        value: Any = dict.get(self, ip, default)
         return self._back(ip) if type(value) is _Quiet else value
 
     def __getitem__(self, ip: str) -> ClientExchange:
-        value = dict.__getitem__(self, ip)
+        value: Any = dict.__getitem__(self, ip)
         return self._back(ip) if type(value) is _Quiet else value
 
     def pop(self, ip: str, *default):  # type: ignore[override]
-        value = dict.pop(self, ip, *default)
+        value: Any = dict.pop(self, ip, *default)
         return self.store.take(ip) if type(value) is _Quiet else value
 
     def rest(self, ip: str, client: ClientExchange, answered: bool, keep: dict[int, object] | None = None) -> None:
@@ -93,7 +94,7 @@ class Correlator:
         self.idle_timeout = idle_timeout
         self.mp = MpNames(mp_names)
         self.legs = InputLegs()
-        self.clients: dict[str, ClientExchange] = _ClientTable(self._watch)
+        self.clients = _ClientTable(self._watch)
         #: Quiet clients with an open exchange wait on disk past this many seconds (None: never).
         self.quiet_after: float | None = QUIET_AFTER
         self._kdc = KdcPairing()
@@ -173,7 +174,7 @@ class Correlator:
             if order.get(ip) != seq or ip in looked:
                 continue  # that client was handed out, or another took its address since, or it was looked at
             looked.add(ip)
-            client = dict.__getitem__(self.clients, ip)  # as stored: a quiet client stays on disk
+            client: Any = dict.__getitem__(self.clients, ip)  # as stored: a quiet client stays on disk
             last = client.last_time
             quiet = now - last
             resting_now = type(client) is _Quiet

@@ -46,7 +46,7 @@ class KerberosInventory:
             return
         m = ev.msg
         # names repeat across thousands of messages: interned, the list stays small on big captures
-        self.records.append(KerberosRecord(ev.frame, ev.time, _intern(ev.src), _intern(ev.dst), ev.transport,
+        self.records.append(KerberosRecord(ev.frame, ev.time, sys.intern(ev.src), sys.intern(ev.dst), ev.transport,
                                            m.msg_type, m.error_code, _intern(m.realm), _intern(m.sname),
                                            _intern(m.cname)))
 

@@ -56,14 +56,14 @@ class KdcPairing:
         if ev.sport == KERBEROS_PORT and not ev.is_request:
             key = (ev.dst, ev.dport, ev.src, ev.stream)
             if ev.transport == "udp":
-                exchange = self._udp.pop(key, None)
+                found = self._udp.pop(key, None)
             else:
-                queue = self._tcp.get(key)
-                exchange = queue.pop(0) if queue else None
-            if exchange is None:
+                waiting = self._tcp.get(key)
+                found = waiting.pop(0) if waiting else None
+            if found is None:
                 return KdcExchange(ev.dst, ev.src, reply=ev)
-            exchange.reply = ev
-            return exchange
+            found.reply = ev
+            return found
         return None
 
 
