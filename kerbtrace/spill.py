@@ -21,6 +21,7 @@ import pickle
 import sys
 import tempfile
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from operator import attrgetter
@@ -330,16 +331,22 @@ def _update_parts(parts: Iterable[Sequence], fn: Callable[[Any], object]) -> Non
 
 class SpillStore:
     """Objects kept on disk by key until taken back: the state of clients that have gone quiet while their
-    exchange is still open (`exchanges.correlator`), which would otherwise grow with the clients a capture
-    holds per idle timeout. Each `put` pickles the object to the end of an anonymous temporary file; `take`
-    reads it back and forgets it. The file is rewritten with the live objects only once its dead bytes pass
-    both `COMPACT_AFTER` and the live bytes, so it stays within about twice what is stored."""
+    exchange is still open (`exchanges.correlator`), and the least recently used addresses of the address history
+    (`exchanges.history`), which would otherwise grow with the clients a capture holds per idle timeout. Each
+    `put` pickles the object to the end of an anonymous temporary file; `take` reads it back and forgets it.
+    Keys iterate in the order stored (a key stored again moves last), so a store can be a table's LRU order too.
+    The file is rewritten with the live objects only once its dead bytes pass both `COMPACT_AFTER` and the live
+    bytes, so it stays within about twice what is stored.
+
+    What stays in memory per key is its place in the file as one int (offset and length packed): a 10 GB capture
+    keeps tens of thousands of addresses here, and a tuple per key cost about 130 bytes more."""
 
     COMPACT_AFTER = 64 << 20
 
     def __init__(self) -> None:
         self._file = None
-        self._where: dict[Any, tuple[int, int, dict | None]] = {}  # key -> (offset, length, objects kept)
+        self._where: OrderedDict[Any, int] = OrderedDict()  # key -> offset << _SHIFT | length, in the order stored
+        self._keep: dict[Any, dict[int, Any]] = {}  # key -> objects kept in memory (`put`), for the few that have some
         self._end = 0
         self._live = 0
         self._unflushed = False  # written since the last flush
@@ -351,30 +358,40 @@ class SpillStore:
     def __contains__(self, key: object) -> bool:
         return key in self._where
 
+    def __iter__(self) -> Iterator[Any]:
+        """Keys, the one stored longest ago first."""
+        return iter(self._where)
+
     def put(self, key: Any, obj: Any, keep: dict[int, Any] | None = None) -> None:
-        """Store `obj` under `key` (a key stored already is replaced). `keep` (id() -> object): objects `obj`
-        refers to that stay in memory as they are, and are the very same objects in what `take` returns
-        (another table still updates them)."""
+        """Store `obj` under `key`, last in the order (a key stored already is replaced). `keep` (id() -> object):
+        objects `obj` refers to that stay in memory as they are, and are the very same objects in what `take`
+        returns (another table still updates them)."""
         if key in self._where:
-            self._live -= self._where.pop(key)[1]
+            self._forget(key, self._where.pop(key))
         if self._file is None:
             self._file = _spill_file()
         blob = _dumps(obj, keep)
+        length = len(blob)
+        if length > _LENGTH:
+            raise ValueError(f"an object of {length:,} bytes is too large to spill")
         f = self._file
         f.seek(self._end)
         f.write(blob)
         self._unflushed = True
-        self._where[key] = (self._end, len(blob), keep or None)
-        self._end += len(blob)
-        self._live += len(blob)
+        self._where[key] = self._end << _SHIFT | length
+        if keep:
+            self._keep[key] = keep
+        self._end += length
+        self._live += length
         self.puts += 1
 
     def read(self, key: Any) -> Any:
         """A copy of the object stored under `key`, left in the store (KeyError when there is none); the
         objects kept in memory at `put` are the very same objects in it."""
-        offset, length, keep = self._where[key]
+        place = self._where[key]
         self._flush()
-        blob = _pread(self._file, offset, length)
+        blob = _pread(self._file, place >> _SHIFT, place & _LENGTH)
+        keep = self._keep.get(key)
         if keep is None:
             return pickle.loads(blob)
         reader = pickle.Unpickler(io.BytesIO(blob))
@@ -396,7 +413,22 @@ class SpillStore:
 
     def drop(self, key: Any) -> None:
         """Forget the object stored under `key` (KeyError when there is none)."""
-        self._live -= self._where.pop(key)[1]
+        self._forget(key, self._where.pop(key))
+        self._settle()
+
+    def drop_oldest(self) -> Any:
+        """Forget the object stored longest ago and return its key (KeyError when the store is empty)."""
+        key, place = self._where.popitem(last=False)
+        self._forget(key, place)
+        self._settle()
+        return key
+
+    def _forget(self, key: Any, place: int) -> None:
+        self._live -= place & _LENGTH
+        self._keep.pop(key, None)
+
+    def _settle(self) -> None:
+        """After a removal: an empty store writes over its old objects; one mostly dead is compacted."""
         dead = self._end - self._live
         if not self._where:
             self._end = 0  # nothing stored: the next object is written over the old ones
@@ -406,24 +438,30 @@ class SpillStore:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file, self._where, self._end, self._live, self._unflushed = None, {}, 0, 0, False
+        self._file, self._where, self._keep = None, OrderedDict(), {}
+        self._end, self._live, self._unflushed = 0, 0, False
 
     def __del__(self) -> None:
         if self._file is not None:
             self._file.close()
 
     def _compact(self) -> None:
-        """The live objects' bytes copied to a new file, in the order stored."""
+        """The live objects' bytes copied to a new file, in the order stored (which stays the keys' order)."""
         self._flush()
         old, new = self._file, _spill_file()
         end = 0
-        for key, (offset, length, keep) in self._where.items():
-            new.write(_pread(old, offset, length))
-            self._where[key] = (end, length, keep)
+        for key, place in list(self._where.items()):
+            length = place & _LENGTH
+            new.write(_pread(old, place >> _SHIFT, length))
+            self._where[key] = end << _SHIFT | length
             end += length
         old.close()
         new.flush()
         self._file, self._end = new, end
+
+
+_SHIFT = 32  # a stored object's place: its offset in the file above these bits, its length in them
+_LENGTH = (1 << _SHIFT) - 1
 
 
 def _dumps(obj: Any, keep: dict[int, Any] | None = None) -> bytes:

@@ -185,6 +185,39 @@ def test_spill_store_gives_back_what_it_took_and_keeps_its_file_small(monkeypatc
     store.close()
 
 
+def test_spill_store_keeps_the_order_stored_through_replacing_dropping_and_compacting(monkeypatch):
+    """The address history's LRU order of addresses on disk is the store's own: a key stored again moves last,
+    `drop_oldest` forgets the first, and compacting the file moves bytes without changing order or contents."""
+    store = spill.SpillStore()
+    monkeypatch.setattr(store, "COMPACT_AFTER", 500)
+    compactions = []
+    compact = store._compact
+    monkeypatch.setattr(store, "_compact", lambda: (compactions.append(len(store)), compact()))
+    kept = ["pending"]
+    model: dict[str, object] = {}
+    for i in range(40):
+        key = f"10.0.0.{i % 13}"
+        obj = [key, i, bytes(i * 10)]
+        if i == 5:
+            obj.append(kept)
+        store.put(key, obj, keep={id(kept): kept} if i == 5 else None)
+        model.pop(key, None)
+        model[key] = obj
+    assert list(store) == list(model)
+    assert store.drop_oldest() == next(iter(model)) and list(store) == list(model)[1:]
+    model.pop(next(iter(model)))
+    for key in list(model)[::2]:  # enough dead bytes to compact
+        store.drop(key)
+        del model[key]
+    assert compactions and list(store) == list(model)
+    assert store._end - store._live <= max(store.COMPACT_AFTER, store._live)
+    assert {k: store.read(k) for k in store} == model
+    assert not store._keep  # the one object with a kept part was replaced: nothing held for it
+    store.put("x", ["a", kept], keep={id(kept): kept})
+    assert store.take("x")[1] is kept and not store._keep
+    store.close()
+
+
 def test_clients_found_at_the_end_wait_on_disk_until_handed_out(monkeypatch, tmp_path):
     """Clients that only the end of the capture shows (a failed lookup of an MP name with nothing after it) grow
     in number with the capture; they rest on disk a batch at a time, and the report is the same."""

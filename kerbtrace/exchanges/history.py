@@ -17,8 +17,9 @@ from kerbtrace.exchanges.tls_legs import TlsLeg
 from kerbtrace.spill import SpillStore
 
 PER_ADDRESS = 32
-#: Addresses per table. The cold ones cost about 225 bytes each in memory (their lists are on disk): a capture's
-#: tables hold this many before the least recently used are dropped (and the run says so).
+#: Addresses per table. The cold ones cost about 176 bytes each in memory, the address's string included (their
+#: lists are on disk; the store's index is their LRU order too): a capture's tables hold this many before the
+#: least recently used are dropped (and the run says so).
 MAX_ADDRESSES = 65536
 RECENT_LOOKUPS = 8  # successful lookups of not-yet-relevant names kept per address
 #: Addresses per table whose lists stay in memory; the less recently used wait on disk, moved there
@@ -43,8 +44,7 @@ class _Lru:
         self.per_address = per_address
         self.evicted = 0  # addresses dropped, least recently used first
         self.hot: OrderedDict[str, list] = OrderedDict()
-        self.cold: OrderedDict[str, None] = OrderedDict()  # addresses whose list is in `store`
-        self.store = SpillStore()
+        self.cold = SpillStore()  # the other addresses' lists, least recently used first
         self.hot_limit = HOT_ADDRESSES
         self.pending = pending
 
@@ -64,7 +64,7 @@ class _Lru:
         value = self.hot.get(key)
         if value is not None:
             return value
-        return self.store.read(key) if key in self.cold else default
+        return self.cold.read(key) if key in self.cold else default
 
     def pop(self, key: str, default=None):
         """`key`'s list, removed from the table, or `default`."""
@@ -72,8 +72,7 @@ class _Lru:
         if value is not None:
             return value
         if key in self.cold:
-            del self.cold[key]
-            return self.store.take(key)
+            return self.cold.take(key)
         return default
 
     def add(self, key: str, item: object) -> None:
@@ -81,8 +80,7 @@ class _Lru:
         hot = self.hot
         value = hot.get(key)
         if value is None and key in self.cold:  # back from disk, as the most recently used
-            del self.cold[key]
-            value = hot[key] = self.store.take(key)
+            value = hot[key] = self.cold.take(key)
         if value is None:
             hot[key] = [item]
             if len(self) > self.limit:
@@ -98,20 +96,18 @@ class _Lru:
 
     def _evict_oldest(self) -> None:
         if self.cold:
-            key, _ = self.cold.popitem(last=False)
-            self.store.drop(key)
+            self.cold.drop_oldest()
         else:
             self.hot.popitem(last=False)
 
     def _cool(self) -> None:
         """The `COLD_BATCH` least recently used hot addresses to disk."""
         pending = self.pending() if self.pending is not None else set()
-        hot, cold, store = self.hot, self.cold, self.store
+        hot, cold = self.hot, self.cold
         for _ in range(COLD_BATCH):
             key, value = hot.popitem(last=False)
             keep = {id(x): x for x in value if id(x) in pending}
-            store.put(key, value, keep or None)
-            cold[key] = None
+            cold.put(key, value, keep or None)
 
 
 class AddressHistory:
