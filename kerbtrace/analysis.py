@@ -442,12 +442,6 @@ def conclude_group(paths: list[str], summaries: list[InputSummary], done: Sequen
     return summaries, done, kerberos, fleet, joined
 
 
-def record_order(record: KerberosRecord) -> tuple[int, int]:
-    """The `kerberos` list in frame order (not the order the messages were decoded, which a connection's end
-    changes): the same list whatever reads the capture."""
-    return record.input, record.frame
-
-
 def _order_warnings(diag: Diagnostics, mark: int) -> None:
     """This capture's warnings in frame order (a warning at a connection's end after those of its frames)."""
     diag.warnings[mark:] = sorted(diag.warnings[mark:], key=warning_order)

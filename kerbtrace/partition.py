@@ -35,7 +35,6 @@ from kerbtrace.analysis import (
     finish_group,
     joins_context,
     read_group,
-    record_order,
     report_order,
     warning_order,
 )
@@ -46,7 +45,7 @@ from kerbtrace.diagnostics import Diagnostics, Warning_
 from kerbtrace.exchanges import inventory as kerberos_inventory
 from kerbtrace.exchanges import lockouts
 from kerbtrace.exchanges.client import ClientExchange
-from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord
+from kerbtrace.exchanges.inventory import KerberosInventory, KerberosRecord, record_order
 from kerbtrace.exchanges.lockouts import PrincipalFailures
 from kerbtrace.exchanges.mp_names import MpNames
 from kerbtrace.exchanges.view import InputLegs

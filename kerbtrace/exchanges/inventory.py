@@ -36,7 +36,7 @@ class KerberosRecord:
 
 class KerberosInventory:
     def __init__(self, limit: int = LIMIT) -> None:
-        self.records: spill.SpillList[KerberosRecord] = records_list(key=_frame)
+        self.records: spill.SpillList[KerberosRecord] = records_list(key=record_order)
         self.limit = limit
         self.dropped = 0
 
@@ -61,10 +61,10 @@ def _intern(text: str | None) -> str | None:
     return sys.intern(text) if text else text
 
 
-__all__ = ["CHUNK", "KerberosInventory", "KerberosRecord", "records_list"]
+__all__ = ["CHUNK", "KerberosInventory", "KerberosRecord", "record_order", "records_list"]
 
 
-def _frame(record: KerberosRecord) -> tuple[int, int]:
+def record_order(record: KerberosRecord) -> tuple[int, int]:
     """The list in frame order, not in the order the messages were decoded (a connection's end changes that):
     the same list whatever reads the capture (one process or a partitioned run). A ring's records are numbered
     on across its files while read and moved to (file, frame in that file) later: the order is the same."""
