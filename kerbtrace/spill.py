@@ -339,7 +339,8 @@ class SpillStore:
     bytes, so it stays within about twice what is stored.
 
     What stays in memory per key is its place in the file as one int (offset and length packed): a 10 GB capture
-    keeps tens of thousands of addresses here, and a tuple per key cost about 130 bytes more."""
+    keeps tens of thousands of addresses here. With a tuple per key and the history's own LRU table beside the
+    store, an address on disk cost 271 bytes; now 176, its string included (tracemalloc, 60,000 addresses)."""
 
     COMPACT_AFTER = 64 << 20
 
